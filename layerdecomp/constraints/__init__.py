@@ -1,0 +1,28 @@
+"""Constraints: the plugin registry, the base class, composition and the built-ins."""
+
+from . import builtin  # noqa: F401  (registers the built-ins)
+from .base import Composite, Constraint
+from .mask import Mask, latent_mask
+from .registry import (
+    ENTRY_POINT_GROUP,
+    UnknownConstraintError,
+    available,
+    build,
+    get,
+    load_entry_points,
+    register,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Composite",
+    "Constraint",
+    "Mask",
+    "UnknownConstraintError",
+    "available",
+    "build",
+    "get",
+    "latent_mask",
+    "load_entry_points",
+    "register",
+]

@@ -1,0 +1,38 @@
+"""Fast constrained sampling with inexact Newton steps (Graikos, Jojic & Samaras, 2024).
+
+The numerical core: pure torch, no knowledge of diffusers, images or files. Backends adapt their
+models to the denoiser contract ``x0_hat(x_t, t)``; solvers only call it.
+"""
+
+from .directions import DIRECTIONS, Direction, get_direction, gradient, newton
+from .parameterization import (
+    PREDICTION_TYPES,
+    Denoiser,
+    DenoiserFn,
+    add_noise,
+    output_from_x0,
+    scheduler_prediction_type,
+    x0_from_output,
+)
+from .sampler import ConstraintFn, SampleOutput, sample
+from .schedules import dynamic_step, step_sizes
+
+__all__ = [
+    "DIRECTIONS",
+    "PREDICTION_TYPES",
+    "ConstraintFn",
+    "Denoiser",
+    "DenoiserFn",
+    "Direction",
+    "SampleOutput",
+    "add_noise",
+    "dynamic_step",
+    "get_direction",
+    "gradient",
+    "newton",
+    "output_from_x0",
+    "sample",
+    "scheduler_prediction_type",
+    "step_sizes",
+    "x0_from_output",
+]

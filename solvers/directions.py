@@ -1,0 +1,131 @@
+"""Update directions for x_t: the inexact Newton step ``J·e`` (§3, eq. 9–10) and DPS's ``Jᵀe``.
+
+Both share one signature so a caller switches with one argument::
+
+    result = DIRECTIONS[name](denoiser, x_t, t, e, x0=x0)
+
+``J = ∂x̂0/∂x_t``. The Newton direction is a finite difference of two forward passes (no graph);
+the gradient direction backpropagates ``⟨x̂0(x_t), e⟩`` through the denoiser. δ and the
+normalisation are per sample, so a batch of independent problems behaves like separate runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ._checks import batch_amax, check_like, check_tensor
+from .parameterization import DenoiserFn
+
+DirectionName = Literal["newton", "gradient"]
+
+
+@dataclass
+class Direction:
+    """A direction ``h`` for x_t, plus the cost of computing it.
+
+    Attributes:
+        h: the direction (same shape as x_t); max-normalised per sample when requested.
+        x0: x̂0(x_t) at the unperturbed point (computed here if it was not given).
+        nfe: denoiser forward evaluations spent.
+        backward: backward passes through the denoiser spent.
+    """
+
+    h: torch.Tensor
+    x0: torch.Tensor
+    nfe: int
+    backward: int = 0
+
+
+def _normalize(h: torch.Tensor) -> torch.Tensor:
+    scale = batch_amax(h)
+    return torch.where(scale > 0, h / scale.clamp_min(torch.finfo(h.dtype).tiny), h)
+
+
+def newton(
+    denoiser: DenoiserFn,
+    x_t: torch.Tensor,
+    t: int | torch.Tensor,
+    e: torch.Tensor,
+    *,
+    x0: torch.Tensor | None = None,
+    delta0: float = 0.005,
+    normalize: bool = True,
+) -> Direction:
+    """Inexact Newton direction ``h ≈ J·e`` by a forward finite difference (ALGORITHM.md step 2–4).
+
+    ``δ = δ0 / max|e|`` per sample; ``h = (x̂0(x_t + δe) − x̂0(x_t)) / δ``; then ``h / max|h|``.
+    Runs under ``torch.no_grad``. Samples with ``e = 0`` get ``h = 0``.
+
+    Args:
+        denoiser: the x̂0 contract.
+        x_t: batched latents (B, ...).
+        t: the timestep (shared by the batch).
+        e: error direction in model space, shape and dtype of ``x_t``.
+        x0: x̂0(x_t) if already known (saves one forward pass).
+        delta0: finite-difference scale; δ = delta0 / max|e| per sample.
+        normalize: divide h by its per-sample max|h|.
+    """
+    check_tensor("x_t", x_t)
+    check_like("e", e, x_t, "x_t")
+    if x0 is not None:
+        check_like("x0", x0, x_t, "x_t")
+    if delta0 <= 0:
+        raise ValueError(f"delta0: must be positive, got {delta0}")
+    nfe = 0
+    with torch.no_grad():
+        if x0 is None:
+            x0 = denoiser(x_t, t)
+            nfe += 1
+        e_max = batch_amax(e)
+        delta = torch.where(e_max > 0, delta0 / e_max.clamp_min(torch.finfo(e.dtype).tiny), 0.0)
+        x0_shifted = denoiser(x_t + delta * e, t)
+        nfe += 1
+        h = torch.where(delta > 0, (x0_shifted - x0) / delta.clamp_min(1e-30), 0.0)
+    if normalize:
+        h = _normalize(h)
+    return Direction(h=h, x0=x0, nfe=nfe)
+
+
+def gradient(
+    denoiser: DenoiserFn,
+    x_t: torch.Tensor,
+    t: int | torch.Tensor,
+    e: torch.Tensor,
+    *,
+    x0: torch.Tensor | None = None,
+    delta0: float = 0.005,
+    normalize: bool = True,
+) -> Direction:
+    """DPS-style direction ``h = Jᵀe`` by backpropagation through the denoiser (§2.2, eq. 2).
+
+    With ``e = Aᵀ(y − A·x̂0)`` this is ``−½∇_{x_t}‖A·x̂0(x_t) − y‖²``. One forward pass with a graph
+    and one backward pass; ``x0`` is accepted for signature compatibility but the forward pass is
+    needed anyway for the graph. ``delta0`` is ignored.
+    """
+    del delta0
+    check_tensor("x_t", x_t)
+    check_like("e", e, x_t, "x_t")
+    if x0 is not None:
+        check_like("x0", x0, x_t, "x_t")
+    with torch.enable_grad():
+        x = x_t.detach().requires_grad_(True)
+        x0_graph = denoiser(x, t)
+        (h,) = torch.autograd.grad(x0_graph, x, grad_outputs=e.detach())
+    if normalize:
+        h = _normalize(h)
+    return Direction(h=h.detach(), x0=x0_graph.detach(), nfe=1, backward=1)
+
+
+DIRECTIONS: dict[str, Callable[..., Direction]] = {"newton": newton, "gradient": gradient}
+
+
+def get_direction(name: str) -> Callable[..., Direction]:
+    """Look a direction up by name (``newton`` or ``gradient``)."""
+    try:
+        return DIRECTIONS[name]
+    except KeyError:
+        raise ValueError(f"direction: {name!r} is not one of {sorted(DIRECTIONS)}") from None
