@@ -14,7 +14,8 @@ from .parameterization import (
     scheduler_prediction_type,
     x0_from_output,
 )
-from .sampler import ConstraintFn, SampleOutput, sample
+from .refine import ConstraintFn, RefineOutput, refine
+from .sampler import SampleOutput, sample
 from .schedules import dynamic_step, step_sizes
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Denoiser",
     "DenoiserFn",
     "Direction",
+    "RefineOutput",
     "SampleOutput",
     "add_noise",
     "dynamic_step",
@@ -31,6 +33,7 @@ __all__ = [
     "gradient",
     "newton",
     "output_from_x0",
+    "refine",
     "sample",
     "scheduler_prediction_type",
     "step_sizes",

@@ -11,17 +11,15 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from ._checks import batch_amax, check_like, check_tensor
+from ._checks import check_tensor
 from .directions import get_direction
 from .parameterization import DenoiserFn, add_noise, output_from_x0, scheduler_prediction_type
-from .schedules import LambdaSchedule, dynamic_step, step_sizes
-
-ConstraintFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-"""``constraint(x0) -> (e, residual)``: error direction (model space), per-sample residual (B,)."""
+from .refine import ConstraintFn, StepScale, check_options, refine
+from .schedules import LambdaSchedule, step_sizes
 
 
 @dataclass
@@ -67,17 +65,6 @@ def _input_scale(scheduler: Any, t: torch.Tensor, like: torch.Tensor) -> torch.T
     return scale_model_input(torch.ones((), dtype=like.dtype, device=like.device), t)
 
 
-def _evaluate(constraint: ConstraintFn, x0: torch.Tensor, batch: int):
-    e, residual = constraint(x0)
-    check_like("constraint error", e, x0, "x0")
-    residual = torch.as_tensor(residual).detach().reshape(-1)
-    if residual.numel() == 1 and batch > 1:
-        residual = residual.expand(batch)
-    if residual.numel() != batch:
-        raise ValueError(f"constraint residual: expected {batch} values, got {residual.numel()}")
-    return e, residual
-
-
 def sample(
     denoiser: DenoiserFn,
     constraint: ConstraintFn,
@@ -93,7 +80,7 @@ def sample(
     lam_start: float = 0.5,
     lam_end: float = 0.1,
     delta0: float = 0.005,
-    step_scale: Literal["max", "error"] = "max",
+    step_scale: StepScale = "max",
     eta: float = 0.0,
     restarts: int = 0,
     restart_strength: float = 0.5,
@@ -122,9 +109,7 @@ def sample(
         lam_start, lam_end: the linear schedule's end points (``constant`` uses ``lam_start``,
             ``dynamic`` uses ``lam_start / max|h|``).
         delta0: finite-difference scale, δ = delta0 / max|e|.
-        step_scale: ``"max"`` moves x_t by ``λ·h/max|h|`` (the paper); ``"error"`` by
-            ``λ·max|e|·h/max|h|``, so steps shrink as the constraint is met and the residual
-            falls monotonically near convergence instead of oscillating at the scale of λ.
+        step_scale: ``"max"`` (the paper) or ``"error"``, see :func:`solvers.refine`.
         eta: DDIM stochasticity, passed to schedulers whose ``step`` takes it.
         restarts: warm restarts after the first run (§4.1).
         restart_strength: fraction of the schedule re-run on each restart (re-noise level).
@@ -140,20 +125,15 @@ def sample(
         scheduler = getattr(denoiser, "scheduler", None)
         if scheduler is None:
             raise ValueError("scheduler: required when the denoiser carries none")
-    if not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations: expected a non-negative int, got {iterations!r}")
+    check_options(iterations, step_scale, perturbation)
     if num_inference_steps < 1:
         raise ValueError(f"num_inference_steps: expected ≥ 1, got {num_inference_steps}")
     if restarts < 0:
         raise ValueError(f"restarts: expected ≥ 0, got {restarts}")
     if not 0.0 < restart_strength <= 1.0:
         raise ValueError(f"restart_strength: expected a value in (0, 1], got {restart_strength}")
-    if perturbation < 0:
-        raise ValueError(f"perturbation: expected ≥ 0, got {perturbation}")
-    if step_scale not in ("max", "error"):
-        raise ValueError(f"step_scale: {step_scale!r} is not one of 'max', 'error'")
-    direction_fn = get_direction(direction)
-    lams = step_sizes(lam, iterations, lam_start=lam_start, lam_end=lam_end)
+    get_direction(direction)  # fail early on a bad name
+    step_sizes(lam, iterations, lam_start=lam_start, lam_end=lam_end)
 
     scheduler.set_timesteps(num_inference_steps, device=device if x_t is None else x_t.device)
     timesteps = list(scheduler.timesteps)
@@ -172,7 +152,6 @@ def sample(
             raise ValueError(f"shape: {tuple(shape)} does not match x_t {tuple(x.shape)}")
     step_kwargs = _step_kwargs(scheduler, eta, generator)
     prediction_type = scheduler_prediction_type(scheduler)
-    batch = x.shape[0]
 
     nfe = backward = 0
     rows: list[torch.Tensor] = []
@@ -192,33 +171,25 @@ def sample(
         for i in range(first, len(timesteps)):
             t = timesteps[i]
             scale = _input_scale(scheduler, t, x)
-            xt = x * scale
-            with torch.no_grad():
-                x0 = denoiser(xt, t)
-            nfe += 1
-            row = []
-            for k in range(iterations):
-                e, residual = _evaluate(constraint, x0, batch)
-                row.append(residual)
-                if perturbation > 0:
-                    noise = torch.randn(
-                        x0.shape, generator=generator, dtype=x0.dtype, device=x0.device
-                    )
-                    e, _ = _evaluate(constraint, x0 + perturbation * noise, batch)
-                result = direction_fn(
-                    denoiser, xt, t, e, x0=x0, delta0=delta0, normalize=lams is not None
-                )
-                nfe += result.nfe
-                backward += result.backward
-                step = lams[k] if lams is not None else dynamic_step(result.h, lam_start)
-                if step_scale == "error":
-                    step = step * batch_amax(e)
-                xt = xt + step * result.h
-                with torch.no_grad():
-                    x0 = denoiser(xt, t)
-                nfe += 1
-            row.append(_evaluate(constraint, x0, batch)[1])
-            rows.append(torch.stack(row).cpu())
+            refined = refine(
+                denoiser,
+                constraint,
+                x * scale,
+                t,
+                iterations=iterations,
+                direction=direction,
+                lam=lam,
+                lam_start=lam_start,
+                lam_end=lam_end,
+                delta0=delta0,
+                step_scale=step_scale,
+                perturbation=perturbation,
+                generator=generator,
+            )
+            xt, x0 = refined.x_t, refined.x0
+            nfe += refined.nfe
+            backward += refined.backward
+            rows.append(refined.residuals)
             row_timesteps.append(int(t))
             output = output_from_x0(x0, xt, t, scheduler, prediction_type)
             x = scheduler.step(output, t, xt / scale, **step_kwargs).prev_sample
@@ -231,7 +202,7 @@ def sample(
                         "x_t": xt,
                         "x0": x0,
                         "sample": x,
-                        "residual": row[-1],
+                        "residual": refined.residuals[-1],
                         "nfe": nfe,
                         "restart": restart,
                     }
