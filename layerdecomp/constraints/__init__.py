@@ -2,6 +2,7 @@
 
 from . import builtin  # noqa: F401  (registers the built-ins)
 from .base import Composite, Constraint
+from .blend import Blend, recompose
 from .mask import Mask, latent_mask
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -14,6 +15,7 @@ from .registry import (
 )
 
 __all__ = [
+    "Blend",
     "ENTRY_POINT_GROUP",
     "Composite",
     "Constraint",
@@ -24,5 +26,6 @@ __all__ = [
     "get",
     "latent_mask",
     "load_entry_points",
+    "recompose",
     "register",
 ]

@@ -1,3 +1,3 @@
 """Imports the built-in constraints so that they register themselves."""
 
-from . import mask  # noqa: F401
+from . import blend, mask  # noqa: F401

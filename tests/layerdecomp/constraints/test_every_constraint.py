@@ -12,8 +12,14 @@ def _mask(generator):
     return available()["mask"](image=image, known=known), (2, 3, 8, 8)
 
 
+def _blend(generator):
+    image = torch.rand(1, 3, 8, 8, generator=generator) * 2 - 1
+    mask = torch.rand(1, 1, 8, 8, generator=generator)
+    return available()["blend"](image=image, mask=mask), (2, 3, 8, 8)
+
+
 # One example per built-in constraint; a new built-in must add its own here.
-EXAMPLES = {"mask": _mask}
+EXAMPLES = {"blend": _blend, "mask": _mask}
 BUILTINS = sorted(n for n, c in available().items() if c.__module__.startswith("layerdecomp."))
 
 
