@@ -1,0 +1,5 @@
+"""``python -m layerdecomp``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""Image and mask loading, validation and atomic writing (Pillow; no other image library).
+
+Images of any mode (grayscale, 16-bit, RGBA, palette, CMYK) become RGB; EXIF orientation is
+applied; Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is kept and enforced as an
+error. Masks follow diffusers: white = region to fill, black = keep. Outputs are written to a
+temporary file in the target directory and renamed, so a failure never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
+    """Open, fully decode and EXIF-orient an image file, turning every failure into one line.
+
+    Raises:
+        InputError: missing, unreadable, not an image, truncated, or over Pillow's pixel limit.
+    """
+    path = Path(path)
+    name = f"{what} {str(path)!r}"
+    if not path.exists():
+        raise InputError(f"{name}: no such file")
+    if path.is_dir():
+        raise InputError(f"{name}: is a directory, not an image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as handle:
+                handle.load()
+                image = ImageOps.exif_transpose(handle) or handle.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(
+            f"{name}: refused as a possible decompression bomb ({exc}); Pillow's limit is "
+            f"{Image.MAX_IMAGE_PIXELS} pixels"
+        ) from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not an image file Pillow can read") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"{name}: cannot be decoded ({exc})") from None
+    return image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit integer grayscale to 8-bit ``L`` (Pillow's convert would clip)."""
+    if image.mode in _SIXTEEN_BIT:
+        return image.convert("I").point(lambda v: v * (1 / 257)).convert("L")
+    if image.mode == "F":
+        return image.point(lambda v: v * 255).convert("L")
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to RGB; transparency is dropped (the RGB under the alpha is kept)."""
+    image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Load an image file as RGB (see :func:`open_image` for the errors)."""
+    return to_rgb(open_image(path, "image"))
+
+
+def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> Image.Image:
+    """Load a mask as a binary ``L`` image: 255 = fill (white, ≥ 128), 0 = keep.
+
+    Args:
+        path: the mask file (any mode; colour masks are converted to luminance).
+        size: the image's (width, height) the mask must match.
+
+    Raises:
+        InputError: as :func:`open_image`, a mask of another size, or an all-black mask.
+    """
+    mask = _to_8bit(open_image(path, "mask"))
+    if mask.mode == "P":
+        mask = mask.convert("RGBA")
+    mask = mask.convert("L").point(lambda v: 255 if v >= 128 else 0)
+    if size is not None and mask.size != tuple(size):
+        raise InputError(
+            f"mask {str(path)!r}: size {mask.size[0]}x{mask.size[1]} does not match the image's "
+            f"{size[0]}x{size[1]}"
+        )
+    if mask.getextrema()[1] == 0:
+        raise InputError(
+            f"mask {str(path)!r}: all black, nothing to fill (white marks the region to fill)"
+        )
+    return mask
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB image → (1, 3, H, W) float32 in [−1, 1]."""
+    data = torch.from_numpy(np.array(to_rgb(image), dtype=np.uint8)).permute(2, 0, 1)
+    return (data.float() / 127.5 - 1.0).unsqueeze(0)
+
+
+def mask_to_tensor(mask: Image.Image) -> torch.Tensor:
+    """Mask image (white = fill) → (1, 1, H, W) float32: 1 where to fill, 0 where to keep."""
+    gray = mask if mask.mode == "L" else mask.convert("L")
+    data = torch.from_numpy(np.array(gray, dtype=np.uint8))
+    return (data >= 128).float()[None, None]
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) in [−1, 1] → RGB image (rounded, clipped)."""
+    x = tensor.detach().float().cpu()
+    x = x[0] if x.dim() == 4 else x
+    data = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous()
+    return Image.fromarray(data.numpy())
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Validate an output image path before any work: existing directory, a format Pillow writes.
+
+    Raises:
+        InputError: missing directory, a directory as path, or an unknown extension.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"output {str(path)!r}: directory {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise InputError(f"output {str(path)!r}: is a directory")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE or path.suffix.lower() == ".json":
+        raise InputError(f"output {str(path)!r}: unknown image extension (use .png)")
+    return path
+
+
+def _write_temp(path: Path, write: Callable[[Path], None]) -> Path:
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temp = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        temp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        write(temp)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def write_outputs(image: Image.Image, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write ``image`` to ``path`` and ``metadata`` to ``path`` with ``.json``, atomically.
+
+    Both go to temporary files in the target directory first; they are renamed only once both
+    are complete. Returns the JSON path.
+    """
+    path = Path(path)
+    json_path = path.with_suffix(".json")
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    text = json.dumps(metadata, indent=2, default=str) + "\n"
+    temps: list[Path] = []
+    try:
+        temps.append(_write_temp(path, lambda p: image.save(p, format=fmt)))
+        temps.append(_write_temp(json_path, lambda p: p.write_text(text, encoding="utf-8")))
+        os.replace(temps[0], path)
+        try:
+            os.replace(temps[1], json_path)
+        except OSError:
+            path.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InputError(f"output {str(path)!r}: cannot be written ({exc})") from None
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+    return json_path
+
+
+__all__ = [
+    "check_output_path",
+    "image_to_tensor",
+    "load_image",
+    "load_mask",
+    "mask_to_tensor",
+    "open_image",
+    "tensor_to_image",
+    "to_rgb",
+    "write_outputs",
+]

@@ -1,0 +1,149 @@
+"""The model backend contract (DESIGN.md, "Model backend") and device/precision selection.
+
+A backend turns a loaded diffusers pipeline into what the solvers and constraints need: a
+denoiser factory with text conditioning and guidance bound (§2.1, x̂0 contract), the codec
+(``encode``/``decode``/``factor``, so a backend can be passed as ``codec=`` to a constraint),
+and a DDIM scheduler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import DDIMScheduler
+
+from solvers import Denoiser
+
+from ..errors import ModelSpecError
+
+_DTYPES = {
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+}
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the best available one: cuda, then mps, then cpu."""
+    if device is not None and str(device) != "auto":
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ModelSpecError(f"device {device!r}: {exc}") from None
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise ModelSpecError(f"device {device!r}: CUDA is not available on this machine")
+        if resolved.type == "mps" and not _mps_available():
+            raise ModelSpecError(f"device {device!r}: MPS is not available on this machine")
+        return resolved
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def select_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The requested precision, or the default: float16 on a GPU (cuda, mps), float32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    try:
+        return _DTYPES[str(dtype).lower().removeprefix("torch.")]
+    except KeyError:
+        known = ", ".join(["auto", *sorted(set(_DTYPES))])
+        raise ModelSpecError(f"dtype {dtype!r} is not one of {known}") from None
+
+
+class Backend:
+    """A loaded model: denoiser factory, codec and DDIM scheduler.
+
+    Attributes:
+        spec: the model spec it was loaded from.
+        kind: ``"sd"``, ``"sdxl"`` or ``"pixel"``.
+        pipeline: the diffusers pipeline that holds the components.
+        scheduler: a :class:`~diffusers.DDIMScheduler` built from the pipeline's scheduler config.
+        factor: spatial factor between image and model space (8 for SD's VAE, 1 for pixels).
+        size_multiple: image sides must be a multiple of this (at least ``factor``).
+        latent_channels: channels of the model space.
+        prediction_type: what the network predicts (``epsilon``, ``v_prediction``, ``sample``).
+        device, dtype: where and in which precision the networks run. The solver works in
+            float32; backends cast at the network boundary.
+    """
+
+    spec: str
+    kind: str
+    pipeline: Any
+    scheduler: DDIMScheduler
+    factor: int
+    size_multiple: int
+    latent_channels: int
+    prediction_type: str
+    device: torch.device
+    dtype: torch.dtype
+
+    def __init__(self, spec: str, pipeline: Any, device: torch.device, dtype: torch.dtype):
+        self.spec, self.pipeline, self.device, self.dtype = spec, pipeline, device, dtype
+        self.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+        self.prediction_type = self.scheduler.config.prediction_type or "epsilon"
+        self.source: dict[str, Any] = {}
+
+    def new_scheduler(self) -> DDIMScheduler:
+        """A fresh DDIM scheduler (schedulers are stateful: one per sampling run)."""
+        return DDIMScheduler.from_config(self.scheduler.config)
+
+    def denoiser(
+        self,
+        prompt: str | list[str] = "",
+        negative_prompt: str | list[str] = "",
+        guidance: float = 0.0,
+    ) -> Denoiser:
+        """A :class:`solvers.Denoiser` with conditioning and guidance bound."""
+        raise NotImplementedError
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """Image (B, 3, H, W) in [−1, 1] → model space (float32)."""
+        raise NotImplementedError
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Model space → image (B, 3, H, W) in about [−1, 1], in the latent's dtype."""
+        raise NotImplementedError
+
+    def latent_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """Shape of the model-space tensor for ``batch`` images of ``height`` × ``width`` pixels."""
+        return (batch, self.latent_channels, height // self.factor, width // self.factor)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary for run metadata."""
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "pipeline": type(self.pipeline).__name__,
+            "prediction_type": self.prediction_type,
+            "factor": self.factor,
+            "size_multiple": self.size_multiple,
+            "latent_channels": self.latent_channels,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            **self.source,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(spec={self.spec!r}, kind={self.kind!r}, "
+            f"device={str(self.device)!r}, dtype={self.dtype})"
+        )
+
+
+__all__ = ["Backend", "select_device", "select_dtype"]

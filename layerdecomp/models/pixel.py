@@ -1,0 +1,60 @@
+"""Pixel-space backend: an unconditional ``UNet2DModel`` (e.g. a DDPM pipeline), identity codec."""
+
+from __future__ import annotations
+
+import torch
+
+from solvers import Denoiser
+
+from ..errors import ModelSpecError
+from .base import Backend
+
+
+class PixelBackend(Backend):
+    """A pixel-space diffusion model: the model space is the image space (factor 1)."""
+
+    kind = "pixel"
+
+    def __init__(self, spec, pipeline, device, dtype):
+        super().__init__(spec, pipeline, device, dtype)
+        self.unet = pipeline.unet
+        channels = int(self.unet.config.in_channels)
+        if channels != 3 or int(self.unet.config.out_channels) != 3:
+            raise ModelSpecError(
+                f"model {spec!r}: a pixel-space UNet must map 3 channels to 3, not "
+                f"{channels} to {self.unet.config.out_channels}"
+            )
+        if getattr(self.unet.config, "class_embed_type", None) or getattr(
+            self.unet.config, "num_class_embeds", None
+        ):
+            raise ModelSpecError(f"model {spec!r}: class-conditional UNets are not supported")
+        self.latent_channels = 3
+        self.factor = 1
+        # UNet2DModel concatenates skips at every level: sides must halve exactly.
+        self.size_multiple = 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def model_fn(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """The raw network call ``model_fn(x_t, t)``."""
+        x = x_t.to(device=self.device, dtype=self.unet.dtype)
+        timestep = t if isinstance(t, torch.Tensor) else torch.tensor(t, device=self.device)
+        return self.unet(x, timestep, return_dict=False)[0].to(x_t.dtype)
+
+    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
+        """The unconditional denoiser; prompts and guidance are refused (nothing to condition)."""
+        if prompt or negative_prompt or guidance:
+            raise ModelSpecError(
+                f"model {self.spec!r} is an unconditional pixel-space model: it takes no prompt, "
+                "negative prompt or guidance"
+            )
+        return Denoiser(self.model_fn, self.new_scheduler(), self.prediction_type)
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """Identity (float32)."""
+        return image.to(device=self.device, dtype=torch.float32)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Identity."""
+        return latent
+
+
+__all__ = ["PixelBackend"]

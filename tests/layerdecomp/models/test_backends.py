@@ -1,0 +1,124 @@
+"""Tiny SD 1.x / 2.x / SDXL / pixel pipelines saved with save_pretrained and loaded back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import DDIMScheduler
+
+from layerdecomp.codecs import Codec
+from layerdecomp.constraints import Mask
+from layerdecomp.models import PixelBackend, StableDiffusionBackend, load_model
+from solvers import Denoiser, sample, x0_from_output
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CASES = {
+    "sd1": ("sd", "epsilon", "StableDiffusionPipeline"),
+    "sd2": ("sd", "v_prediction", "StableDiffusionPipeline"),
+    "sdxl": ("sdxl", "epsilon", "StableDiffusionXLPipeline"),
+    "pixel": ("pixel", "epsilon", "DDPMPipeline"),
+}
+
+
+@pytest.fixture(params=list(CASES))
+def case(request):
+    folder = request.getfixturevalue(f"{request.param}_folder")
+    return request.param, load_model(str(folder), device="cpu")
+
+
+def test_load_kind_and_contract(case):
+    name, backend = case
+    kind, prediction, pipeline = CASES[name]
+    assert backend.kind == kind
+    assert backend.prediction_type == prediction
+    assert type(backend.pipeline).__name__ == pipeline
+    assert isinstance(backend.scheduler, DDIMScheduler)
+    assert backend.device == torch.device("cpu") and backend.dtype == torch.float32
+    assert isinstance(backend, Codec)
+    assert isinstance(backend, PixelBackend if kind == "pixel" else StableDiffusionBackend)
+    info = backend.describe()
+    assert info["source"] == "folder" and info["attention"] == "sdpa"
+    assert info["prediction_type"] == prediction
+
+
+def test_codec_shapes_and_scaling(case):
+    name, backend = case
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    latent = backend.encode(image)
+    assert latent.shape == backend.latent_shape(2, 16, 16)
+    assert latent.dtype == torch.float32
+    decoded = backend.decode(latent)
+    assert decoded.shape == image.shape
+    if name == "pixel":
+        assert torch.equal(latent, image) and torch.equal(decoded, image)
+    else:  # encode = latent mean × scaling factor
+        vae = backend.pipeline.vae
+        mean = vae.encode(image).latent_dist.mean
+        torch.testing.assert_close(latent, mean * vae.config.scaling_factor)
+
+
+def test_denoiser_is_x0_contract(case):
+    name, backend = case
+    denoiser = backend.denoiser()
+    assert isinstance(denoiser, Denoiser)
+    assert denoiser.prediction_type == CASES[name][1]
+    x_t = torch.randn(backend.latent_shape(1, 16, 16), generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(500)
+    with torch.no_grad():
+        x0 = denoiser(x_t, t)
+        raw = denoiser.model_fn(x_t, t)
+    expected = x0_from_output(raw, x_t, t, backend.scheduler, CASES[name][1])
+    torch.testing.assert_close(x0, expected)
+    assert x0.shape == x_t.shape and torch.isfinite(x0).all()
+
+
+def test_inpainting_sample_runs(case):
+    """A 2-step, 1-iteration constrained run: finite, NFE as counted by Algorithm 1."""
+    _, backend = case
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    known = torch.ones(1, 1, 16, 16)
+    known[..., 4:12, 4:12] = 0
+    out = sample(
+        backend.denoiser(),
+        Mask(image, known, codec=backend),
+        shape=backend.latent_shape(1, 16, 16),
+        num_inference_steps=2,
+        iterations=1,
+        generator=torch.Generator().manual_seed(0),
+        disable=True,
+    )
+    assert out.nfe == 2 * (1 + 2 * 1)
+    assert torch.isfinite(out.sample).all()
+    assert backend.decode(out.sample).shape == image.shape
+
+
+def test_sdxl_uses_pooled_embeddings_and_time_ids(sdxl_folder):
+    backend = load_model(str(sdxl_folder), device="cpu")
+    cond = backend.encode_prompt("a cat", "", guidance=1.0)
+    assert cond.pooled is not None and cond.negative_pooled is not None
+    assert cond.embeds.shape[-1] == backend.unet.config.cross_attention_dim
+    ids = backend._add_time_ids(16, 24)
+    assert ids.tolist() == [[16.0, 24.0, 0.0, 0.0, 16.0, 24.0]]
+    seen = {}
+
+    def spy(module, args, kwargs):
+        seen.update(kwargs["added_cond_kwargs"])
+
+    handle = backend.unet.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            backend.denoiser("a cat")(torch.randn(1, 4, 8, 12), torch.tensor(300))
+    finally:
+        handle.remove()
+    assert seen["time_ids"].tolist() == [[16.0, 24.0, 0.0, 0.0, 16.0, 24.0]]
+    torch.testing.assert_close(seen["text_embeds"], cond.pooled)
+
+
+def test_pixel_model_refuses_prompts(pixel_folder):
+    from layerdecomp.errors import ModelSpecError
+
+    backend = load_model(str(pixel_folder), device="cpu")
+    assert backend.factor == 1 and backend.size_multiple == 2
+    with pytest.raises(ModelSpecError, match="unconditional"):
+        backend.denoiser(prompt="a cat")
