@@ -245,6 +245,8 @@ def inpaint(
         )
 
 
+from . import cli_decompose  # noqa: E402,F401  (registers `decompose`)
+
 __all__ = ["main"]
 
 if __name__ == "__main__":

@@ -12,14 +12,17 @@ moves toward the posterior responsibility of the foreground layer.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import kornia
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from solvers import add_noise, refine
 
@@ -152,7 +155,7 @@ def _log_likelihood(image, mean, var):
     return (-0.5 * (image - mean) ** 2 / var - 0.5 * var.log()).sum(1, keepdim=True)
 
 
-def _exact_layers(image, mask, fg, bg):
+def exact_layers(image, mask, fg, bg):
     """Layers close to the estimates ``fg``, ``bg`` with ``m·fg + (1−m)·bg = image`` exactly.
 
     Per pixel, ``fg = x + (1−m)·d`` and ``bg = x − m·d`` satisfy the blend for any d; d is the
@@ -252,7 +255,7 @@ def decompose(
     keep = torch.cat([(cells > 0.5).expand(n, -1, -1, -1), (cells < 0.5).expand(n, -1, -1, -1)])
     samples = sampler.draw(keep.float())
     fg, bg = samples[:n].mean(0, keepdim=True), samples[n:].mean(0, keepdim=True)
-    fg, bg = _exact_layers(image, mask, fg, bg)
+    fg, bg = exact_layers(image, mask, fg, bg)
     return Layers(
         foreground=fg,
         background=bg,
@@ -264,4 +267,58 @@ def decompose(
     )
 
 
-__all__ = ["DecomposeConfig", "Layers", "decompose"]
+def decompose_image(
+    backend,
+    image: Image.Image,
+    fg_prompt: str,
+    bg_prompt: str,
+    *,
+    seed: int = 0,
+    config: DecomposeConfig | None = None,
+    disable: bool | None = None,
+    **overrides,
+) -> Layers:
+    """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
+
+    The image is resized (antialiased) to the next multiple of the model's size multiple, and the
+    layers are resized back and re-fitted so that they recompose the original exactly.
+    """
+    width, height = image.size
+    multiple = getattr(backend, "size_multiple", backend.factor)
+    work = tuple(max(multiple, math.ceil(s / multiple) * multiple) for s in (height, width))
+    original = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.float32))
+    original = (original.permute(2, 0, 1)[None] / 127.5 - 1.0).contiguous()
+    pixels = original if work == (height, width) else _resize(original, work)
+    generator = torch.Generator(device=getattr(backend, "device", "cpu")).manual_seed(seed)
+    layers = decompose(
+        backend,
+        pixels,
+        fg_prompt,
+        bg_prompt,
+        config=config,
+        generator=generator,
+        disable=disable,
+        **overrides,
+    )
+    if work != (height, width):
+        mask = _resize(layers.mask, (height, width)).clamp(0, 1)
+        fg = _resize(layers.foreground, (height, width)).clamp(-1, 1)
+        bg = _resize(layers.background, (height, width)).clamp(-1, 1)
+        layers.mask = mask
+        layers.foreground, layers.background = exact_layers(original, mask, fg, bg)
+    else:
+        layers.foreground, layers.background = exact_layers(
+            original, layers.mask.cpu(), layers.foreground.cpu(), layers.background.cpu()
+        )
+    layers.config["seed"] = seed
+    layers.config["work_size"] = [work[1], work[0]]
+    return layers
+
+
+def _resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return kornia.geometry.transform.resize(
+        tensor.float().cpu(), size, interpolation="bilinear", antialias=True
+    )
+
+
+__all__ = ["DecomposeConfig", "Layers", "decompose", "decompose_image", "exact_layers"]

@@ -72,6 +72,8 @@ class StableDiffusionBackend(Backend):
     ) -> TextConditioning:
         """Encode prompts with the pipeline's ``encode_prompt`` (negative ones only with CFG)."""
         cfg = guidance > 0
+        if isinstance(prompt, list) and isinstance(negative_prompt, str):
+            negative_prompt = [negative_prompt] * len(prompt)  # diffusers wants matching types
         negative = negative_prompt if cfg else None
         if self.kind == "sdxl":
             embeds, neg, pooled, neg_pooled = self.pipeline.encode_prompt(

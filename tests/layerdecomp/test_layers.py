@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from layerdecomp.constraints import recompose
-from layerdecomp.layers import DecomposeConfig, _exact_layers, decompose
+from layerdecomp.layers import DecomposeConfig, decompose, exact_layers
 from tests.layerdecomp.toy_backend import COLOURS, ToyBackend, disk_image
 
 
@@ -79,13 +79,13 @@ def test_runs_are_reproducible_from_the_seed():
     assert not torch.equal(runs[0].mask, runs[2].mask)
 
 
-def test_exact_layers_hold_the_blend_equation_inside_the_pixel_range():
+def testexact_layers_hold_the_blend_equation_inside_the_pixel_range():
     g = torch.Generator().manual_seed(0)
     image, fg, bg = (torch.rand(3, 1, 3, 8, 8, generator=g) * 2 - 1).unbind(0)
     mask = torch.rand(1, 1, 8, 8, generator=g)
     mask[..., 0, :] = 1.0
     mask[..., 1, :] = 0.0
-    new_fg, new_bg = _exact_layers(image, mask, fg, bg)
+    new_fg, new_bg = exact_layers(image, mask, fg, bg)
     assert torch.allclose(recompose(mask, new_fg, new_bg), image, atol=1e-6)
     assert new_fg.abs().max() <= 1 + 1e-6 and new_bg.abs().max() <= 1 + 1e-6
     assert torch.equal(new_fg[..., 0, :], image[..., 0, :])  # certain foreground: the input

@@ -61,6 +61,9 @@ class ToyBackend:
 
         return Denoiser(x0_hat, ddim_scheduler(), "sample")
 
+    def describe(self):
+        return {"spec": "toy", "kind": "toy", "factor": 1}
+
     def encode(self, image):
         return image.float()
 

@@ -1,0 +1,199 @@
+"""``layerdecomp decompose`` end to end: outputs, folders/globs with resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import layerdecomp.models as models
+from layerdecomp.cli import main
+from layerdecomp.export import OUTPUTS
+from tests.layerdecomp.toy_backend import ToyBackend, disk_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAST = ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--seed", "3", "-q"]
+
+
+def save_disk(path, **kwargs):
+    image, _ = disk_image(**kwargs)
+    data = ((image[0].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    Image.fromarray(data).save(path)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    backend = ToyBackend()
+    calls = []
+
+    def load_model(spec, **kwargs):
+        calls.append(spec)
+        return backend
+
+    monkeypatch.setattr(models, "load_model", load_model)
+    return calls
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_single_image_writes_every_output(tmp_path, toy):
+    save_disk(tmp_path / "disk.png")
+    result = run(
+        "decompose",
+        tmp_path / "disk.png",
+        "--fg",
+        "red",
+        "--bg",
+        "blue",
+        "-o",
+        tmp_path / "out",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["seed"] == 3 and meta["fg_prompt"] == "red" and meta["bg_prompt"] == "blue"
+    assert meta["parameters"]["samples"] == 2 and meta["nfe"] > 0
+    assert len(meta["mask_change"]) == meta["iterations_run"] <= 2
+    mask = np.asarray(Image.open(out / "mask.png"))
+    assert mask.shape == (16, 16)
+
+
+def test_other_sizes_come_back_at_their_size(tmp_path, monkeypatch):
+    backend = ToyBackend()
+    backend.size_multiple = 8  # forces a resize of the 13×13 input to 16×16 and back
+    monkeypatch.setattr(models, "load_model", lambda spec, **kw: backend)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (13, 13, 3), np.uint8))
+    image.save(tmp_path / "odd.png")
+    result = run(
+        "decompose",
+        tmp_path / "odd.png",
+        "--fg",
+        "red",
+        "--bg",
+        "blue",
+        "-o",
+        tmp_path / "out",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    fg = np.asarray(Image.open(tmp_path / "out" / "foreground.png")).astype(float) / 255
+    bg = np.asarray(Image.open(tmp_path / "out" / "background.png")).astype(float) / 255
+    m = fg[..., 3:]
+    assert fg.shape == (13, 13, 4)
+    recomposed = m * fg[..., :3] + (1 - m) * bg
+    assert np.abs(recomposed - np.asarray(image) / 255).max() <= 2 / 255
+
+
+def test_folder_and_glob_resume_without_redoing(tmp_path, toy):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b", "c"):
+        save_disk(images / f"{name}.png")
+    (images / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    result = run("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c"]
+    # a killed run: b lost its run.json; only b is redone
+    (out / "b" / "run.json").unlink()
+    stamp = (out / "a" / "run.json").stat().st_mtime_ns
+    result = run(
+        "decompose", str(images / "*.png"), "--fg", "red", "--bg", "blue", "-o", out, *FAST
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "b" / "run.json").exists()
+    assert (out / "a" / "run.json").stat().st_mtime_ns == stamp
+    result = run("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
+    assert result.exit_code == 0 and "already decomposed" in result.stderr
+
+
+def test_the_real_loader_runs_a_tiny_stable_diffusion(tmp_path, sd1_folder):
+    save_disk(tmp_path / "disk.png")
+    result = run(
+        "decompose",
+        tmp_path / "disk.png",
+        "--fg",
+        "a cat",
+        "--bg",
+        "stripes",
+        "--model",
+        sd1_folder,
+        "-o",
+        tmp_path / "out",
+        *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert meta["model"]["kind"] == "sd" and meta["work_size"] == [16, 16]
+
+
+def one_line_error(result, code, fragment):
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+    assert "Traceback" not in result.output
+
+
+def test_bad_input(tmp_path, toy):
+    save_disk(tmp_path / "disk.png")
+    (tmp_path / "broken.png").write_text("not an image")
+    (tmp_path / "file").write_text("")
+    base = ["--fg", "red", "--bg", "blue", *FAST]
+    one_line_error(
+        run("decompose", tmp_path / "broken.png", *base, "-o", tmp_path / "o1"),
+        1,
+        "not an image file",
+    )
+    one_line_error(
+        run(
+            "decompose",
+            tmp_path / "disk.png",
+            "--fg",
+            " ",
+            "--bg",
+            "blue",
+            "-o",
+            tmp_path / "o2",
+            *FAST,
+        ),
+        1,
+        "--fg",
+    )
+    one_line_error(
+        run("decompose", tmp_path / "disk.png", *base, "-o", tmp_path / "file"), 1, "is a file"
+    )
+    one_line_error(
+        run("decompose", tmp_path / "nothing*.png", *base, "-o", tmp_path / "o3"),
+        1,
+        "no image files",
+    )
+    assert not any(p.name.startswith(("o1", "o2", "o3", ".o")) for p in tmp_path.iterdir())
+    assert toy == []  # nothing was loaded for bad input
+
+
+def test_unknown_model_exits_2(tmp_path):
+    save_disk(tmp_path / "disk.png")
+    result = run(
+        "decompose",
+        tmp_path / "disk.png",
+        "--fg",
+        "red",
+        "--bg",
+        "blue",
+        "--model",
+        tmp_path / "no-such-model",
+        "-o",
+        tmp_path / "out",
+        *FAST,
+    )
+    one_line_error(result, 2, "no-such-model")
+    assert not (tmp_path / "out").exists()
