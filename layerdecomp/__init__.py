@@ -1,7 +1,32 @@
 """layerdecomp: constrained sampling in pre-trained diffusion models, and layer decomposition.
 
-Built on :mod:`solvers` (the inexact-Newton core). Constraints live in
-:mod:`layerdecomp.constraints`.
+Built on :mod:`solvers` (the inexact-Newton core). The main entry points are imported lazily so
+that ``import layerdecomp`` stays cheap::
+
+    from layerdecomp import load_model, decompose_image
+    from layerdecomp.inpaint import inpaint
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "layerdecomp.models",
+    "decompose": "layerdecomp.layers",
+    "decompose_image": "layerdecomp.layers",
+    "DecomposeConfig": "layerdecomp.layers",
+    "Layers": "layerdecomp.layers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'layerdecomp' has no attribute {name!r}")
+
+
+__all__ = [*_EXPORTS, "__version__"]
