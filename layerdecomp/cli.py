@@ -83,6 +83,50 @@ def _quiet_libraries() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def model_options(function):
+    """The options that choose and place the model, shared by every command that loads one."""
+    options = [
+        click.option(
+            "--model",
+            default="mini",
+            show_default=True,
+            help="Hub id, diffusers folder, .safetensors checkpoint, or 'mini'.",
+        ),
+        click.option(
+            "--model-config",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Diffusers folder with the config of a single-file checkpoint (offline).",
+        ),
+        click.option(
+            "--allow-pickle", is_flag=True, help="Accept .ckpt/.bin/.pt weights (unsafe)."
+        ),
+        click.option(
+            "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps."
+        ),
+        click.option(
+            "--dtype",
+            default="auto",
+            show_default=True,
+            type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
+            help="Network precision (auto: float16 on GPU, float32 on CPU).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def load_backend(model, model_config, allow_pickle, device, dtype):
+    """Quiet the libraries and load ``model`` (:func:`layerdecomp.models.load_model`)."""
+    _quiet_libraries()
+    from .models import load_model
+
+    return load_model(
+        model, device=device, dtype=dtype, config=model_config, allow_pickle=allow_pickle
+    )
+
+
 @main.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -108,19 +152,7 @@ def _quiet_libraries() -> None:
     type=click.FloatRange(min=0.0),
     help="CFG weight w: (1+w)·ε_c − w·ε_u; 0 = no guidance.",
 )
-@click.option(
-    "--model",
-    default="mini",
-    show_default=True,
-    help="Hub id, diffusers folder, .safetensors checkpoint, or 'mini'.",
-)
-@click.option(
-    "--model-config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Diffusers folder with the config of a single-file checkpoint (offline).",
-)
-@click.option("--allow-pickle", is_flag=True, help="Accept .ckpt/.bin/.pt weights (unsafe).")
+@model_options
 @click.option(
     "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Sampling steps."
 )
@@ -141,14 +173,6 @@ def _quiet_libraries() -> None:
 @click.option("--seed", type=int, default=None, help="Random seed (default: drawn, recorded).")
 @click.option(
     "--restarts", default=0, show_default=True, type=click.IntRange(min=0), help="Warm restarts."
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option(
-    "--dtype",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
-    help="Network precision (auto: float16 on GPU, float32 on CPU).",
 )
 @click.option(
     "--paste-back/--no-paste-back",
@@ -186,13 +210,9 @@ def inpaint(
     rgb = to_rgb(source)
     mask = load_mask(mask_path, rgb.size)
 
-    _quiet_libraries()
     from .inpaint import inpaint as run_inpaint
-    from .models import load_model
 
-    backend = load_model(
-        model, device=device, dtype=dtype, config=model_config, allow_pickle=allow_pickle
-    )
+    backend = load_backend(model, model_config, allow_pickle, device, dtype)
     loaded = time.perf_counter()
     result = run_inpaint(
         backend,
@@ -245,7 +265,8 @@ def inpaint(
         )
 
 
-from . import cli_decompose  # noqa: E402,F401  (registers `decompose`)
+# The other commands register themselves on `main`.
+from . import cli_decompose, cli_run, cli_tasks  # noqa: E402,F401
 
 __all__ = ["main"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from PIL import Image
 
-from .cli import _quiet_libraries, _versions, main
+from .cli import _versions, load_backend, main, model_options
 from .errors import InputError
 from .layers import DecomposeConfig
 
@@ -100,28 +100,8 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     help="CFG weight w of the layer prompts.",
 )
 @click.option("--negative-prompt", default="", help="Unconditional prompt.")
-@click.option(
-    "--model",
-    default="mini",
-    show_default=True,
-    help="Hub id, diffusers folder, .safetensors checkpoint, or 'mini'.",
-)
-@click.option(
-    "--model-config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Diffusers folder with the config of a single-file checkpoint (offline).",
-)
-@click.option("--allow-pickle", is_flag=True, help="Accept .ckpt/.bin/.pt weights (unsafe).")
+@model_options
 @click.option("--seed", type=int, default=None, help="Random seed (default: drawn, recorded).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option(
-    "--dtype",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
-    help="Network precision (auto: float16 on GPU, float32 on CPU).",
-)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def decompose(
     image,
@@ -155,13 +135,9 @@ def decompose(
         return
     seed = secrets.randbits(32) if seed is None else seed
 
-    _quiet_libraries()
     from .layers import decompose_image
-    from .models import load_model
 
-    backend = load_model(
-        model, device=device, dtype=dtype, config=model_config, allow_pickle=allow_pickle
-    )
+    backend = load_backend(model, model_config, allow_pickle, device, dtype)
     loaded = time.perf_counter()
     from tqdm.auto import tqdm
 

@@ -3,6 +3,8 @@
 from . import builtin  # noqa: F401  (registers the built-ins)
 from .base import Composite, Constraint
 from .blend import Blend, recompose
+from .clip_style import ClipStyle, load_clip
+from .downsample import Downsample, measure
 from .mask import Mask, latent_mask
 from .registry import (
     ENTRY_POINT_GROUP,
@@ -16,6 +18,8 @@ from .registry import (
 
 __all__ = [
     "Blend",
+    "ClipStyle",
+    "Downsample",
     "ENTRY_POINT_GROUP",
     "Composite",
     "Constraint",
@@ -25,7 +29,9 @@ __all__ = [
     "build",
     "get",
     "latent_mask",
+    "load_clip",
     "load_entry_points",
+    "measure",
     "recompose",
     "register",
 ]

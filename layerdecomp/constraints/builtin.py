@@ -1,3 +1,3 @@
 """Imports the built-in constraints so that they register themselves."""
 
-from . import blend, mask  # noqa: F401
+from . import blend, clip_style, downsample, mask  # noqa: F401

@@ -18,8 +18,20 @@ def _blend(generator):
     return available()["blend"](image=image, mask=mask), (2, 3, 8, 8)
 
 
+def _downsample(generator):
+    y = torch.rand(2, 3, 2, 2, generator=generator) * 2 - 1
+    return available()["downsample"](y=y, scale=4), (2, 3, 8, 8)
+
+
+def _clip_style(generator):
+    from .tiny_clip import tiny_clip
+
+    reference = torch.rand(1, 3, 12, 12, generator=generator) * 2 - 1
+    return available()["clip_style"](reference=reference, clip=tiny_clip()), (2, 3, 8, 8)
+
+
 # One example per built-in constraint; a new built-in must add its own here.
-EXAMPLES = {"blend": _blend, "mask": _mask}
+EXAMPLES = {"blend": _blend, "clip_style": _clip_style, "downsample": _downsample, "mask": _mask}
 BUILTINS = sorted(n for n, c in available().items() if c.__module__.startswith("layerdecomp."))
 
 

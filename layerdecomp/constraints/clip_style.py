@@ -1,0 +1,260 @@
+"""The ``clip_style`` constraint: match the CLIP-feature Gram matrix of a reference image (§4.1).
+
+The decoded x̂0 is mapped to [0, 1], resized to CLIP's input size (224 for ViT-B/16, bicubic,
+kornia) and CLIP-normalised; the tokens after residual block N (0-based, default 2) of the vision
+transformer, CLS dropped, give the Gram matrix ``G = FᵀF / L`` (F: L tokens × D channels). The
+error is ``e = −∇_{x̂0} ½‖G(D(x̂0)) − G(ref)‖²_F``, a backward pass through CLIP's first N+1 blocks
+and the decoder only. The residual is the Frobenius distance ``‖G(D(x̂0)) − G(ref)‖_F``.
+
+The CLIP weights come from :func:`load_clip`: an open_clip pretrained tag (``openai``) for a
+built-in architecture (``ViT-B-16``), a local checkpoint file, or an open_clip folder
+(``open_clip_config.json`` next to the weights). Offline and not cached → one clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from kornia.enhance import normalize
+from kornia.geometry.transform import resize
+
+from ..codecs import Codec, IdentityCodec
+from ..errors import ModelSpecError
+from .base import Constraint
+from .registry import register
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_CLIP_MODEL = "ViT-B-16"
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _download(tag: str, name: str) -> str:
+    """The local file of an open_clip pretrained tag (cached, or downloaded when online)."""
+    from open_clip.pretrained import (
+        download_pretrained,
+        get_pretrained_cfg,
+        list_pretrained_tags_by_model,
+    )
+
+    tags = list_pretrained_tags_by_model(name)
+    if tag not in tags:
+        raise ModelSpecError(
+            f"--clip {tag!r}: no such file, and not a pretrained tag of {name} "
+            f"(tags: {', '.join(tags) or 'none'})"
+        )
+    try:
+        target = download_pretrained(get_pretrained_cfg(name, tag))
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:160]
+        hint = (
+            "the hub is offline (HF_HUB_OFFLINE) and they are not in the local cache"
+            if _offline()
+            else f"they cannot be downloaded ({detail})"
+        )
+        raise ModelSpecError(
+            f"--clip {tag!r}: the CLIP weights for {name} are missing: {hint}; run once online, "
+            "or pass a local checkpoint file or open_clip folder with --clip PATH"
+        ) from None
+    if not target:
+        raise ModelSpecError(f"--clip {tag!r}: open_clip has no download for {name}")
+    return str(target)
+
+
+def load_clip(
+    spec: str | os.PathLike = "openai",
+    model_name: str = DEFAULT_CLIP_MODEL,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.nn.Module:
+    """Load the vision tower of an open_clip model, frozen, in eval mode.
+
+    Args:
+        spec: an open_clip pretrained tag for ``model_name`` (``openai``, ``laion2b_s34b_b88k``...),
+            a local checkpoint file (``.safetensors``, ``.bin``, ``.pt``) with ``model_name``'s
+            architecture, or a folder holding ``open_clip_config.json`` and the weights.
+        model_name: an open_clip architecture name, or a JSON file with an open_clip model config
+            (registered under the file's stem).
+        device, dtype: where and in which precision CLIP runs.
+
+    Raises:
+        ModelSpecError: an unknown tag or architecture, weights missing offline, a bad file.
+    """
+    import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
+
+    spec = str(spec)
+    name = str(model_name)
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise ModelSpecError(f"--clip-model {name!r}: no such config file")
+        open_clip.add_model_config(path)
+        name = path.stem
+    if name not in open_clip.list_models():
+        raise ModelSpecError(
+            f"--clip-model {model_name!r}: not an open_clip architecture (e.g. ViT-B-16) or a "
+            "model-config JSON file"
+        )
+    kwargs: dict = {}
+    path = Path(spec).expanduser()
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)  # open_clip and the hub log each failed try; one line only
+    try:
+        if path.is_dir():
+            if not (path / "open_clip_config.json").is_file():
+                raise ModelSpecError(f"--clip {spec!r}: folder without open_clip_config.json")
+            model_id, weights = f"local-dir:{path}", None
+        elif path.is_file():
+            model_id, weights = name, str(path)
+        else:
+            model_id, weights = name, _download(spec, name)
+            kwargs["force_quick_gelu"] = bool(get_pretrained_cfg(name, spec).get("quick_gelu"))
+        try:
+            model = open_clip.create_model(
+                model_id, pretrained=weights, device=device, require_pretrained=True, **kwargs
+            )
+        except Exception as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise ModelSpecError(f"--clip {spec!r}: cannot load CLIP weights ({detail})") from None
+    finally:
+        logging.disable(previous)
+    visual = model.visual.to(dtype=dtype)
+    visual.requires_grad_(False).eval()
+    return visual
+
+
+def _vision(clip: torch.nn.Module) -> torch.nn.Module:
+    visual = getattr(clip, "visual", clip)
+    transformer = getattr(visual, "transformer", None)
+    if not hasattr(visual, "conv1") or not hasattr(transformer, "resblocks"):
+        raise ValueError(
+            f"clip: {type(visual).__name__} is not an open_clip VisionTransformer "
+            "(timm and ModifiedResNet towers are not supported)"
+        )
+    return visual
+
+
+def _input_size(visual: torch.nn.Module) -> tuple[int, int]:
+    size = getattr(visual, "image_size", 224)
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def clip_tokens(visual: torch.nn.Module, pixels: torch.Tensor, block: int) -> torch.Tensor:
+    """Tokens (B, 1 + L, D) after residual block ``block`` (0-based) of a CLIP vision transformer.
+
+    ``pixels`` are already resized and CLIP-normalised; the first token is CLS.
+    """
+    visual = _vision(visual)
+    blocks = visual.transformer.resblocks
+    if not 0 <= block < len(blocks):
+        raise ValueError(f"block: expected 0 ≤ block < {len(blocks)}, got {block}")
+    if hasattr(visual, "_embeds"):  # open_clip ≥ 3: conv, CLS, positions, patch dropout, ln_pre
+        x = visual._embeds(pixels)
+    else:
+        x = visual.conv1(pixels)
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+        x = visual.ln_pre(visual.patch_dropout(x))
+    batch_first = getattr(visual.transformer, "batch_first", False)
+    if not batch_first:
+        x = x.transpose(0, 1)
+    for layer in blocks[: block + 1]:
+        x = layer(x)
+    return x if batch_first else x.transpose(0, 1)
+
+
+def gram(tokens: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``FᵀF / L`` of (B, L, D) tokens → (B, D, D), in float32."""
+    features = tokens.float()
+    return features.transpose(1, 2) @ features / features.shape[1]
+
+
+def clip_preprocess(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pixels in [−1, 1] → CLIP input: [0, 1], bicubic resize to ``size``, CLIP normalisation."""
+    x = (image + 1.0) / 2.0
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = resize(x, size, interpolation="bicubic", antialias=True)
+    mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device)
+    std = torch.tensor(CLIP_STD, dtype=x.dtype, device=x.device)
+    return normalize(x, mean, std)
+
+
+@register("clip_style")
+class ClipStyle(Constraint):
+    """Style: match the Gram matrix of CLIP ViT tokens (block N, CLS dropped) to a reference's.
+
+    Args:
+        reference: (1 or B, 3, H, W) the style image, pixels in [−1, 1] (any size).
+        clip: an open_clip model or its vision tower, or a spec for :func:`load_clip`
+            (a pretrained tag such as ``"openai"``, a checkpoint file, an open_clip folder).
+        block: residual block whose output tokens are used (0-based; 2 in the paper).
+        size: CLIP's input (height, width); default the tower's ``image_size`` (224).
+        codec: the model's codec (identity for pixel models).
+        clip_model: the architecture when ``clip`` is a spec (default ViT-B-16).
+    """
+
+    def __init__(
+        self,
+        reference: torch.Tensor,
+        *,
+        clip: torch.nn.Module | str | os.PathLike = "openai",
+        block: int = 2,
+        size: int | tuple[int, int] | None = None,
+        codec: Codec | None = None,
+        clip_model: str = DEFAULT_CLIP_MODEL,
+    ):
+        if not isinstance(reference, torch.Tensor) or reference.dim() != 4:
+            raise ValueError("reference: expected a (B, 3, H, W) tensor")
+        if reference.shape[1] != 3:
+            raise ValueError(f"reference: expected 3 channels, got {reference.shape[1]}")
+        if not isinstance(clip, torch.nn.Module):
+            clip = load_clip(clip, clip_model, device=reference.device)
+        self.visual = _vision(clip)
+        self.block = int(block)
+        if size is None:
+            self.size = _input_size(self.visual)
+        else:
+            self.size = (int(size), int(size)) if isinstance(size, int) else tuple(size)
+        self.codec = codec or IdentityCodec()
+        with torch.no_grad():
+            self.reference_gram = self.gram(reference)
+
+    def gram(self, image: torch.Tensor) -> torch.Tensor:
+        """Gram matrix (B, D, D) of an image batch in [−1, 1] (the constraint's feature map)."""
+        parameter = next(self.visual.parameters())
+        pixels = clip_preprocess(image.to(device=parameter.device).float(), self.size)
+        tokens = clip_tokens(self.visual, pixels.to(parameter.dtype), self.block)
+        return gram(tokens[:, 1:])
+
+    def error(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            z = x0.detach().requires_grad_(True)
+            diff = self.gram(self.codec.decode(z)) - self.reference_gram
+            loss = 0.5 * diff.pow(2).sum()
+            (grad,) = torch.autograd.grad(loss, z)
+        residual = diff.detach().flatten(1).norm(dim=1)
+        return -grad.detach().to(x0.dtype), residual.to(x0.device)
+
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "DEFAULT_CLIP_MODEL",
+    "ClipStyle",
+    "clip_preprocess",
+    "clip_tokens",
+    "gram",
+    "load_clip",
+]
