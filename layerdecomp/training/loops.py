@@ -1,0 +1,251 @@
+"""The two training loops: the VAE (L1 + KL), then the UNet and text encoder (ε-prediction).
+
+Both loops are plain AdamW loops with linear warm-up and cosine decay. The learning-rate
+schedule runs on progress ``max(step / steps, elapsed / max_minutes)``, so a time-limited run still
+anneals before it stops.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from layerdecomp.data.composites import make_composite
+from layerdecomp.training.config import DataConfig, UNetConfig, VAEConfig
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainingData:
+    """Pre-generated composites: uint8 images ``(N, 3, H, W)`` and caption token ids ``(N, 3, L)``
+    (fg-only, bg-only, both), plus the empty caption's ids ``(L,)``."""
+
+    images: torch.Tensor
+    tokens: torch.Tensor
+    empty: torch.Tensor
+
+
+def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
+    """Token ids exactly as the SD pipelines make them (pad and truncate to the maximum length)."""
+    return tokenizer(
+        texts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+
+
+def make_training_data(
+    cfg: DataConfig, tokenizer: CLIPTokenizer, split: str = "train", n: int | None = None
+) -> TrainingData:
+    """Generate ``n`` composites of a split (default: ``cfg.num_train`` of train), tokenized."""
+    n = cfg.num_train if n is None else n
+    samples = [make_composite(i, split, cfg.size, cfg.seed) for i in range(n)]  # type: ignore[arg-type]
+    images = torch.from_numpy(np.stack([c.image for c in samples])).permute(0, 3, 1, 2)
+    texts = [t for c in samples for t in (c.caption_fg, c.caption_bg, c.caption)]
+    tokens = tokenize(tokenizer, texts).view(n, 3, -1)
+    return TrainingData(images.contiguous(), tokens, tokenize(tokenizer, [""])[0])
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` to float ``[-1, 1]``."""
+    return images.float() / 127.5 - 1.0
+
+
+def _lr_factor(step: int, steps: int, warmup: int, elapsed: float, max_minutes: float) -> float:
+    progress = step / max(steps, 1)
+    if max_minutes > 0:
+        progress = max(progress, elapsed / (60 * max_minutes))
+    warm = min(1.0, (step + 1) / max(warmup, 1))
+    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _out_of_time(start: float, max_minutes: float) -> bool:
+    return max_minutes > 0 and time.monotonic() - start > 60 * max_minutes
+
+
+def _random_crops(x: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    if crop >= x.shape[-1]:
+        return x
+    offsets = torch.randint(0, x.shape[-1] - crop + 1, (x.shape[0], 2), generator=generator)
+    return torch.stack(
+        [im[:, i : i + crop, j : j + crop] for im, (i, j) in zip(x, offsets.tolist(), strict=True)]
+    )
+
+
+def train_vae(
+    vae: AutoencoderKL,
+    images: torch.Tensor,
+    cfg: VAEConfig,
+    generator: torch.Generator,
+    log: Log = print,
+    log_every: int = 50,
+) -> list[float]:
+    """Train the autoencoder with ``mean|x - x̂| + kl_weight * KL`` (KL per latent element).
+
+    Args:
+        vae: The autoencoder (trained in place).
+        images: uint8 images ``(N, 3, H, W)``.
+        cfg: The VAE config.
+        generator: Draws the batches, crops and posterior samples.
+        log: Called with a progress line every ``log_every`` steps.
+        log_every: Logging interval.
+
+    Returns:
+        The loss of every step taken.
+    """
+    vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    losses: list[float] = []
+    start = time.monotonic()
+    for step in range(cfg.steps):
+        if _out_of_time(start, cfg.max_minutes):
+            log(f"vae: time limit of {cfg.max_minutes} min reached after {step} steps")
+            break
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(
+                step, cfg.steps, cfg.warmup, time.monotonic() - start, cfg.max_minutes
+            )
+        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=generator)
+        x = _random_crops(to_model_range(images[idx]), cfg.crop, generator)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator)).sample
+        kl = posterior.kl().mean() / posterior.mean[0].numel()
+        loss = (recon - x).abs().mean() + cfg.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if (step + 1) % log_every == 0 or step == 0:
+            rate = (time.monotonic() - start) / (step + 1)
+            log(
+                f"vae step {step + 1}/{cfg.steps} loss {np.mean(losses[-log_every:]):.4f} "
+                f"kl {kl.item():.3f} ({rate:.2f} s/step)"
+            )
+    vae.eval()
+    return losses
+
+
+@torch.no_grad()
+def encode_latents(
+    vae: AutoencoderKL,
+    images: torch.Tensor,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior mean and standard deviation of every image (unscaled latents)."""
+    means, stds = [], []
+    for chunk in images.split(batch_size):
+        dist = vae.encode(to_model_range(chunk)).latent_dist
+        means.append(dist.mean)
+        stds.append(dist.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+class EMA:
+    """An exponential moving average of parameters with the usual warm-up of the decay."""
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float) -> None:
+        self.params, self.decay, self.steps = params, decay, 0
+        self.shadow = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Blend the current parameters into the average."""
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - decay)
+
+    @torch.no_grad()
+    def copy_to(self) -> None:
+        """Write the average into the parameters."""
+        for p, s in zip(self.params, self.shadow, strict=True):
+            p.copy_(s)
+
+
+def train_unet(
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    scheduler: DDIMScheduler,
+    latents: tuple[torch.Tensor, torch.Tensor],
+    data: TrainingData,
+    cfg: UNetConfig,
+    data_cfg: DataConfig,
+    generator: torch.Generator,
+    log: Log = print,
+    log_every: int = 50,
+) -> list[float]:
+    """Train the UNet and the text encoder jointly with the ε-prediction loss.
+
+    Each sample's caption is fg-only, bg-only or both (``data_cfg.caption_weights``), replaced by
+    the empty caption with probability ``data_cfg.caption_dropout`` (classifier-free guidance).
+
+    Args:
+        unet: The UNet (trained in place; ends with its EMA weights if ``cfg.ema_decay``).
+        text_encoder: The text encoder (likewise).
+        scheduler: Supplies the noise schedule (``add_noise``).
+        latents: Scaled posterior ``(mean, std)`` of every training image.
+        data: The training data (caption tokens).
+        cfg: The UNet config.
+        data_cfg: The data config (caption choice).
+        generator: Draws batches, captions, timesteps and noise.
+        log: Called with a progress line every ``log_every`` steps.
+        log_every: Logging interval.
+
+    Returns:
+        The loss of every step taken.
+    """
+    params = [*unet.parameters(), *text_encoder.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = EMA(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    weights = torch.tensor(data_cfg.caption_weights, dtype=torch.float)
+    unet.train()
+    text_encoder.train()
+    mean, std = latents
+    losses: list[float] = []
+    start = time.monotonic()
+    for step in range(cfg.steps):
+        if _out_of_time(start, cfg.max_minutes):
+            log(f"unet: time limit of {cfg.max_minutes} min reached after {step} steps")
+            break
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(
+                step, cfg.steps, cfg.warmup, time.monotonic() - start, cfg.max_minutes
+            )
+        b = cfg.batch_size
+        idx = torch.randint(0, mean.shape[0], (b,), generator=generator)
+        z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)
+        kind = torch.multinomial(weights, b, replacement=True, generator=generator)
+        ids = data.tokens[idx, kind]
+        ids[torch.rand(b, generator=generator) < data_cfg.caption_dropout] = data.empty
+        noise = torch.randn(z0.shape, generator=generator)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator)
+        pred = unet(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
+        loss = torch.nn.functional.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        if ema is not None:
+            ema.update()
+        losses.append(loss.item())
+        if (step + 1) % log_every == 0 or step == 0:
+            rate = (time.monotonic() - start) / (step + 1)
+            log(
+                f"unet step {step + 1}/{cfg.steps} loss {np.mean(losses[-log_every:]):.4f} "
+                f"({rate:.2f} s/step)"
+            )
+    if ema is not None:
+        ema.copy_to()
+    unet.eval()
+    text_encoder.eval()
+    return losses

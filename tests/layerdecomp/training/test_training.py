@@ -1,0 +1,97 @@
+"""Tests for the mini-model training script: tokenizer, configs, and a 2-step smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from diffusers import DDIMScheduler, StableDiffusionPipeline
+from safetensors import safe_open
+from transformers import CLIPTokenizer
+
+from layerdecomp.training.__main__ import main
+from layerdecomp.training.components import make_components
+from layerdecomp.training.config import CONFIG_DIR, load_config
+from layerdecomp.training.tokenizer import build_tokenizer, caption_words, save_tokenizer
+
+MICRO = """
+seed = 0
+[data]
+size = 32
+num_train = 8
+[vae]
+block_out_channels = [8, 16]
+norm_num_groups = 8
+steps = 2
+batch_size = 2
+crop = 16
+[text]
+hidden_size = 32
+num_hidden_layers = 1
+num_attention_heads = 2
+intermediate_size = 64
+[unet]
+block_out_channels = [16, 32]
+norm_num_groups = 8
+attention_head_dim = 4
+steps = 2
+batch_size = 2
+[sample]
+prompts = ["a cat face on blue stripes"]
+per_prompt = 1
+steps = 2
+"""
+
+
+def test_tokenizer_has_one_token_per_caption_word(tmp_path):
+    tokenizer = build_tokenizer(max_length=16)
+    for word in caption_words():
+        assert len(tokenizer(word, add_special_tokens=False).input_ids) == 1, word
+    ids = tokenizer("a cat face on blue stripes").input_ids
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id and len(ids) == 8
+    assert tokenizer.unk_token_id not in tokenizer("zebra 42!", add_special_tokens=False).input_ids
+    save_tokenizer(tokenizer, tmp_path)
+    classic = CLIPTokenizer(vocab=str(tmp_path / "vocab.json"), merges=str(tmp_path / "merges.txt"))
+    assert classic("a cat face on blue stripes").input_ids == ids
+    assert CLIPTokenizer.from_pretrained(tmp_path).model_max_length == 16
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_bundled_configs_fit_the_size_budget(name):
+    config = load_config(CONFIG_DIR / f"{name}.toml")
+    parts = make_components(config)
+    params = sum(p.numel() for k in ("vae", "unet", "text_encoder") for p in parts[k].parameters())
+    assert 2 * params <= 60 * 2**20  # fp16 bytes
+    assert parts["unet"].config.cross_attention_dim == parts["text_encoder"].config.hidden_size
+    assert load_config(name) == config
+
+
+def test_unknown_config_key_is_an_error():
+    with pytest.raises(ValueError, match="unknown key"):
+        load_config(None, vae={"stepz": 3})
+
+
+def test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path):
+    (tmp_path / "micro.toml").write_text(MICRO)
+    out = tmp_path / "mini"
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "micro.toml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("MODEL_CARD.md", "loss.png", "samples.png", "reconstructions.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "training_config.json").read_text())["unet"]["steps"] == 2
+    with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+    pipe = StableDiffusionPipeline.from_pretrained(out, torch_dtype=torch.float32)
+    assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.safety_checker is None
+    assert pipe.scheduler.config.beta_schedule == "scaled_linear"
+    assert pipe.vae.config.scaling_factor != 0.18215  # measured on the trained latents
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe(
+        "a cat face on blue stripes",
+        num_inference_steps=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    assert image.shape == (1, 32, 32, 3) and torch.isfinite(torch.from_numpy(image)).all()
