@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,6 +37,7 @@ intermediate_size = 64
 block_out_channels = [16, 32]
 norm_num_groups = 8
 attention_head_dim = 4
+addition_embed_type = "text"
 steps = 2
 batch_size = 2
 [sample]
@@ -87,6 +89,7 @@ def test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path):
     assert isinstance(pipe.scheduler, DDIMScheduler) and pipe.safety_checker is None
     assert pipe.scheduler.config.beta_schedule == "scaled_linear"
     assert pipe.vae.config.scaling_factor != 0.18215  # measured on the trained latents
+    assert pipe.unet.config.addition_embed_type == "text"
     pipe.set_progress_bar_config(disable=True)
     image = pipe(
         "a cat face on blue stripes",
@@ -95,3 +98,10 @@ def test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path):
         generator=torch.Generator().manual_seed(0),
     ).images
     assert image.shape == (1, 32, 32, 3) and torch.isfinite(torch.from_numpy(image)).all()
+
+
+def test_cpu_config_reproduces_the_shipped_mini_model():
+    import layerdecomp
+
+    recorded = Path(layerdecomp.__file__).parent / "weights" / "mini" / "training_config.json"
+    assert load_config(None, **json.loads(recorded.read_text())) == load_config("cpu")
