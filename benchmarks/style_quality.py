@@ -25,10 +25,10 @@ import torch
 
 from layerdecomp.constraints.clip_style import ClipStyle, load_clip
 from layerdecomp.data.composites import make_composite
+from layerdecomp.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 from layerdecomp.style import native_size
-from layerdecomp.superres import generate
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:

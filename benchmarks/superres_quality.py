@@ -25,9 +25,9 @@ from kornia.geometry.transform import resize
 
 from layerdecomp.constraints.downsample import Downsample, downsample, measure
 from layerdecomp.data.composites import make_composite
+from layerdecomp.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
-from layerdecomp.superres import generate
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:

@@ -146,8 +146,8 @@ def _run_constraint(ctx, p, recipe):
     from kornia.geometry.transform import resize
 
     from .constraints import get
+    from .generate import generate, round_up
     from .io import check_output_path, image_to_tensor, open_image, to_rgb
-    from .superres import generate, round_up
 
     started = time.perf_counter()
     name = recipe["task"]

@@ -19,9 +19,9 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .io import tensor_to_image
 from .layers import Layers
 
 OUTPUTS = (
@@ -35,26 +35,20 @@ OUTPUTS = (
 )
 
 
-def _rgb(tensor) -> Image.Image:
-    data = ((tensor[0].detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-    return Image.fromarray(data.to(torch.uint8).permute(1, 2, 0).numpy())
-
-
 def _gray(mask) -> Image.Image:
-    data = (mask[0, 0].detach().float().cpu().clamp(0, 1) * 255).round()
-    return Image.fromarray(data.numpy().astype(np.uint8), mode="L")
+    return tensor_to_image(mask.expand(-1, 3, -1, -1) * 2 - 1).convert("L")
 
 
 def layer_images(layers: Layers) -> dict[str, Image.Image]:
     """The output images: foreground (RGBA, alpha = mask), background, mask, recomposition."""
     alpha = _gray(layers.mask)
-    foreground = _rgb(layers.foreground).convert("RGBA")
+    foreground = tensor_to_image(layers.foreground).convert("RGBA")
     foreground.putalpha(alpha)
     return {
         "foreground": foreground,
-        "background": _rgb(layers.background),
+        "background": tensor_to_image(layers.background),
         "mask": alpha,
-        "recomposed": _rgb(layers.recomposition),
+        "recomposed": tensor_to_image(layers.recomposition),
     }
 
 

@@ -8,9 +8,7 @@ default the kept pixels are pasted back exactly, so they equal the input bit for
 
 from __future__ import annotations
 
-import math
 import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,70 +19,25 @@ import torch
 from kornia.geometry.transform import resize
 from PIL import Image
 
-import solvers
-
 from .constraints import Mask
 from .errors import InputError
-from .io import image_to_tensor, load_image, load_mask, mask_to_tensor, tensor_to_image, to_rgb
+from .generate import ConstrainedOutput, ImageLike, generate, round_up
+from .io import image_to_tensor, load_image, load_mask, mask_to_tensor, to_rgb
 from .models.base import Backend
 
-ImageLike = Image.Image | str | os.PathLike
 MaskLike = Image.Image | str | os.PathLike | torch.Tensor
 
 
 @dataclass
-class InpaintOutput:
-    """Result of :func:`inpaint`.
+class InpaintOutput(ConstrainedOutput):
+    """Result of :func:`inpaint`: :class:`~layerdecomp.generate.ConstrainedOutput` at the input's
+    size, whose ``images`` have the kept pixels pasted back (by default), plus ``raw``, the
+    decodes without paste-back."""
 
-    Attributes:
-        images: the inpainted images at the original size (kept pixels pasted back by default).
-        raw: the raw decodes at the original size, without paste-back.
-        nfe: denoiser evaluations; ``backward``: backward passes (gradient direction only).
-        residuals: constraint residual per step and iteration, (steps, K+1, num_samples).
-        timesteps: the timestep of every row of ``residuals``.
-        seed: the seed that reproduces the run.
-        size: (width, height) of the input; ``work_size`` the size the model ran at.
-        timings: seconds spent in ``prepare`` (prompt and measurement encoding), ``sample``,
-            ``decode`` and ``total``.
-        parameters: every argument of the call, JSON-ready.
-    """
-
-    images: list[Image.Image]
-    raw: list[Image.Image]
-    nfe: int
-    backward: int
-    residuals: torch.Tensor
-    timesteps: list[int]
-    seed: int
-    size: tuple[int, int]
-    work_size: tuple[int, int]
-    timings: dict[str, float] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def image(self) -> Image.Image:
-        """The first (usually only) result."""
-        return self.images[0]
+    raw: list[Image.Image] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
-        """JSON-ready record: parameters, seed, sizes, NFE, timings and the residual history."""
-        first = self.residuals[:, 0, :].tolist()
-        last = self.residuals[:, -1, :].tolist()
-        return {
-            "parameters": self.parameters,
-            "seed": self.seed,
-            "size": list(self.size),
-            "work_size": list(self.work_size),
-            "nfe": self.nfe,
-            "backward": self.backward,
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "residuals": {
-                "timesteps": self.timesteps,
-                "first": [row[0] for row in first],
-                "last": [row[0] for row in last],
-                "per_iteration": self.residuals[:, :, 0].tolist(),
-            },
-        }
+        return {**super().metadata(), "size": list(self.size)}
 
 
 def _fill_mask(mask: MaskLike, size: tuple[int, int]) -> torch.Tensor:
@@ -115,10 +68,6 @@ def _fill_mask(mask: MaskLike, size: tuple[int, int]) -> torch.Tensor:
             raise InputError("mask: all black, nothing to fill (white marks the region to fill)")
         return fill
     return mask_to_tensor(load_mask(mask, size))
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return max(multiple, math.ceil(value / multiple) * multiple)
 
 
 def inpaint(
@@ -166,12 +115,8 @@ def inpaint(
     rgb = to_rgb(source)
     width, height = rgb.size
     fill = _fill_mask(mask, rgb.size)
-    if num_samples < 1:
-        raise ValueError(f"num_samples: expected ≥ 1, got {num_samples}")
-    seed = secrets.randbits(32) if seed is None else int(seed)
-
     multiple = backend.size_multiple
-    work = (_round_up(width, multiple), _round_up(height, multiple))
+    work = (round_up(width, multiple), round_up(height, multiple))
     pixels = image_to_tensor(rgb)
     work_fill = fill
     if work != (width, height):
@@ -180,69 +125,32 @@ def inpaint(
         work_fill = (resize(fill, shape, interpolation="bilinear") > 0).float()
     device = backend.device
     constraint = Mask(pixels.to(device), (1.0 - work_fill).to(device), codec=backend)
-    denoiser = backend.denoiser(prompt, negative_prompt, guidance)
-    prepared = time.perf_counter()
-
-    generator = torch.Generator(device=device).manual_seed(seed)
-    result = solvers.sample(
-        denoiser,
+    out = generate(
+        backend,
         constraint,
-        shape=backend.latent_shape(num_samples, work[1], work[0]),
-        num_inference_steps=steps,
+        work,
+        size=(width, height),
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        guidance=guidance,
+        steps=steps,
         iterations=iterations,
         direction=direction,
+        seed=seed,
         restarts=restarts,
-        generator=generator,
+        num_samples=num_samples,
         callback=callback,
-        disable=disable_progress,
-        device=device,
-        dtype=torch.float32,
+        disable_progress=disable_progress,
+        parameters={"paste_back": paste_back},
+        started=start,
         **sample_kwargs,
     )
-    sampled = time.perf_counter()
-    with torch.no_grad():
-        decoded = backend.decode(result.sample).float().clamp(-1, 1).cpu()
-    if work != (width, height):
-        decoded = resize(decoded, (height, width), interpolation="bilinear", antialias=True)
-    raw = [tensor_to_image(decoded[i]) for i in range(num_samples)]
-    images = raw
+    images = out.images
     if paste_back:
         keep = ~fill[0, 0].bool().numpy()[..., None]
         original = np.asarray(rgb)
-        images = [Image.fromarray(np.where(keep, original, np.asarray(r))) for r in raw]
-    done = time.perf_counter()
-
-    parameters = {
-        "prompt": prompt,
-        "negative_prompt": negative_prompt,
-        "guidance": guidance,
-        "steps": steps,
-        "iterations": iterations,
-        "direction": direction,
-        "seed": seed,
-        "restarts": restarts,
-        "paste_back": paste_back,
-        "num_samples": num_samples,
-        **{k: v for k, v in sample_kwargs.items() if isinstance(v, int | float | str | bool)},
-    }
-    return InpaintOutput(
-        images=images,
-        raw=raw,
-        nfe=result.nfe,
-        backward=result.backward,
-        residuals=result.residuals,
-        timesteps=result.timesteps,
-        seed=seed,
-        size=(width, height),
-        work_size=work,
-        parameters=parameters,
-        timings={
-            "prepare": prepared - start,
-            "sample": sampled - prepared,
-            "decode": done - sampled,
-            "total": done - start,
-        },
-    )
+        images = [Image.fromarray(np.where(keep, original, np.asarray(r))) for r in out.images]
+    return InpaintOutput(**{**vars(out), "images": images}, raw=out.images)
 
 
 __all__ = ["InpaintOutput", "inpaint"]

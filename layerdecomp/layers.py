@@ -12,14 +12,12 @@ moves toward the posterior responsibility of the foreground layer.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import kornia
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -27,6 +25,8 @@ from PIL import Image
 from solvers import add_noise, refine
 
 from .constraints import Mask, recompose
+from .generate import round_up
+from .io import image_to_tensor
 
 
 @dataclass(frozen=True)
@@ -285,9 +285,8 @@ def decompose_image(
     """
     width, height = image.size
     multiple = getattr(backend, "size_multiple", backend.factor)
-    work = tuple(max(multiple, math.ceil(s / multiple) * multiple) for s in (height, width))
-    original = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.float32))
-    original = (original.permute(2, 0, 1)[None] / 127.5 - 1.0).contiguous()
+    work = (round_up(height, multiple), round_up(width, multiple))
+    original = image_to_tensor(image)
     pixels = original if work == (height, width) else _resize(original, work)
     generator = torch.Generator(device=getattr(backend, "device", "cpu")).manual_seed(seed)
     layers = decompose(

@@ -17,9 +17,9 @@ from PIL import Image
 
 from .constraints.clip_style import DEFAULT_CLIP_MODEL, ClipStyle, load_clip
 from .errors import InputError
+from .generate import ConstrainedOutput, generate
 from .io import image_to_tensor, load_image, to_rgb
 from .models.base import Backend
-from .superres import ConstrainedOutput, generate
 
 ImageLike = Image.Image | str | os.PathLike
 
@@ -75,7 +75,7 @@ def stylize(
         steps, iterations: 20 and K = 5.
         lam_start, lam_end: λ linear from 0.5 to 0.1.
         direction, seed, restarts, num_samples, callback, disable_progress: see
-            :func:`layerdecomp.superres.generate`.
+            :func:`layerdecomp.generate.generate`.
         **sample_kwargs: further :func:`solvers.sample` options.
 
     Raises:

@@ -6,195 +6,26 @@ authors' setting (20 steps, K = 10, constant λ = 0.1). The output is ``scale`` 
 that is not a multiple of the model's size multiple, the model runs at the next size that is (the
 input resized to match) and the result is resized back.
 
-:func:`generate` is the shared driver (constraint → sample → decode → resize back) that the
-``style`` task and plugin constraints use too.
+:func:`layerdecomp.generate.generate` runs the sampling.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from kornia.geometry.transform import resize
 from PIL import Image
 
 import solvers
 
-from .constraints.base import Constraint
 from .constraints.downsample import METHODS, Downsample, Method
 from .errors import InputError
-from .io import image_to_tensor, load_image, tensor_to_image, to_rgb
+from .generate import ConstrainedOutput, ImageLike, generate, round_up
+from .io import image_to_tensor, load_image, to_rgb
 from .models.base import Backend
-
-ImageLike = Image.Image | str | os.PathLike
-
-
-@dataclass
-class ConstrainedOutput:
-    """Result of :func:`superres`, :func:`layerdecomp.style.stylize` and :func:`generate`.
-
-    Attributes:
-        images: the results at the output size.
-        nfe: denoiser evaluations; ``backward``: backward passes through the denoiser.
-        residuals: constraint residual per step and iteration, (steps, K+1, num_samples).
-        timesteps: the timestep of every row of ``residuals``.
-        seed: the seed that reproduces the run.
-        size: (width, height) of the output; ``work_size`` the size the model ran at.
-        timings: seconds spent in ``prepare``, ``sample``, ``decode`` and ``total``.
-        parameters: every argument of the call, JSON-ready.
-    """
-
-    images: list[Image.Image]
-    nfe: int
-    backward: int
-    residuals: torch.Tensor
-    timesteps: list[int]
-    seed: int
-    size: tuple[int, int]
-    work_size: tuple[int, int]
-    timings: dict[str, float] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def image(self) -> Image.Image:
-        """The first (usually only) result."""
-        return self.images[0]
-
-    def metadata(self) -> dict[str, Any]:
-        """JSON-ready record: parameters, seed, sizes, NFE, timings and the residual history."""
-        return {
-            "parameters": self.parameters,
-            "seed": self.seed,
-            "output_size": list(self.size),
-            "work_size": list(self.work_size),
-            "nfe": self.nfe,
-            "backward": self.backward,
-            "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "residuals": {
-                "timesteps": self.timesteps,
-                "first": self.residuals[:, 0, 0].tolist(),
-                "last": self.residuals[:, -1, 0].tolist(),
-                "per_iteration": self.residuals[:, :, 0].tolist(),
-            },
-        }
-
-
-def round_up(value: int, multiple: int) -> int:
-    """The smallest positive multiple of ``multiple`` that is ≥ ``value``."""
-    return max(multiple, math.ceil(value / multiple) * multiple)
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool | None)}
-
-
-def generate(
-    backend: Backend,
-    constraint: Constraint,
-    work_size: tuple[int, int],
-    *,
-    size: tuple[int, int] | None = None,
-    prompt: str = "",
-    negative_prompt: str = "",
-    guidance: float = 0.0,
-    steps: int = 20,
-    iterations: int = 5,
-    direction: str = "newton",
-    seed: int | None = None,
-    restarts: int = 0,
-    num_samples: int = 1,
-    callback: Callable[[dict], None] | None = None,
-    disable_progress: bool | None = None,
-    parameters: dict[str, Any] | None = None,
-    started: float | None = None,
-    **sample_kwargs: Any,
-) -> ConstrainedOutput:
-    """Sample under ``constraint`` at ``work_size`` (W, H) and decode, resized to ``size``.
-
-    Args:
-        backend: a loaded model.
-        constraint: any constraint built with ``codec=backend``.
-        work_size: the (width, height) the model runs at (a multiple of ``size_multiple``).
-        size: the output (width, height); default ``work_size``.
-        prompt, negative_prompt, guidance: text conditioning, ``(1 + w)·ε_c − w·ε_u``.
-        steps, iterations, direction, restarts: as in :func:`solvers.sample`.
-        seed: seeds the noise; ``None`` draws one (recorded).
-        num_samples: samples drawn in one batched run.
-        callback, disable_progress: passed to :func:`solvers.sample` (``disable``).
-        parameters: recorded in the output (the caller's arguments).
-        started: ``time.perf_counter()`` when the caller began (for ``prepare`` timing).
-        **sample_kwargs: further :func:`solvers.sample` options (``lam``, ``perturbation``...).
-    """
-    start = time.perf_counter() if started is None else started
-    size = tuple(size or work_size)
-    multiple = backend.size_multiple
-    if any(s % multiple for s in work_size):
-        raise ValueError(f"work_size: {work_size} is not a multiple of {multiple}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples: expected ≥ 1, got {num_samples}")
-    seed = secrets.randbits(32) if seed is None else int(seed)
-    denoiser = backend.denoiser(prompt, negative_prompt, guidance)
-    prepared = time.perf_counter()
-    device = backend.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    result = solvers.sample(
-        denoiser,
-        constraint,
-        shape=backend.latent_shape(num_samples, work_size[1], work_size[0]),
-        num_inference_steps=steps,
-        iterations=iterations,
-        direction=direction,
-        restarts=restarts,
-        generator=generator,
-        callback=callback,
-        disable=disable_progress,
-        device=device,
-        dtype=torch.float32,
-        **sample_kwargs,
-    )
-    sampled = time.perf_counter()
-    with torch.no_grad():
-        decoded = backend.decode(result.sample).float().clamp(-1, 1).cpu()
-    if size != tuple(work_size):
-        decoded = resize(decoded, (size[1], size[0]), interpolation="bicubic", antialias=True)
-    images = [tensor_to_image(decoded[i]) for i in range(num_samples)]
-    done = time.perf_counter()
-    recorded = {
-        **(parameters or {}),
-        "prompt": prompt,
-        "negative_prompt": negative_prompt,
-        "guidance": guidance,
-        "steps": steps,
-        "iterations": iterations,
-        "direction": direction,
-        "seed": seed,
-        "restarts": restarts,
-        "num_samples": num_samples,
-        **_plain(sample_kwargs),
-    }
-    return ConstrainedOutput(
-        images=images,
-        nfe=result.nfe,
-        backward=result.backward,
-        residuals=result.residuals,
-        timesteps=result.timesteps,
-        seed=seed,
-        size=size,
-        work_size=tuple(work_size),
-        parameters=recorded,
-        timings={
-            "prepare": prepared - start,
-            "sample": sampled - prepared,
-            "decode": done - sampled,
-            "total": done - start,
-        },
-    )
 
 
 def superres(
@@ -278,4 +109,4 @@ def superres(
     )
 
 
-__all__ = ["ConstrainedOutput", "generate", "round_up", "superres"]
+__all__ = ["superres"]
