@@ -100,6 +100,13 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     help="CFG weight w of the layer prompts.",
 )
 @click.option("--negative-prompt", default="", help="Unconditional prompt.")
+@click.option(
+    "--work-side",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Longer side, in pixels, the model works at (default: the model's native size; "
+    "0: the image's own). The outputs always have the input's size.",
+)
 @model_options
 @click.option("--seed", type=int, default=None, help="Random seed (default: drawn, recorded).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
@@ -115,6 +122,7 @@ def decompose(
     device,
     dtype,
     quiet,
+    work_side,
     **options,
 ):
     """Split IMAGE into foreground, background and mask; write them to OUTPUT."""
@@ -153,6 +161,7 @@ def decompose(
             seed=seed,
             config=config,
             disable=True if quiet else None,
+            work_side=work_side,
         )
         metadata = {
             "command": "decompose",

@@ -2,12 +2,16 @@
 
 Given an image x and prompts for two layers, find layers x¹, x² and a mask m with
 ``x = m·x¹ + (1−m)·x²``. Each iteration, for each layer l, K binary masks keep the pixels that m
-assigns to l (Bernoulli(m) for the foreground, Bernoulli(1−m) for the background); the image is
-inpainted from each kept set under that layer's prompt with inexact-Newton iterations at a single
-noise level (the x̂0 of a perturbed x_t, not a full sampling run). All 2K samples go through the
-denoiser as one batch. Each layer becomes a per-pixel Gaussian, fitted to the samples in which
-that pixel was *held out* (so a layer is scored on how well its other pixels predict it), and m
-moves toward the posterior responsibility of the foreground layer.
+assigns to l (Bernoulli(m) for the foreground, Bernoulli(1−m) for the background), and every
+cell is held out of at least one of a layer's K samples; the image is inpainted from each kept
+set under that layer's prompt with inexact-Newton iterations at a single noise level (the x̂0 of
+a perturbed x_t, not a full sampling run). All 2K samples go through the denoiser as one batch.
+Each layer becomes a per-pixel Gaussian, fitted to the samples in which that pixel was *held
+out* (so a layer is scored on how well its other pixels predict it), its variance calibrated by
+the layer's own prediction error; m moves toward the posterior responsibility of the foreground
+layer (EM for a two-component mixture, the foreground's share of the image as the prior, the
+evidence pooled over a pixel's neighbours). A last check swaps the partition if the background
+prompt denoises the foreground side better than the foreground prompt does.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from solvers import add_noise, refine
 from .constraints import Mask, recompose
 from .generate import round_up
 from .io import image_to_tensor
+from .models.base import native_size
+
+EVIDENCE_CAP = 8.0
+"""Per-pixel log-likelihood ratios are clipped to ±this before smoothing, so that one pixel's
+overwhelming evidence cannot decide its neighbours."""
 
 
 @dataclass(frozen=True)
@@ -42,24 +51,34 @@ class DecomposeConfig:
         negative_prompt: the unconditional prompt.
         variance_floor: added to each layer's per-pixel variance (pixel values in [−1, 1]).
         damping: step of the mask toward the responsibility (1 = jump).
-        smoothing: σ in pixels of a Gaussian blur of the mask update (0 = none).
-        prior: ``"uniform"`` (responsibility from the likelihoods alone) or ``"mask"`` (with the
-            current mask as the prior).
+        smoothing: σ in pixels of a Gaussian blur of the per-pixel log-likelihood ratio before
+            the responsibility is taken (0 = none).
+        prior: ``"uniform"`` (responsibility from the likelihoods alone), ``"mask"`` (the
+            current mask as a per-pixel prior) or ``"mixture"`` (the foreground's share of the
+            image, the mean of the mask, as the prior: a Gaussian mixture's EM update).
+        calibrate: add each layer's mean squared prediction error over the pixels it owns to
+            its per-pixel variance (see :func:`_residual_variance`).
         tol: stop once the mean absolute mask change falls below this.
+        orient: after the updates, swap the mask if the background prompt explains the
+            foreground side better than the foreground prompt (per-cell denoising errors).
+        orient_levels: noise levels (one batched call each) for that check.
         final_samples: samples averaged for the final layers.
     """
 
-    iterations: int = 8
+    iterations: int = 12
     samples: int = 5
-    noise_level: float = 0.5
+    noise_level: float = 0.35
     newton_iters: int = 3
-    guidance: float = 2.0
+    guidance: float = 0.0
     negative_prompt: str = ""
     variance_floor: float = 2e-3
     damping: float = 0.7
-    smoothing: float = 0.0
-    prior: Literal["uniform", "mask"] = "uniform"
+    smoothing: float = 1.0
+    prior: Literal["uniform", "mask", "mixture"] = "mixture"
+    calibrate: bool = True
     tol: float = 2e-3
+    orient: bool = True
+    orient_levels: int = 8
     final_samples: int = 4
 
     def __post_init__(self) -> None:
@@ -74,21 +93,24 @@ class DecomposeConfig:
             raise ValueError(f"variance_floor: expected > 0, got {self.variance_floor}")
         if self.guidance < 0 or self.smoothing < 0 or self.tol < 0:
             raise ValueError("guidance, smoothing and tol must be ≥ 0")
-        if self.prior not in ("uniform", "mask"):
-            raise ValueError(f"prior: {self.prior!r} is not one of 'uniform', 'mask'")
+        if self.prior not in ("uniform", "mask", "mixture"):
+            raise ValueError(f"prior: {self.prior!r} is not one of 'uniform', 'mask', 'mixture'")
 
 
 @dataclass
 class Layers:
     """Result of :func:`decompose`; images are (1, 3, H, W) in [−1, 1], the mask (1, 1, H, W).
 
-    ``recompose(mask, foreground, background)`` reproduces the input image.
+    ``recompose(mask, foreground, background)`` reproduces the input image. ``history`` holds the
+    mean mask change of every update; ``swapped`` tells whether the orientation check swapped the
+    partition the updates found.
     """
 
     foreground: torch.Tensor
     background: torch.Tensor
     mask: torch.Tensor
     history: list[float] = field(default_factory=list)
+    swapped: bool = False
     nfe: int = 0
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +142,25 @@ class _Sampler:
             self.y = backend.encode(image).float()
         self.nfe = 0
 
+    @torch.no_grad()
+    def prompt_errors(self, levels: int) -> torch.Tensor:
+        """Per-cell denoising error of the image under each prompt (2, 1, h, w).
+
+        The image latent is noised to ``levels`` noise levels spread over (0.2, 0.9) with the same
+        noise for both prompts, and each prompt's x̂0 is compared with the latent: the prompt that
+        describes a region denoises it better (a diffusion classifier, per cell).
+        """
+        steps = self.scheduler.config.num_train_timesteps
+        times = torch.linspace(0.2, 0.9, levels) * (steps - 1)
+        errors = torch.zeros(2, 1, *self.y.shape[-2:], device=self.y.device)
+        for t in times.round().long().tolist():
+            noise = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
+            x_t = add_noise(self.y, noise, t, self.scheduler).expand(2, -1, -1, -1)
+            x0 = self.denoiser(x_t, t)
+            errors += (x0 - self.y).pow(2).sum(1, keepdim=True) / levels
+        self.nfe += levels
+        return errors
+
     def draw(self, keep: torch.Tensor) -> torch.Tensor:
         """Inpaint ``y`` from the cells each row of ``keep`` (2n, 1, h, w) holds; decode to pixels.
 
@@ -142,6 +183,25 @@ class _Sampler:
             return self.backend.decode(out.x0).float().clamp(-1, 1)
 
 
+def _keep_masks(cells: torch.Tensor, k: int, generator) -> torch.Tensor:
+    """K keep masks per layer (2K, 1, h, w): Bernoulli(m) for the foreground, Bernoulli(1 − m) for
+    the background, and each cell is held out of at least one sample of each layer.
+
+    Each cell draws a fold in [0, K) and is dropped from that sample, so every pixel of every layer
+    is predicted from its context at least once: without it, a cell that a layer keeps in all K
+    samples would be scored by the layer's reconstruction of its own kept pixel, and the layer
+    holding more of the image would win ever more of it.
+    """
+    probs = torch.cat([cells.expand(k, -1, -1, -1), (1 - cells).expand(k, -1, -1, -1)])
+    keep = torch.bernoulli(probs, generator=generator)
+    shape = (1, 1, *cells.shape[-2:])
+    for layer in range(2):
+        fold = torch.randint(0, k, shape, generator=generator, device=cells.device)
+        rows = torch.arange(k, device=cells.device).view(k, 1, 1, 1)
+        keep[layer * k : (layer + 1) * k] *= (fold != rows).to(keep.dtype)
+    return keep
+
+
 def _layer_stats(samples, held_out, floor):
     """Per-pixel mean and variance of samples (K, 3, H, W), weighted toward held-out pixels."""
     weights = held_out + 1e-3
@@ -149,6 +209,18 @@ def _layer_stats(samples, held_out, floor):
     mean = (weights * samples).sum(0) / total
     var = (weights * (samples - mean) ** 2).sum(0) / total + floor
     return mean, var
+
+
+def _residual_variance(image, mean, weight):
+    """The layer's own prediction error, σ² = Σ w·(x − μ)² / (3·Σ w) over the pixels it owns.
+
+    The spread of K samples that share most of their context underestimates how far the layer's
+    prediction is from the pixel; this is the EM estimate of a Gaussian mixture component's
+    variance, added to the sample variance so both layers' likelihoods are calibrated alike.
+    """
+    weight = weight.squeeze(0)
+    error = ((image.squeeze(0) - mean) ** 2 * weight).sum()
+    return error / (3 * weight.sum()).clamp_min(1e-6)
 
 
 def _log_likelihood(image, mean, var):
@@ -183,6 +255,7 @@ def decompose(
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
     disable: bool | None = None,
+    init_mask: torch.Tensor | None = None,
     **overrides,
 ) -> Layers:
     """Decompose ``image`` into a foreground, a background and a soft mask (§4.2).
@@ -196,6 +269,7 @@ def decompose(
         generator: seeds the mask initialisation, the Bernoulli masks and the noise.
         callback: called after every iteration with a dict (iteration, mask, change, nfe).
         disable: disable the progress bar.
+        init_mask: (1, 1, H, W) in [0, 1] to start from instead of a uniformly random mask.
     """
     config = config or DecomposeConfig()
     if overrides:
@@ -214,14 +288,17 @@ def decompose(
     sampler = _Sampler(backend, image, (fg_prompt, bg_prompt), config, generator)
     k, factor = config.samples, sampler.factor
     shape = (1, 1, *image.shape[-2:])
-    mask = torch.rand(shape, generator=generator, device=image.device) * 0.98 + 0.01
+    if init_mask is None:
+        mask = torch.rand(shape, generator=generator, device=image.device) * 0.98 + 0.01
+    elif tuple(init_mask.shape) != shape:
+        raise ValueError(f"init_mask: expected shape {shape}, got {tuple(init_mask.shape)}")
+    else:
+        mask = init_mask.float().to(image.device).clamp(0.01, 0.99)
     history: list[float] = []
     from tqdm.auto import trange
 
     for iteration in trange(config.iterations, desc="layers", disable=disable, leave=False):
-        cells = _cells(mask, factor)
-        keep_prob = torch.cat([cells.expand(k, -1, -1, -1), (1 - cells).expand(k, -1, -1, -1)])
-        keep = torch.bernoulli(keep_prob, generator=generator)
+        keep = _keep_masks(_cells(mask, factor), k, generator)
         samples = sampler.draw(keep)
         held_out = 1 - _pixels(keep, factor)
         stats = [
@@ -230,16 +307,24 @@ def decompose(
             )
             for i in range(2)
         ]
+        if config.calibrate:
+            stats = [
+                (mean, var + _residual_variance(image, mean, weight))
+                for (mean, var), weight in zip(stats, (mask, 1 - mask), strict=True)
+            ]
         log_ratio = _log_likelihood(image, *stats[0]) - _log_likelihood(image, *stats[1])
         if config.prior == "mask":
             log_ratio = log_ratio + torch.logit(mask.clamp(1e-4, 1 - 1e-4))
-        responsibility = torch.sigmoid(log_ratio)
-        if config.smoothing > 0:
+        elif config.prior == "mixture":
+            log_ratio = log_ratio + torch.logit(mask.mean().clamp(1e-4, 1 - 1e-4))
+        if config.smoothing > 0:  # pool the evidence of neighbouring pixels; edges stay sharp
+            log_ratio = log_ratio.clamp(-EVIDENCE_CAP, EVIDENCE_CAP)
             sigma = float(config.smoothing)
             size = 2 * int(3 * sigma) + 1
-            responsibility = kornia.filters.gaussian_blur2d(
-                responsibility, (size, size), (sigma, sigma), border_type="replicate"
+            log_ratio = kornia.filters.gaussian_blur2d(
+                log_ratio, (size, size), (sigma, sigma), border_type="replicate"
             )
+        responsibility = torch.sigmoid(log_ratio)
         new_mask = (1 - config.damping) * mask + config.damping * responsibility
         change = (new_mask - mask).abs().mean().item()
         mask = new_mask.clamp(0, 1)
@@ -248,6 +333,15 @@ def decompose(
             callback({"iteration": iteration, "mask": mask, "change": change, "nfe": sampler.nfe})
         if change < config.tol:
             break
+
+    swapped = False
+    if config.orient:
+        # Which side of the partition is which layer: the side the foreground prompt denoises
+        # better than the background prompt (EM alone can settle on the swapped partition).
+        errors = sampler.prompt_errors(config.orient_levels)
+        gain = errors[1] - errors[0]  # > 0 where the foreground prompt explains the cell better
+        if (gain * (2 * _cells(mask, factor) - 1)).sum() < 0:
+            mask, swapped = 1 - mask, True
 
     # Final layers: each inpainted from the cells the mask gives it outright, averaged.
     n = config.final_samples
@@ -261,6 +355,7 @@ def decompose(
         background=bg,
         mask=mask,
         history=history,
+        swapped=swapped,
         nfe=sampler.nfe,
         seconds=time.perf_counter() - start,
         config={**asdict(config), "timestep": sampler.t},
@@ -276,16 +371,29 @@ def decompose_image(
     seed: int = 0,
     config: DecomposeConfig | None = None,
     disable: bool | None = None,
+    work_side: int | None = None,
     **overrides,
 ) -> Layers:
     """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
 
-    The image is resized (antialiased) to the next multiple of the model's size multiple, and the
-    layers are resized back and re-fitted so that they recompose the original exactly.
+    The model works on the image resized (antialiased) so that its longer side is ``work_side``
+    (default: the model's native resolution where the backend tells it; 0 keeps the image's own
+    size), each side rounded up
+    to the model's size multiple. The mask and layers are resized back and re-fitted so that they
+    recompose the original exactly.
     """
     width, height = image.size
     multiple = getattr(backend, "size_multiple", backend.factor)
-    work = (round_up(height, multiple), round_up(width, multiple))
+    if work_side is None:
+        native = native_size(backend, default=None)
+        work_side = max(native) if native else 0
+    if work_side < 0:
+        raise ValueError(f"work_side: expected ≥ 0, got {work_side}")
+    scale = work_side / max(width, height) if work_side else 1.0
+    work = (
+        round_up(max(1, round(height * scale)), multiple),
+        round_up(max(1, round(width * scale)), multiple),
+    )
     original = image_to_tensor(image)
     pixels = original if work == (height, width) else _resize(original, work)
     generator = torch.Generator(device=getattr(backend, "device", "cpu")).manual_seed(seed)

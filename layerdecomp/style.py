@@ -19,21 +19,9 @@ from .constraints.clip_style import DEFAULT_CLIP_MODEL, ClipStyle, load_clip
 from .errors import InputError
 from .generate import ConstrainedOutput, generate
 from .io import image_to_tensor, load_image, to_rgb
-from .models.base import Backend
+from .models.base import Backend, native_size
 
 ImageLike = Image.Image | str | os.PathLike
-
-
-def native_size(backend: Backend) -> tuple[int, int]:
-    """The (width, height) the model was trained at: its UNet's sample size × the factor."""
-    unet = getattr(backend.pipeline, "unet", None)
-    sample = getattr(getattr(unet, "config", None), "sample_size", None)
-    if isinstance(sample, int):
-        side = sample * backend.factor
-        return side, side
-    if isinstance(sample, list | tuple) and len(sample) == 2:
-        return int(sample[1]) * backend.factor, int(sample[0]) * backend.factor
-    return 512, 512
 
 
 def stylize(

@@ -146,4 +146,21 @@ class Backend:
         )
 
 
-__all__ = ["Backend", "select_device", "select_dtype"]
+def native_size(
+    backend: Backend, default: tuple[int, int] | None = (512, 512)
+) -> tuple[int, int] | None:
+    """The (width, height) the model was trained at: its UNet's sample size × the factor.
+
+    ``default`` is returned for a backend without a UNet config to read it from.
+    """
+    unet = getattr(getattr(backend, "pipeline", None), "unet", None)
+    sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    if isinstance(sample, int):
+        side = sample * backend.factor
+        return side, side
+    if isinstance(sample, list | tuple) and len(sample) == 2:
+        return int(sample[1]) * backend.factor, int(sample[0]) * backend.factor
+    return default
+
+
+__all__ = ["Backend", "native_size", "select_device", "select_dtype"]

@@ -69,6 +69,7 @@ class UNetConfig:
     attention_head_dim: int = 8
     norm_num_groups: int = 32
     addition_embed_type: str = ""  # "text": pooled text embedding added to the time embedding
+    offset_noise: float = 0.0  # std of a per-channel constant added to the training noise
     steps: int = 4000
     batch_size: int = 64
     lr: float = 5e-4

@@ -171,6 +171,20 @@ class EMA:
             p.copy_(s)
 
 
+def training_noise(shape: torch.Size, offset: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise plus, with ``offset`` > 0, a constant per sample and channel ("offset noise").
+
+    On a 16×16 latent the mean of white noise is small (σ = 1/16), so even at the last timestep of
+    SD's schedule the noisy latent's mean still shows the image's mean colour, and a model learns
+    to read the colour from the noise instead of from the text. The offset (σ = ``offset``) hides
+    it; the trained model is sampled with ordinary noise.
+    """
+    noise = torch.randn(shape, generator=generator)
+    if offset > 0:
+        noise += offset * torch.randn((*shape[:2], 1, 1), generator=generator)
+    return noise
+
+
 def train_unet(
     unet: UNet2DConditionModel,
     text_encoder: CLIPTextModel,
@@ -226,7 +240,7 @@ def train_unet(
         kind = torch.multinomial(weights, b, replacement=True, generator=generator)
         ids = data.tokens[idx, kind]
         ids[torch.rand(b, generator=generator) < data_cfg.caption_dropout] = data.empty
-        noise = torch.randn(z0.shape, generator=generator)
+        noise = training_noise(z0.shape, cfg.offset_noise, generator)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator)
         pred = unet(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
         loss = torch.nn.functional.mse_loss(pred, noise)

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from layerdecomp.constraints import recompose
-from layerdecomp.layers import DecomposeConfig, decompose, exact_layers
+from layerdecomp.layers import (
+    DecomposeConfig,
+    _keep_masks,
+    _residual_variance,
+    decompose,
+    decompose_image,
+    exact_layers,
+)
 from tests.layerdecomp.toy_backend import COLOURS, ToyBackend, disk_image
 
 
@@ -16,10 +23,25 @@ def iou(pred, truth):
 def disk():
     backend = ToyBackend()
     image, alpha = disk_image()
-    layers = decompose(
-        backend, image, "red", "blue", generator=torch.Generator().manual_seed(0), disable=True
+    layers = decompose(  # an exact model needs no pooling of evidence across pixels
+        backend,
+        image,
+        "red",
+        "blue",
+        generator=torch.Generator().manual_seed(0),
+        disable=True,
+        smoothing=0.0,
     )
     return backend, image, alpha, layers
+
+
+def test_the_default_smoothing_keeps_the_disk_and_the_exact_blend():
+    image, alpha = disk_image()
+    layers = decompose(
+        ToyBackend(), image, "red", "blue", generator=torch.Generator().manual_seed(0), disable=True
+    )
+    assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.95
+    assert (layers.recomposition - image).abs().max() <= 1e-5
 
 
 def test_the_mask_finds_the_foreground(disk):
@@ -41,11 +63,75 @@ def test_layers_recompose_the_input_and_the_background_is_completed(disk):
 def test_all_samples_share_one_batched_call(disk):
     backend, _, _, layers = disk
     config = DecomposeConfig()
-    iteration_batch = 2 * config.samples * 2  # two layers × K, doubled by guidance
-    final_batch = 2 * config.final_samples * 2
-    assert set(backend.batch_sizes) == {iteration_batch, final_batch}
+    cfg = 2 if config.guidance > 0 else 1  # guidance doubles every batch
+    iteration_batch = 2 * config.samples * cfg  # two layers × K
+    final_batch = 2 * config.final_samples * cfg
+    orient_batch = 2 * cfg  # the image under both prompts
+    assert set(backend.batch_sizes) == {iteration_batch, final_batch, orient_batch}
     per_draw = 1 + 2 * config.newton_iters
-    assert backend.unet_calls == layers.nfe == per_draw * (len(layers.history) + 1)
+    expected = per_draw * (len(layers.history) + 1) + config.orient_levels
+    assert backend.unet_calls == layers.nfe == expected
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_every_cell_is_held_out_of_some_sample_of_each_layer(value):
+    k = 5
+    cells = torch.full((1, 1, 6, 7), value)
+    keep = _keep_masks(cells, k, torch.Generator().manual_seed(0))
+    assert keep.shape == (2 * k, 1, 6, 7)
+    for layer in range(2):
+        held_out = (1 - keep[layer * k : (layer + 1) * k]).sum(0)
+        assert held_out.min() >= 1
+    # a layer that owns a cell outright keeps it in all but its one held-out sample
+    owner = 0 if value == 1.0 else 1 if value == 0.0 else None
+    if owner is not None:
+        assert torch.equal(keep[owner * k : (owner + 1) * k].sum(0), torch.full((1, 6, 7), k - 1.0))
+        assert keep[(1 - owner) * k : (2 - owner) * k].sum() == 0
+
+
+def test_residual_variance_is_the_owned_pixels_mean_squared_error():
+    image = torch.zeros(1, 3, 2, 2)
+    mean = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 2, 2).expand(3, 2, 2)
+    weight = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 1, 2, 2)
+    assert _residual_variance(image, mean, weight).item() == pytest.approx((1 + 16) / 2)
+    half = weight * 0.5 + (1 - weight) * 0.25  # weights need not be binary
+    expected = (0.5 * (1 + 16) + 0.25 * (4 + 9)) / 1.5
+    assert _residual_variance(image, mean, half).item() == pytest.approx(expected)
+
+
+def test_the_true_mask_is_a_fixed_point_and_a_wrong_init_shape_is_refused():
+    image, alpha = disk_image()
+    layers = decompose(
+        ToyBackend(),
+        image,
+        "red",
+        "blue",
+        generator=torch.Generator().manual_seed(1),
+        disable=True,
+        init_mask=alpha,
+        iterations=3,
+        tol=0.0,
+    )
+    assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.95
+    with pytest.raises(ValueError, match="init_mask"):
+        decompose(ToyBackend(), image, "red", "blue", init_mask=alpha[..., :-1], disable=True)
+
+
+def test_the_orientation_check_swaps_a_partition_found_the_wrong_way_round():
+    image, alpha = disk_image()
+    run = dict(
+        generator=torch.Generator().manual_seed(2),
+        disable=True,
+        init_mask=1 - alpha,
+        iterations=1,
+        damping=0.05,  # the update barely moves the inverted start
+    )
+    kept = decompose(ToyBackend(), image, "red", "blue", orient=False, **run)
+    assert iou(kept.mask < 0.5, alpha > 0.5) >= 0.95 and not kept.swapped  # still inverted
+    run["generator"] = torch.Generator().manual_seed(2)
+    fixed = decompose(ToyBackend(), image, "red", "blue", **run)
+    assert fixed.swapped
+    assert iou(fixed.mask > 0.5, alpha > 0.5) >= 0.95
 
 
 def test_swapping_the_prompts_swaps_the_layers():
@@ -110,3 +196,17 @@ def test_bad_arguments_name_themselves(kwargs, message):
     args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
     with pytest.raises(ValueError, match=message):
         decompose(ToyBackend(), image, args["fg_prompt"], args["bg_prompt"], disable=True, **kwargs)
+
+
+def test_decompose_image_works_at_work_side_and_returns_the_input_size():
+    from layerdecomp.io import image_to_tensor, tensor_to_image
+
+    image, _ = disk_image(side=16)
+    pil = tensor_to_image(image)
+    layers = decompose_image(ToyBackend(side=8), pil, "red", "blue", work_side=8, disable=True)
+    assert layers.config["work_size"] == [8, 8]
+    assert layers.mask.shape[-2:] == (16, 16)
+    original = image_to_tensor(pil)
+    assert (layers.recomposition - original).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="work_side"):
+        decompose_image(ToyBackend(), pil, "red", "blue", work_side=-1, disable=True)

@@ -37,7 +37,7 @@ def test_recipes_carry_the_defaults_of_the_algorithm_table():
     assert (inpaint["steps"], inpaint["iterations"], inpaint["guidance"]) == (20, 5, 0.0)
     assert inpaint["prompt"] == ""
     decompose = load_recipe("decompose").values
-    assert (decompose["samples"], decompose["guidance"]) == (5, 2.0)
+    assert decompose["samples"] == 5  # K of §4.2; the other values are measured (RESULTS.md)
 
 
 @pytest.mark.parametrize("task", BUNDLED)

@@ -15,6 +15,7 @@ from transformers import CLIPTokenizer
 from layerdecomp.training.__main__ import main
 from layerdecomp.training.components import make_components
 from layerdecomp.training.config import CONFIG_DIR, load_config
+from layerdecomp.training.loops import training_noise
 from layerdecomp.training.tokenizer import build_tokenizer, caption_words, save_tokenizer
 
 MICRO = """
@@ -38,6 +39,7 @@ block_out_channels = [16, 32]
 norm_num_groups = 8
 attention_head_dim = 4
 addition_embed_type = "text"
+offset_noise = 0.3
 steps = 2
 batch_size = 2
 [sample]
@@ -105,3 +107,13 @@ def test_cpu_config_reproduces_the_shipped_mini_model():
 
     recorded = Path(layerdecomp.__file__).parent / "weights" / "mini" / "training_config.json"
     assert load_config(None, **json.loads(recorded.read_text())) == load_config("cpu")
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3])
+def test_offset_noise_adds_a_constant_per_sample_and_channel(offset):
+    noise = training_noise(torch.Size((400, 4, 16, 16)), offset, torch.Generator().manual_seed(0))
+    means = noise.mean((2, 3))
+    # white noise alone: channel means have σ = 1/16; the offset adds σ = offset
+    expected = (1 / 256 + offset**2) ** 0.5
+    assert means.std().item() == pytest.approx(expected, rel=0.1)
+    assert (noise - noise.mean((2, 3), keepdim=True)).std().item() == pytest.approx(1.0, rel=0.02)
