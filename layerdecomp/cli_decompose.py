@@ -185,6 +185,7 @@ def decompose(
             "nfe": layers.nfe,
             "mask_change": [round(c, 6) for c in layers.history],
             "iterations_run": len(layers.history),
+            "swapped": layers.swapped,
             "timings": {
                 "load": round(loaded - started, 4),
                 "decompose": round(layers.seconds, 4),
