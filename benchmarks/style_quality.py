@@ -28,7 +28,7 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
-from layerdecomp.style import native_size
+from layerdecomp.models.base import native_size
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     backend = load_model(args.model, device=args.device)
     if args.size is None:
-        from layerdecomp.style import native_size
+        from layerdecomp.models.base import native_size
 
         args.size = native_size(backend)[0]
     methods = {"backprop": ("backprop", "newton"), "vae_newton": ("vae_newton", "newton")}

@@ -314,7 +314,8 @@ def style(
     visual = load_clip(clip, clip_model, device=select_device(device))
     backend = load_backend(model, model_config, allow_pickle, device, dtype)
     loaded = time.perf_counter()
-    from .style import native_size, stylize
+    from .models.base import native_size
+    from .style import stylize
 
     native = native_size(backend)
     size = (width or native[0], height or native[1])

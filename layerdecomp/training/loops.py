@@ -69,8 +69,15 @@ def _lr_factor(step: int, steps: int, warmup: int, elapsed: float, max_minutes: 
     return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _out_of_time(start: float, max_minutes: float) -> bool:
-    return max_minutes > 0 and time.monotonic() - start > 60 * max_minutes
+def _begin_step(opt, cfg: VAEConfig | UNetConfig, step: int, start: float, name: str, log: Log):
+    """Set the step's learning rate; False (and a log line) once the time limit has passed."""
+    elapsed = time.monotonic() - start
+    if cfg.max_minutes > 0 and elapsed > 60 * cfg.max_minutes:
+        log(f"{name}: time limit of {cfg.max_minutes} min reached after {step} steps")
+        return False
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * _lr_factor(step, cfg.steps, cfg.warmup, elapsed, cfg.max_minutes)
+    return True
 
 
 def _random_crops(x: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
@@ -108,13 +115,8 @@ def train_vae(
     losses: list[float] = []
     start = time.monotonic()
     for step in range(cfg.steps):
-        if _out_of_time(start, cfg.max_minutes):
-            log(f"vae: time limit of {cfg.max_minutes} min reached after {step} steps")
+        if not _begin_step(opt, cfg, step, start, "vae", log):
             break
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(
-                step, cfg.steps, cfg.warmup, time.monotonic() - start, cfg.max_minutes
-            )
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=generator)
         x = _random_crops(to_model_range(images[idx]), cfg.crop, generator)
         posterior = vae.encode(x).latent_dist
@@ -227,13 +229,8 @@ def train_unet(
     losses: list[float] = []
     start = time.monotonic()
     for step in range(cfg.steps):
-        if _out_of_time(start, cfg.max_minutes):
-            log(f"unet: time limit of {cfg.max_minutes} min reached after {step} steps")
+        if not _begin_step(opt, cfg, step, start, "unet", log):
             break
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(
-                step, cfg.steps, cfg.warmup, time.monotonic() - start, cfg.max_minutes
-            )
         b = cfg.batch_size
         idx = torch.randint(0, mean.shape[0], (b,), generator=generator)
         z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)
