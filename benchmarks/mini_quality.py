@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import kornia
 import numpy as np
@@ -30,9 +32,8 @@ from layerdecomp.constraints import Mask
 from layerdecomp.data.composites import make_composite
 from layerdecomp.models import load_model
 
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import to_tensor  # noqa: E402
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,9 +32,8 @@ from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 from layerdecomp.models.base import native_size
 
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import quiet_libraries, to_tensor  # noqa: E402
 
 
 def random_clip(model_name: str, device) -> torch.nn.Module:
@@ -47,16 +48,6 @@ def random_clip(model_name: str, device) -> torch.nn.Module:
     torch.manual_seed(0)
     model = open_clip.create_model(model_name, pretrained=None, device=device)
     return model.visual.eval().requires_grad_(False)
-
-
-def quiet_libraries() -> None:
-    """Keep diffusers and transformers to errors (no loading bars): the table stays readable."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for module in (diffusers_logging, transformers_logging):
-        module.set_verbosity_error()
-        module.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from diffusers import AutoencoderKL
 from diffusers.utils import logging as diffusers_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import quiet_libraries  # noqa: E402
 from _memory import cpu_peak_supported, describe, peak_bytes  # noqa: E402
 
 from layerdecomp.constraints.downsample import Downsample, measure  # noqa: E402
@@ -69,16 +70,6 @@ class VaeCodec:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def quiet_libraries() -> None:
-    """Keep diffusers and transformers to errors (no loading bars): the table stays readable."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for module in (diffusers_logging, transformers_logging):
-        module.set_verbosity_error()
-        module.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import kornia
 import numpy as np
@@ -29,9 +31,8 @@ from layerdecomp.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import quiet_libraries, to_tensor  # noqa: E402
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -43,16 +44,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean SSIM (kornia, 7×7 window, images in [0, 1])."""
     return kornia.metrics.ssim((a + 1) / 2, (b + 1) / 2, window_size=7).mean().item()
-
-
-def quiet_libraries() -> None:
-    """Keep diffusers and transformers to errors (no loading bars): the table stays readable."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for module in (diffusers_logging, transformers_logging):
-        module.set_verbosity_error()
-        module.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,22 @@
+"""Helpers shared by the benchmark scripts (imported like ``_memory``: the scripts' folder is on
+``sys.path`` when they run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """A uint8 (H, W, 3) array as a (1, 3, H, W) float tensor in [−1, 1]."""
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def quiet_libraries() -> None:
+    """Keep diffusers and transformers to errors (no loading bars): the table stays readable."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for module in (diffusers_logging, transformers_logging):
+        module.set_verbosity_error()
+        module.disable_progress_bar()
