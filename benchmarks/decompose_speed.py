@@ -3,8 +3,8 @@
 ``--config mini`` decomposes the README example (examples/examples.json's first entry) with the
 embedded model; ``tiny`` and ``sd15`` build the SD 1.x architectures with random weights
 (``sd15``: the real SD 1.5 UNet/VAE/CLIP at 512×512, fp16 on a GPU; goal ≤ 10 s on an H100).
-Throughput: the engine draws all 2K samples (K per layer, guidance doubling the batch) in one
-denoiser batch; the sequential variant draws them one per layer at a time.
+Throughput: the engine draws all 2RK samples (K per layer and run, R runs; guidance doubles the
+batch) in one denoiser batch; the sequential variant draws them one per layer at a time.
 
     python benchmarks/decompose_speed.py --config mini
     python benchmarks/decompose_speed.py --config sd15 --device cuda
@@ -45,14 +45,15 @@ def _example() -> tuple[Image.Image, str, str]:
 
 
 def throughput(backend, image: Image.Image, config: DecomposeConfig, repeats: int):
-    """Samples per second: all 2K in one batch, and K batches of one sample per layer."""
+    """Samples per second: all 2RK in one batch (as the engine draws them: K per layer and run),
+    and RK batches of one sample per layer."""
     pixels = torch.from_numpy(np.asarray(image, dtype=np.float32))
     pixels = (pixels.permute(2, 0, 1)[None] / 127.5 - 1).to(backend.device)
     sampler = _Sampler(backend, pixels, ("a", "b"), config, torch.Generator(backend.device))
     h, w = sampler.y.shape[-2:]
-    k = config.samples
-    keep = (torch.rand(2 * k, 1, h, w, device=backend.device) > 0.5).float()
-    pairs = [torch.stack([keep[i], keep[k + i]]) for i in range(k)]
+    n = config.samples * config.restarts
+    keep = (torch.rand(2 * n, 1, h, w, device=backend.device) > 0.5).float()
+    pairs = [torch.stack([keep[i], keep[n + i]]) for i in range(n)]
     sampler.draw(keep)  # warm-up
     timings = {}
     for name, batches in (("batched", [keep]), ("sequential", pairs)):
@@ -62,7 +63,7 @@ def throughput(backend, image: Image.Image, config: DecomposeConfig, repeats: in
             for batch in batches:
                 sampler.draw(batch)
         _sync(backend.device)
-        timings[name] = 2 * k * repeats / (time.perf_counter() - start)
+        timings[name] = 2 * n * repeats / (time.perf_counter() - start)
     return timings
 
 
@@ -110,7 +111,7 @@ def main() -> None:
         print(
             f"{'peak GPU memory GiB':<34} {torch.cuda.max_memory_allocated(device) / 2**30:>10.2f}"
         )
-    print(f"{'batched samples/s (2K per call)':<34} {rates['batched']:>10.2f}")
+    print(f"{'batched samples/s (2RK per call)':<34} {rates['batched']:>10.2f}")
     print(f"{'sequential samples/s (2 per call)':<34} {rates['sequential']:>10.2f}")
     speedup = rates["batched"] / rates["sequential"]
     print(

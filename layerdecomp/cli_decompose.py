@@ -99,6 +99,13 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     type=click.FloatRange(min=0.0),
     help="CFG weight w of the layer prompts.",
 )
+@click.option(
+    "--restarts",
+    default=DecomposeConfig.restarts,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Runs from different random masks (batched); the one that fits the prompts best is kept.",
+)
 @click.option("--negative-prompt", default="", help="Unconditional prompt.")
 @click.option(
     "--work-side",
@@ -186,6 +193,7 @@ def decompose(
             "mask_change": [round(c, 6) for c in layers.history],
             "iterations_run": len(layers.history),
             "swapped": layers.swapped,
+            "restart": layers.restart,
             "timings": {
                 "load": round(loaded - started, 4),
                 "decompose": round(layers.seconds, 4),

@@ -80,7 +80,7 @@ def _run_decompose(ctx, p, recipe):
     options = {
         k: p[k]
         for k in ("iterations", "samples", "noise_level", "newton_iters", "guidance")
-        + ("negative_prompt",)
+        + ("restarts", "negative_prompt")
     }
     try:
         DecomposeConfig(**options)

@@ -63,6 +63,9 @@ class DecomposeConfig:
             foreground side better than the foreground prompt (per-cell denoising errors).
         orient_levels: noise levels (one batched call each) for that check.
         final_samples: samples averaged for the final layers.
+        restarts: independent runs from different random masks, batched together; the one
+            whose partition agrees best with the prompts (the orientation check's per-cell
+            errors) is kept.
     """
 
     iterations: int = 12
@@ -80,9 +83,10 @@ class DecomposeConfig:
     orient: bool = True
     orient_levels: int = 8
     final_samples: int = 4
+    restarts: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "samples", "newton_iters", "final_samples"):
+        for name in ("iterations", "samples", "newton_iters", "final_samples", "restarts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected ≥ 1, got {getattr(self, name)}")
         if not 0.0 < self.noise_level < 1.0:
@@ -102,8 +106,8 @@ class Layers:
     """Result of :func:`decompose`; images are (1, 3, H, W) in [−1, 1], the mask (1, 1, H, W).
 
     ``recompose(mask, foreground, background)`` reproduces the input image. ``history`` holds the
-    mean mask change of every update; ``swapped`` tells whether the orientation check swapped the
-    partition the updates found.
+    largest mean mask change of every update (over the restarts); ``swapped`` tells whether the
+    orientation check swapped the partition the updates found, ``restart`` which run was kept.
     """
 
     foreground: torch.Tensor
@@ -111,6 +115,7 @@ class Layers:
     mask: torch.Tensor
     history: list[float] = field(default_factory=list)
     swapped: bool = False
+    restart: int = 0
     nfe: int = 0
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
@@ -184,30 +189,33 @@ class _Sampler:
 
 
 def _keep_masks(cells: torch.Tensor, k: int, generator) -> torch.Tensor:
-    """K keep masks per layer (2K, 1, h, w): Bernoulli(m) for the foreground, Bernoulli(1 − m) for
-    the background, and each cell is held out of at least one sample of each layer.
+    """K keep masks per layer and mask (2RK, 1, h, w) for R masks ``cells`` (R, 1, h, w):
+    Bernoulli(m) for the foreground (rows r·K … r·K + K − 1), Bernoulli(1 − m) for the background
+    (the same rows after R·K), and each cell is held out of at least one sample of each layer.
 
     Each cell draws a fold in [0, K) and is dropped from that sample, so every pixel of every layer
     is predicted from its context at least once: without it, a cell that a layer keeps in all K
     samples would be scored by the layer's reconstruction of its own kept pixel, and the layer
     holding more of the image would win ever more of it.
     """
-    probs = torch.cat([cells.expand(k, -1, -1, -1), (1 - cells).expand(k, -1, -1, -1)])
-    keep = torch.bernoulli(probs, generator=generator)
-    shape = (1, 1, *cells.shape[-2:])
+    runs = cells.shape[0]
+    per_sample = cells.repeat_interleave(k, dim=0)
+    keep = torch.bernoulli(torch.cat([per_sample, 1 - per_sample]), generator=generator)
+    rows = torch.arange(k, device=cells.device).repeat(runs).view(runs * k, 1, 1, 1)
     for layer in range(2):
-        fold = torch.randint(0, k, shape, generator=generator, device=cells.device)
-        rows = torch.arange(k, device=cells.device).view(k, 1, 1, 1)
-        keep[layer * k : (layer + 1) * k] *= (fold != rows).to(keep.dtype)
+        fold = torch.randint(0, k, cells.shape, generator=generator, device=cells.device)
+        held = fold.repeat_interleave(k, dim=0) == rows
+        keep[layer * runs * k : (layer + 1) * runs * k] *= (~held).to(keep.dtype)
     return keep
 
 
 def _layer_stats(samples, held_out, floor):
-    """Per-pixel mean and variance of samples (K, 3, H, W), weighted toward held-out pixels."""
+    """Per-pixel mean and variance (R, 3, H, W) of samples (R, K, 3, H, W), weighted toward
+    held-out pixels."""
     weights = held_out + 1e-3
-    total = weights.sum(0)
-    mean = (weights * samples).sum(0) / total
-    var = (weights * (samples - mean) ** 2).sum(0) / total + floor
+    total = weights.sum(1)
+    mean = (weights * samples).sum(1) / total
+    var = (weights * (samples - mean.unsqueeze(1)) ** 2).sum(1) / total + floor
     return mean, var
 
 
@@ -218,13 +226,26 @@ def _residual_variance(image, mean, weight):
     prediction is from the pixel; this is the EM estimate of a Gaussian mixture component's
     variance, added to the sample variance so both layers' likelihoods are calibrated alike.
     """
-    weight = weight.squeeze(0)
-    error = ((image.squeeze(0) - mean) ** 2 * weight).sum()
-    return error / (3 * weight.sum()).clamp_min(1e-6)
+    error = ((image - mean) ** 2 * weight).sum((1, 2, 3), keepdim=True)
+    return error / (3 * weight.sum((1, 2, 3), keepdim=True)).clamp_min(1e-6)
 
 
 def _log_likelihood(image, mean, var):
     return (-0.5 * (image - mean) ** 2 / var - 0.5 * var.log()).sum(1, keepdim=True)
+
+
+def _select_run(gain: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple[int, bool]:
+    """The run (of R masks ``cells``, (R, 1, h, w)) whose partition agrees best with the prompts,
+    and whether to swap it.
+
+    A run's agreement is Σ gain·(2m − 1), ``gain`` (1, h, w) being > 0 where the foreground
+    prompt denoises a cell better: high when the foreground side is where the foreground prompt
+    fits. With ``orient``, a run found the wrong way round counts by its swapped agreement.
+    """
+    agreement = (gain * (2 * cells - 1)).sum((1, 2, 3))
+    flip = agreement < 0 if orient else torch.zeros_like(agreement, dtype=torch.bool)
+    chosen = int(torch.where(flip, -agreement, agreement).argmax())
+    return chosen, bool(flip[chosen])
 
 
 def exact_layers(image, mask, fg, bg):
@@ -286,27 +307,23 @@ def decompose(
     start = time.perf_counter()
     image = image.float().to(getattr(backend, "device", image.device))
     sampler = _Sampler(backend, image, (fg_prompt, bg_prompt), config, generator)
-    k, factor = config.samples, sampler.factor
+    k, runs, factor = config.samples, config.restarts, sampler.factor
     shape = (1, 1, *image.shape[-2:])
     if init_mask is None:
-        mask = torch.rand(shape, generator=generator, device=image.device) * 0.98 + 0.01
+        mask = torch.rand((runs, *shape[1:]), generator=generator, device=image.device)
+        mask = mask * 0.98 + 0.01
     elif tuple(init_mask.shape) != shape:
         raise ValueError(f"init_mask: expected shape {shape}, got {tuple(init_mask.shape)}")
     else:
-        mask = init_mask.float().to(image.device).clamp(0.01, 0.99)
+        mask = init_mask.float().to(image.device).clamp(0.01, 0.99).expand(runs, -1, -1, -1)
     history: list[float] = []
     from tqdm.auto import trange
 
     for iteration in trange(config.iterations, desc="layers", disable=disable, leave=False):
         keep = _keep_masks(_cells(mask, factor), k, generator)
-        samples = sampler.draw(keep)
-        held_out = 1 - _pixels(keep, factor)
-        stats = [
-            _layer_stats(
-                samples[i * k : (i + 1) * k], held_out[i * k : (i + 1) * k], config.variance_floor
-            )
-            for i in range(2)
-        ]
+        samples = sampler.draw(keep).unflatten(0, (2, runs, k))
+        held_out = (1 - _pixels(keep, factor)).unflatten(0, (2, runs, k))
+        stats = [_layer_stats(samples[i], held_out[i], config.variance_floor) for i in range(2)]
         if config.calibrate:
             stats = [
                 (mean, var + _residual_variance(image, mean, weight))
@@ -316,7 +333,8 @@ def decompose(
         if config.prior == "mask":
             log_ratio = log_ratio + torch.logit(mask.clamp(1e-4, 1 - 1e-4))
         elif config.prior == "mixture":
-            log_ratio = log_ratio + torch.logit(mask.mean().clamp(1e-4, 1 - 1e-4))
+            share = mask.mean((1, 2, 3), keepdim=True)
+            log_ratio = log_ratio + torch.logit(share.clamp(1e-4, 1 - 1e-4))
         if config.smoothing > 0:  # pool the evidence of neighbouring pixels; edges stay sharp
             log_ratio = log_ratio.clamp(-EVIDENCE_CAP, EVIDENCE_CAP)
             sigma = float(config.smoothing)
@@ -326,7 +344,7 @@ def decompose(
             )
         responsibility = torch.sigmoid(log_ratio)
         new_mask = (1 - config.damping) * mask + config.damping * responsibility
-        change = (new_mask - mask).abs().mean().item()
+        change = (new_mask - mask).abs().mean((1, 2, 3)).max().item()  # the slowest run's
         mask = new_mask.clamp(0, 1)
         history.append(change)
         if callback is not None:
@@ -334,14 +352,17 @@ def decompose(
         if change < config.tol:
             break
 
-    swapped = False
-    if config.orient:
-        # Which side of the partition is which layer: the side the foreground prompt denoises
-        # better than the background prompt (EM alone can settle on the swapped partition).
+    swapped, chosen = False, 0
+    if config.orient or runs > 1:
+        # Which side of each partition is which layer: the side the foreground prompt denoises
+        # better than the background prompt (EM alone can settle on the swapped partition); of
+        # several runs, the one whose partition agrees best with the prompts.
         errors = sampler.prompt_errors(config.orient_levels)
         gain = errors[1] - errors[0]  # > 0 where the foreground prompt explains the cell better
-        if (gain * (2 * _cells(mask, factor) - 1)).sum() < 0:
-            mask, swapped = 1 - mask, True
+        chosen, swapped = _select_run(gain, _cells(mask, factor), config.orient)
+    mask = mask[chosen : chosen + 1]
+    if swapped:
+        mask = 1 - mask
 
     # Final layers: each inpainted from the cells the mask gives it outright, averaged.
     n = config.final_samples
@@ -356,6 +377,7 @@ def decompose(
         mask=mask,
         history=history,
         swapped=swapped,
+        restart=chosen,
         nfe=sampler.nfe,
         seconds=time.perf_counter() - start,
         config={**asdict(config), "timestep": sampler.t},

@@ -17,7 +17,8 @@ from tests.layerdecomp.toy_backend import ToyBackend, disk_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAST = ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--seed", "3", "-q"]
+FAST = ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--restarts", "2"]
+FAST += ["--seed", "3", "-q"]
 
 
 def save_disk(path, **kwargs):
@@ -63,6 +64,7 @@ def test_single_image_writes_every_output(tmp_path, toy):
     assert meta["seed"] == 3 and meta["fg_prompt"] == "red" and meta["bg_prompt"] == "blue"
     assert meta["parameters"]["samples"] == 2 and meta["nfe"] > 0
     assert len(meta["mask_change"]) == meta["iterations_run"] <= 2
+    assert meta["parameters"]["restarts"] == 2 and meta["restart"] in (0, 1)
     mask = np.asarray(Image.open(out / "mask.png"))
     assert mask.shape == (16, 16)
 

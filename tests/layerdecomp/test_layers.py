@@ -8,6 +8,7 @@ from layerdecomp.layers import (
     DecomposeConfig,
     _keep_masks,
     _residual_variance,
+    _select_run,
     decompose,
     decompose_image,
     exact_layers,
@@ -64,7 +65,7 @@ def test_all_samples_share_one_batched_call(disk):
     backend, _, _, layers = disk
     config = DecomposeConfig()
     cfg = 2 if config.guidance > 0 else 1  # guidance doubles every batch
-    iteration_batch = 2 * config.samples * cfg  # two layers × K
+    iteration_batch = 2 * config.samples * config.restarts * cfg  # two layers × K × runs
     final_batch = 2 * config.final_samples * cfg
     orient_batch = 2 * cfg  # the image under both prompts
     assert set(backend.batch_sizes) == {iteration_batch, final_batch, orient_batch}
@@ -89,9 +90,35 @@ def test_every_cell_is_held_out_of_some_sample_of_each_layer(value):
         assert keep[(1 - owner) * k : (2 - owner) * k].sum() == 0
 
 
+def test_keep_masks_of_several_runs_follow_each_runs_mask():
+    k = 4
+    cells = torch.stack([torch.zeros(1, 5, 5), torch.ones(1, 5, 5), torch.zeros(1, 5, 5)])
+    keep = _keep_masks(cells, k, torch.Generator().manual_seed(0)).view(2, 3, k, 1, 5, 5)
+    fg, bg = keep[0].sum(1), keep[1].sum(1)  # (runs, 1, 5, 5): samples keeping each cell
+    owned = torch.tensor([0.0, k - 1.0, 0.0]).view(3, 1, 1, 1).expand(3, 1, 5, 5)
+    assert torch.equal(fg, owned)  # kept in all but the held-out sample where m = 1, never at 0
+    assert torch.equal(bg, (k - 1.0) - fg)
+    assert ((1 - keep).sum(2) >= 1).all()  # every run: each cell held out of ≥ 1 sample per layer
+
+
+def test_the_run_that_agrees_best_with_the_prompts_is_chosen():
+    gain = torch.zeros(1, 6, 6)
+    gain[:, 1:4, 1:4] = 1.0  # the foreground prompt fits the centre
+    gain[:, 4:, 4:] = -1.0
+    centre = torch.zeros(1, 6, 6)
+    centre[:, 1:4, 1:4] = 1.0
+    noise = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(0))
+    eroded = centre.clone()
+    eroded[:, 1, 1] = 0.0
+    runs = torch.stack([noise, 1 - eroded, centre])
+    assert _select_run(gain, runs, orient=True) == (2, False)
+    assert _select_run(gain, runs[:2], orient=True) == (1, True)  # swapped, it fits best
+    assert _select_run(gain, runs[:2], orient=False) == (0, False)
+
+
 def test_residual_variance_is_the_owned_pixels_mean_squared_error():
     image = torch.zeros(1, 3, 2, 2)
-    mean = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 2, 2).expand(3, 2, 2)
+    mean = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
     weight = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 1, 2, 2)
     assert _residual_variance(image, mean, weight).item() == pytest.approx((1 + 16) / 2)
     half = weight * 0.5 + (1 - weight) * 0.25  # weights need not be binary
