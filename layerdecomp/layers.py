@@ -56,6 +56,8 @@ class DecomposeConfig:
         prior: ``"uniform"`` (responsibility from the likelihoods alone), ``"mask"`` (the
             current mask as a per-pixel prior) or ``"mixture"`` (the foreground's share of the
             image, the mean of the mask, as the prior: a Gaussian mixture's EM update).
+        min_share: the mixture prior's share is kept in [min_share, 1 − min_share], so that a
+            layer that has lost most pixels is not pushed out of the rest by the prior alone.
         calibrate: add each layer's mean squared prediction error over the pixels it owns to
             its per-pixel variance (see :func:`_residual_variance`).
         tol: stop once the mean absolute mask change falls below this.
@@ -78,6 +80,7 @@ class DecomposeConfig:
     damping: float = 0.7
     smoothing: float = 1.0
     prior: Literal["uniform", "mask", "mixture"] = "mixture"
+    min_share: float = 0.2
     calibrate: bool = True
     tol: float = 2e-3
     orient: bool = True
@@ -97,6 +100,8 @@ class DecomposeConfig:
             raise ValueError(f"variance_floor: expected > 0, got {self.variance_floor}")
         if self.guidance < 0 or self.smoothing < 0 or self.tol < 0:
             raise ValueError("guidance, smoothing and tol must be ≥ 0")
+        if not 0.0 < self.min_share <= 0.5:
+            raise ValueError(f"min_share: expected a value in (0, 0.5], got {self.min_share}")
         if self.prior not in ("uniform", "mask", "mixture"):
             raise ValueError(f"prior: {self.prior!r} is not one of 'uniform', 'mask', 'mixture'")
 
@@ -230,6 +235,16 @@ def _residual_variance(image, mean, weight):
     return error / (3 * weight.sum((1, 2, 3), keepdim=True)).clamp_min(1e-6)
 
 
+def _prior_log_odds(mask: torch.Tensor, config: DecomposeConfig) -> torch.Tensor:
+    """The prior log-odds of the foreground for masks (R, 1, H, W), by ``config.prior``."""
+    if config.prior == "mask":
+        return torch.logit(mask.clamp(1e-4, 1 - 1e-4))
+    if config.prior == "mixture":
+        share = mask.mean((1, 2, 3), keepdim=True)
+        return torch.logit(share.clamp(config.min_share, 1 - config.min_share))
+    return torch.zeros_like(mask[:, :, :1, :1])
+
+
 def _log_likelihood(image, mean, var):
     return (-0.5 * (image - mean) ** 2 / var - 0.5 * var.log()).sum(1, keepdim=True)
 
@@ -330,11 +345,7 @@ def decompose(
                 for (mean, var), weight in zip(stats, (mask, 1 - mask), strict=True)
             ]
         log_ratio = _log_likelihood(image, *stats[0]) - _log_likelihood(image, *stats[1])
-        if config.prior == "mask":
-            log_ratio = log_ratio + torch.logit(mask.clamp(1e-4, 1 - 1e-4))
-        elif config.prior == "mixture":
-            share = mask.mean((1, 2, 3), keepdim=True)
-            log_ratio = log_ratio + torch.logit(share.clamp(1e-4, 1 - 1e-4))
+        log_ratio = log_ratio + _prior_log_odds(mask, config)
         if config.smoothing > 0:  # pool the evidence of neighbouring pixels; edges stay sharp
             log_ratio = log_ratio.clamp(-EVIDENCE_CAP, EVIDENCE_CAP)
             sigma = float(config.smoothing)

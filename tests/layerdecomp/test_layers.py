@@ -7,6 +7,7 @@ from layerdecomp.constraints import recompose
 from layerdecomp.layers import (
     DecomposeConfig,
     _keep_masks,
+    _prior_log_odds,
     _residual_variance,
     _select_run,
     decompose,
@@ -116,6 +117,17 @@ def test_the_run_that_agrees_best_with_the_prompts_is_chosen():
     assert _select_run(gain, runs[:2], orient=False) == (0, False)
 
 
+def test_the_mixture_prior_keeps_each_layers_share_within_bounds():
+    masks = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.6)])
+    masks[1, :, 0, 0] = 0.2  # mean 0.575
+    odds = _prior_log_odds(masks, DecomposeConfig(min_share=0.2)).flatten()
+    assert odds[0].item() == pytest.approx(torch.logit(torch.tensor(0.2)).item())  # not logit(0.01)
+    assert odds[1].item() == pytest.approx(torch.logit(torch.tensor(0.575)).item())
+    per_pixel = _prior_log_odds(masks, DecomposeConfig(prior="mask"))
+    assert torch.allclose(per_pixel, torch.logit(masks))
+    assert _prior_log_odds(masks, DecomposeConfig(prior="uniform")).abs().sum() == 0
+
+
 def test_residual_variance_is_the_owned_pixels_mean_squared_error():
     image = torch.zeros(1, 3, 2, 2)
     mean = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
@@ -215,6 +227,8 @@ def testexact_layers_hold_the_blend_equation_inside_the_pixel_range():
         (dict(noise_level=1.0), "^noise_level"),
         (dict(damping=0.0), "^damping"),
         (dict(prior="flat"), "^prior"),
+        (dict(min_share=0.0), "^min_share"),
+        (dict(min_share=0.6), "^min_share"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, message):
