@@ -5,13 +5,15 @@ Given an image x and prompts for two layers, find layers x¹, x² and a mask m w
 assigns to l (Bernoulli(m) for the foreground, Bernoulli(1−m) for the background), and every
 cell is held out of at least one of a layer's K samples; the image is inpainted from each kept
 set under that layer's prompt with inexact-Newton iterations at a single noise level (the x̂0 of
-a perturbed x_t, not a full sampling run). All 2K samples go through the denoiser as one batch.
+a perturbed x_t, not a full sampling run). R runs start from different random masks, and all
+2RK samples go through the denoiser as one batch.
 Each layer becomes a per-pixel Gaussian, fitted to the samples in which that pixel was *held
 out* (so a layer is scored on how well its other pixels predict it), its variance calibrated by
 the layer's own prediction error; m moves toward the posterior responsibility of the foreground
 layer (EM for a two-component mixture, the foreground's share of the image as the prior, the
-evidence pooled over a pixel's neighbours). A last check swaps the partition if the background
-prompt denoises the foreground side better than the foreground prompt does.
+evidence pooled over a pixel's neighbours). A last check swaps a partition if the background
+prompt denoises its foreground side better than the foreground prompt does, and keeps the run
+whose partition agrees best with the prompts.
 """
 
 from __future__ import annotations
@@ -303,7 +305,8 @@ def decompose(
         config: the parameters (defaults: :class:`DecomposeConfig`); keyword ``overrides``
             replace single fields.
         generator: seeds the mask initialisation, the Bernoulli masks and the noise.
-        callback: called after every iteration with a dict (iteration, mask, change, nfe).
+        callback: called after every iteration with a dict (iteration, mask: the R runs' masks
+            (R, 1, H, W), change, nfe).
         disable: disable the progress bar.
         init_mask: (1, 1, H, W) in [0, 1] to start from instead of a uniformly random mask.
     """
