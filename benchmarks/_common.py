@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
+
+from layerdecomp.io import image_to_tensor
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """A uint8 (H, W, 3) array as a (1, 3, H, W) float tensor in [−1, 1]."""
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 127.5 - 1
+    """A composite's uint8 (H, W, 3) array as a (1, 3, H, W) float tensor in [−1, 1]."""
+    return image_to_tensor(Image.fromarray(array))
 
 
 def quiet_libraries() -> None:

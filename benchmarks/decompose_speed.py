@@ -20,13 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inpaint_speed import CONFIGS, build  # noqa: E402
 
+from layerdecomp.io import image_to_tensor  # noqa: E402
 from layerdecomp.layers import DecomposeConfig, _Sampler, decompose_image  # noqa: E402
 from layerdecomp.models import load_model, select_device, select_dtype  # noqa: E402
 
@@ -47,8 +47,7 @@ def _example() -> tuple[Image.Image, str, str]:
 def throughput(backend, image: Image.Image, config: DecomposeConfig, repeats: int):
     """Samples per second: all 2RK in one batch (as the engine draws them: K per layer and run),
     and RK batches of one sample per layer."""
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32))
-    pixels = (pixels.permute(2, 0, 1)[None] / 127.5 - 1).to(backend.device)
+    pixels = image_to_tensor(image).to(backend.device)
     sampler = _Sampler(backend, pixels, ("a", "b"), config, torch.Generator(backend.device))
     h, w = sampler.y.shape[-2:]
     n = config.samples * config.restarts

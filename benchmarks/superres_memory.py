@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL
-from diffusers.utils import logging as diffusers_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries  # noqa: E402
@@ -98,7 +97,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     if device.type == "cpu" and not cpu_peak_supported():
         parser.error("peak memory on the CPU needs a writable /proc/self/clear_refs (Linux)")
-    diffusers_logging.set_verbosity_error()
     torch.manual_seed(0)
     backend = None
     if args.model:

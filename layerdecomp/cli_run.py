@@ -77,11 +77,7 @@ def _run_decompose(ctx, p, recipe):
     from .cli_decompose import decompose
     from .layers import DecomposeConfig
 
-    options = {
-        k: p[k]
-        for k in ("iterations", "samples", "noise_level", "newton_iters", "guidance")
-        + ("restarts", "negative_prompt")
-    }
+    options = {k: v for k, v in p.items() if k in DecomposeConfig.__dataclass_fields__}
     try:
         DecomposeConfig(**options)
     except ValueError as exc:

@@ -308,7 +308,8 @@ def decompose(
         callback: called after every iteration with a dict (iteration, mask: the R runs' masks
             (R, 1, H, W), change, nfe).
         disable: disable the progress bar.
-        init_mask: (1, 1, H, W) in [0, 1] to start from instead of a uniformly random mask.
+        init_mask: (1, 1, H, W) in [0, 1] to start from instead of a uniformly random mask (every
+            run starts from it; they differ by their samples only).
     """
     config = config or DecomposeConfig()
     if overrides:
@@ -449,10 +450,9 @@ def decompose_image(
         bg = _resize(layers.background, (height, width)).clamp(-1, 1)
         layers.mask = mask
         layers.foreground, layers.background = exact_layers(original, mask, fg, bg)
-    else:
-        layers.foreground, layers.background = exact_layers(
-            original, layers.mask.cpu(), layers.foreground.cpu(), layers.background.cpu()
-        )
+    else:  # decompose already fitted the layers to this very image
+        layers.mask = layers.mask.cpu()
+        layers.foreground, layers.background = layers.foreground.cpu(), layers.background.cpu()
     layers.config["seed"] = seed
     layers.config["work_size"] = [work[1], work[0]]
     return layers

@@ -6,27 +6,18 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from layerdecomp.export import OUTPUTS, is_complete, save_decomposition
-from layerdecomp.layers import decompose
-from tests.layerdecomp.toy_backend import ToyBackend, disk_image
+from layerdecomp.io import tensor_to_image
+from tests.layerdecomp.toy_backend import disk_image, toy_decompose
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     image, alpha = disk_image()
-    layers = decompose(
-        ToyBackend(),
-        image,
-        "red",
-        "blue",
-        iterations=3,
-        disable=True,
-        generator=torch.Generator().manual_seed(0),
-    )
-    pil = Image.fromarray(((image[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy())
+    layers = toy_decompose(image, iterations=3)
+    pil = tensor_to_image(image)
     out = tmp_path_factory.mktemp("run") / "disk"
     save_decomposition(out, pil, layers, {"seed": 0})
     return out, pil, layers

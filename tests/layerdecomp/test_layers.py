@@ -10,11 +10,10 @@ from layerdecomp.layers import (
     _prior_log_odds,
     _residual_variance,
     _select_run,
-    decompose,
     decompose_image,
     exact_layers,
 )
-from tests.layerdecomp.toy_backend import COLOURS, ToyBackend, disk_image
+from tests.layerdecomp.toy_backend import COLOURS, ToyBackend, disk_image, toy_decompose
 
 
 def iou(pred, truth):
@@ -25,23 +24,14 @@ def iou(pred, truth):
 def disk():
     backend = ToyBackend()
     image, alpha = disk_image()
-    layers = decompose(  # an exact model needs no pooling of evidence across pixels
-        backend,
-        image,
-        "red",
-        "blue",
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
-        smoothing=0.0,
-    )
+    # an exact model needs no pooling of evidence across pixels
+    layers = toy_decompose(image, backend=backend, smoothing=0.0)
     return backend, image, alpha, layers
 
 
 def test_the_default_smoothing_keeps_the_disk_and_the_exact_blend():
     image, alpha = disk_image()
-    layers = decompose(
-        ToyBackend(), image, "red", "blue", generator=torch.Generator().manual_seed(0), disable=True
-    )
+    layers = toy_decompose(image)
     assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.95
     assert (layers.recomposition - image).abs().max() <= 1e-5
 
@@ -140,66 +130,32 @@ def test_residual_variance_is_the_owned_pixels_mean_squared_error():
 
 def test_the_true_mask_is_a_fixed_point_and_a_wrong_init_shape_is_refused():
     image, alpha = disk_image()
-    layers = decompose(
-        ToyBackend(),
-        image,
-        "red",
-        "blue",
-        generator=torch.Generator().manual_seed(1),
-        disable=True,
-        init_mask=alpha,
-        iterations=3,
-        tol=0.0,
-    )
+    layers = toy_decompose(image, seed=1, init_mask=alpha, iterations=3, tol=0.0)
     assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.95
     with pytest.raises(ValueError, match="init_mask"):
-        decompose(ToyBackend(), image, "red", "blue", init_mask=alpha[..., :-1], disable=True)
+        toy_decompose(image, init_mask=alpha[..., :-1])
 
 
 def test_the_orientation_check_swaps_a_partition_found_the_wrong_way_round():
     image, alpha = disk_image()
-    run = dict(
-        generator=torch.Generator().manual_seed(2),
-        disable=True,
-        init_mask=1 - alpha,
-        iterations=1,
-        damping=0.05,  # the update barely moves the inverted start
-    )
-    kept = decompose(ToyBackend(), image, "red", "blue", orient=False, **run)
+    # one barely damped update: the inverted start stays inverted
+    run = dict(seed=2, init_mask=1 - alpha, iterations=1, damping=0.05)
+    kept = toy_decompose(image, orient=False, **run)
     assert iou(kept.mask < 0.5, alpha > 0.5) >= 0.95 and not kept.swapped  # still inverted
-    run["generator"] = torch.Generator().manual_seed(2)
-    fixed = decompose(ToyBackend(), image, "red", "blue", **run)
+    fixed = toy_decompose(image, **run)
     assert fixed.swapped
     assert iou(fixed.mask > 0.5, alpha > 0.5) >= 0.95
 
 
 def test_swapping_the_prompts_swaps_the_layers():
     image, alpha = disk_image()
-    layers = decompose(
-        ToyBackend(),
-        image,
-        "blue",
-        "red",
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
-    )
+    layers = toy_decompose(image, fg="blue", bg="red")
     assert iou(layers.mask > 0.5, alpha < 0.5) >= 0.95
 
 
 def test_runs_are_reproducible_from_the_seed():
     image, _ = disk_image()
-    runs = [
-        decompose(
-            ToyBackend(),
-            image,
-            "red",
-            "blue",
-            iterations=2,
-            disable=True,
-            generator=torch.Generator().manual_seed(seed),
-        )
-        for seed in (3, 3, 4)
-    ]
+    runs = [toy_decompose(image, seed=seed, iterations=2) for seed in (3, 3, 4)]
     assert torch.equal(runs[0].mask, runs[1].mask)
     assert not torch.equal(runs[0].mask, runs[2].mask)
 
@@ -233,10 +189,9 @@ def testexact_layers_hold_the_blend_equation_inside_the_pixel_range():
 )
 def test_bad_arguments_name_themselves(kwargs, message):
     image, _ = disk_image()
-    args = dict(fg_prompt="red", bg_prompt="blue")
-    args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
+    fg, bg = kwargs.pop("fg_prompt", "red"), kwargs.pop("bg_prompt", "blue")
     with pytest.raises(ValueError, match=message):
-        decompose(ToyBackend(), image, args["fg_prompt"], args["bg_prompt"], disable=True, **kwargs)
+        toy_decompose(image, fg=fg, bg=bg, **kwargs)
 
 
 def test_decompose_image_works_at_work_side_and_returns_the_input_size():

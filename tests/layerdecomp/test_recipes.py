@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import click
 import pytest
 
 from layerdecomp.cli import main
@@ -40,18 +41,41 @@ def test_recipes_carry_the_defaults_of_the_algorithm_table():
     assert decompose["samples"] == 5  # K of §4.2; the other values are measured (RESULTS.md)
 
 
+def command_defaults(task: str) -> dict[str, object]:
+    """The command's default of each recipe key of ``task`` (recipe keys may name options
+    differently)."""
+    command = main.get_command(None, task)
+    ctx = click.Context(command)
+    defaults = {p.name: p.get_default(ctx) for p in command.params}
+    aliases = {"mask": "mask_path", "fg": "fg_prompt", "bg": "bg_prompt"}
+    if task != "decompose":  # decompose's option is --iterations too
+        aliases["iterations"] = "iters"
+    return {
+        key: defaults[aliases.get(key, key)]
+        for key in TASKS[task]
+        if aliases.get(key, key) in defaults
+    }
+
+
+def same(default, value) -> bool:
+    return str(default) == str(value) or default == value
+
+
 @pytest.mark.parametrize("task", BUNDLED)
 def test_recipe_values_match_the_command_defaults(task):
     """A recipe and its command agree: running it without overrides is the command's default."""
-    command = main.get_command(None, task)
-    defaults = {p.name: p.default for p in command.params}
-    aliases = {"iterations": "iters", "mask": "mask_path", "fg": "fg_prompt", "bg": "bg_prompt"}
-    if task == "decompose":
-        aliases.pop("iterations")
+    defaults = command_defaults(task)
     for key, value in load_recipe(task).values.items():
-        name = aliases.get(key, key)
-        default = defaults[name]
-        assert str(default) == str(value) or default == value, (key, default, value)
+        assert same(defaults[key], value), (key, defaults[key], value)
+
+
+@pytest.mark.parametrize("task", BUNDLED)
+def test_schema_defaults_match_the_command_defaults(task):
+    """A key left out of a recipe falls back to the schema's default: it must be the command's."""
+    for key, default in command_defaults(task).items():
+        param = TASKS[task][key]
+        if not param.required:
+            assert same(default, param.default), (key, default, param.default)
 
 
 def test_overrides_are_parsed_and_type_checked():

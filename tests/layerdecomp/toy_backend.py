@@ -71,6 +71,16 @@ class ToyBackend:
         return latent
 
 
+def toy_decompose(image, fg="red", bg="blue", seed=0, backend=None, **overrides):
+    """:func:`layerdecomp.layers.decompose` on the toy model, seeded, without a progress bar."""
+    from layerdecomp.layers import decompose
+
+    generator = torch.Generator().manual_seed(seed)
+    return decompose(
+        backend or ToyBackend(), image, fg, bg, generator=generator, disable=True, **overrides
+    )
+
+
 def disk_image(side: int = 16, radius: float = 4.5, fg="red", bg="blue"):
     """A disk of colour ``fg`` on ``bg``: the image (1, 3, side, side) and its true mask."""
     ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
