@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from layerdecomp.data.composites import make_composite
-from layerdecomp.layers import DecomposeConfig, decompose_image
+from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
 from layerdecomp.models import load_model
 
 

@@ -24,7 +24,7 @@ from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNe
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from layerdecomp.inpaint import inpaint
+from layerdecomp.tasks.inpaint import inpaint
 from layerdecomp.models import from_pipeline, select_device, select_dtype
 
 CONFIGS = {

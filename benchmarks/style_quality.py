@@ -27,7 +27,7 @@ import torch
 
 from layerdecomp.constraints.clip_style import ClipStyle, load_clip
 from layerdecomp.data.composites import make_composite
-from layerdecomp.generate import generate
+from layerdecomp.tasks.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 from layerdecomp.models.base import native_size

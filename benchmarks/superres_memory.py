@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"cosine(e_backprop, e_vae_newton) = {cosine:.3f}")
     if args.steps and backend is not None:
         from layerdecomp.io import tensor_to_image
-        from layerdecomp.superres import superres
+        from layerdecomp.tasks.superres import superres
 
         low = tensor_to_image(y[:1].clamp(-1, 1))
         print(f"whole runs: {args.steps} steps, K={args.iters}, λ=0.1 constant")

@@ -27,7 +27,7 @@ from kornia.geometry.transform import resize
 
 from layerdecomp.constraints.downsample import Downsample, downsample, measure
 from layerdecomp.data.composites import make_composite
-from layerdecomp.generate import generate
+from layerdecomp.tasks.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 

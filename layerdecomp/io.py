@@ -12,11 +12,11 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -105,25 +105,38 @@ def load_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> I
     return mask
 
 
+@lru_cache(maxsize=1)
+def _processors():
+    """diffusers' image processors: RGB in [−1, 1], and binary masks (≥ 128 → 1)."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    image = VaeImageProcessor(do_resize=False, do_normalize=True)
+    mask = VaeImageProcessor(
+        do_resize=False, do_normalize=False, do_binarize=True, do_convert_grayscale=True
+    )
+    return image, mask
+
+
 def image_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB image → (1, 3, H, W) float32 in [−1, 1]."""
-    data = torch.from_numpy(np.array(to_rgb(image), dtype=np.uint8)).permute(2, 0, 1)
-    return (data.float() / 127.5 - 1.0).unsqueeze(0)
+    """RGB image → (1, 3, H, W) float32 in [−1, 1] (diffusers' ``VaeImageProcessor``)."""
+    return _processors()[0].preprocess(to_rgb(image)).float()
 
 
 def mask_to_tensor(mask: Image.Image) -> torch.Tensor:
     """Mask image (white = fill) → (1, 1, H, W) float32: 1 where to fill, 0 where to keep."""
     gray = mask if mask.mode == "L" else mask.convert("L")
-    data = torch.from_numpy(np.array(gray, dtype=np.uint8))
-    return (data >= 128).float()[None, None]
+    return _processors()[1].preprocess(gray).float()
 
 
-def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
-    """(1, 3, H, W) or (3, H, W) in [−1, 1] → RGB image (rounded, clipped)."""
-    x = tensor.detach().float().cpu()
-    x = x[0] if x.dim() == 4 else x
-    data = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).contiguous()
-    return Image.fromarray(data.numpy())
+def tensor_to_image(tensor: torch.Tensor, what: str = "the output image") -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) in [−1, 1] → RGB image (rounded, clipped).
+
+    Raises:
+        InputError: NaN or Inf anywhere in ``tensor`` (see :func:`check_finite`).
+    """
+    x = check_finite(tensor.detach().float().cpu(), what)
+    x = x if x.dim() == 4 else x.unsqueeze(0)
+    return _processors()[0].postprocess(x[:1].clamp(-1, 1), output_type="pil")[0]
 
 
 # ---------------------------------------------------------------------- outputs
@@ -147,50 +160,72 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def _write_temp(path: Path, write: Callable[[Path], None]) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temp = Path(name)
+def write_atomically(files: Sequence[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Write several files so that none is ever seen half-written: the one atomic writer.
+
+    Each ``write(temp)`` writes a temporary file in its target's directory; once every one has
+    succeeded they are renamed into place in the given order (put the file that marks a complete
+    run, such as its metadata JSON, last). On any failure the temporary files are removed and the
+    error is raised as an :class:`InputError` naming the target.
+    """
+    temps: list[tuple[Path, Path]] = []
+    target = None
     try:
         umask = os.umask(0)
         os.umask(umask)
-        temp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        write(temp)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
+        for target, write in files:
+            handle, name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+            )
+            os.close(handle)
+            temp = Path(name)
+            temps.append((temp, target))
+            temp.chmod(0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+            write(temp)
+        for temp, target in temps:
+            os.replace(temp, target)
+    except OSError as exc:
+        where = str(target) if target is not None else "output"
+        raise InputError(f"output {where!r}: cannot be written ({exc})") from None
+    finally:
+        for temp, _ in temps:
+            temp.unlink(missing_ok=True)
+
+
+def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """Refuse NaN or Inf before it becomes pixels: uint8 would turn it into plausible colours.
+
+    Raises:
+        InputError: naming ``what`` and the likely causes.
+    """
+    if not bool(torch.isfinite(tensor).all()):
+        raise InputError(
+            f"{what} holds NaN or Inf values, nothing was written (a float16 overflow in the "
+            "model? try --dtype float32; or a constraint that returns NaN)"
+        )
+    return tensor
 
 
 def write_outputs(image: Image.Image, path: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     """Write ``image`` to ``path`` and ``metadata`` to ``path`` with ``.json``, atomically.
 
-    Both go to temporary files in the target directory first; they are renamed only once both
-    are complete. Returns the JSON path.
+    The JSON is renamed into place last. Returns the JSON path.
     """
     path = Path(path)
     json_path = path.with_suffix(".json")
     fmt = Image.registered_extensions()[path.suffix.lower()]
     text = json.dumps(metadata, indent=2, default=str) + "\n"
-    temps: list[Path] = []
-    try:
-        temps.append(_write_temp(path, lambda p: image.save(p, format=fmt)))
-        temps.append(_write_temp(json_path, lambda p: p.write_text(text, encoding="utf-8")))
-        os.replace(temps[0], path)
-        try:
-            os.replace(temps[1], json_path)
-        except OSError:
-            path.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise InputError(f"output {str(path)!r}: cannot be written ({exc})") from None
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+    write_atomically(
+        [
+            (path, lambda p: image.save(p, format=fmt)),
+            (json_path, lambda p: p.write_text(text, encoding="utf-8")),
+        ]
+    )
     return json_path
 
 
 __all__ = [
+    "check_finite",
     "check_output_path",
     "image_to_tensor",
     "load_image",
@@ -199,5 +234,6 @@ __all__ = [
     "open_image",
     "tensor_to_image",
     "to_rgb",
+    "write_atomically",
     "write_outputs",
 ]

@@ -1,10 +1,12 @@
 """Fast constrained sampling with inexact Newton steps (Graikos, Jojic & Samaras, 2024).
 
 The numerical core: pure torch, no knowledge of diffusers, images or files. Backends adapt their
-models to the denoiser contract ``x0_hat(x_t, t)``; solvers only call it.
+models to the denoiser contract ``x0_hat(x_t, t)``; solvers only call it. NaN/Inf met while
+solving raises :class:`NonFiniteError` (a :class:`FloatingPointError`) naming where it happened.
 """
 
 from .directions import DIRECTIONS, Direction, get_direction, gradient, newton
+from .errors import NonFiniteError
 from .parameterization import (
     PREDICTION_TYPES,
     Denoiser,
@@ -25,6 +27,7 @@ __all__ = [
     "Denoiser",
     "DenoiserFn",
     "Direction",
+    "NonFiniteError",
     "RefineOutput",
     "SampleOutput",
     "add_noise",

@@ -1,5 +1,8 @@
 """Update directions for x_t: the inexact Newton step ``J·e`` (§3, eq. 9–10) and DPS's ``Jᵀe``.
 
+Graikos, Jojic & Samaras (2024), §3 and Algorithm 1; ``docs/algorithm.md``, "The inexact-Newton
+step".
+
 Both share one signature so a caller switches with one argument::
 
     result = DIRECTIONS[name](denoiser, x_t, t, e, x0=x0)
@@ -7,6 +10,8 @@ Both share one signature so a caller switches with one argument::
 ``J = ∂x̂0/∂x_t``. The Newton direction is a finite difference of two forward passes (no graph);
 the gradient direction backpropagates ``⟨x̂0(x_t), e⟩`` through the denoiser. δ and the
 normalisation are per sample, so a batch of independent problems behaves like separate runs.
+NaN/Inf in ``e``, in x̂0 or in ``h`` raises :class:`~solvers.errors.NonFiniteError` (a NaN in
+``e`` would otherwise give δ = 0 and h = 0: the constraint silently dropped).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Literal
 import torch
 
 from ._checks import batch_amax, check_like, check_tensor
+from .errors import CONSTRAINT_ERROR, DIRECTION, X0, X0_PROBE, check_finite
 from .parameterization import DenoiserFn
 
 DirectionName = Literal["newton", "gradient"]
@@ -55,10 +61,11 @@ def newton(
     delta0: float = 0.005,
     normalize: bool = True,
 ) -> Direction:
-    """Inexact Newton direction ``h ≈ J·e`` by a forward finite difference (ALGORITHM.md step 2–4).
+    """Inexact Newton direction ``h ≈ J·e`` by a forward finite difference (§3, Algorithm 1).
 
     ``δ = δ0 / max|e|`` per sample; ``h = (x̂0(x_t + δe) − x̂0(x_t)) / δ``; then ``h / max|h|``.
-    Runs under ``torch.no_grad``. Samples with ``e = 0`` get ``h = 0``.
+    Runs under ``torch.no_grad``. Samples with ``e = 0`` get ``h = 0``; NaN/Inf in ``e``, ``x0``,
+    either x̂0 or ``h`` raises :class:`~solvers.errors.NonFiniteError`.
 
     Args:
         denoiser: the x̂0 contract.
@@ -75,16 +82,19 @@ def newton(
         check_like("x0", x0, x_t, "x_t")
     if delta0 <= 0:
         raise ValueError(f"delta0: must be positive, got {delta0}")
+    check_finite(e, CONSTRAINT_ERROR, t)
     nfe = 0
     with torch.no_grad():
         if x0 is None:
             x0 = denoiser(x_t, t)
             nfe += 1
+        check_finite(x0, X0, t)
         e_max = batch_amax(e)
         delta = torch.where(e_max > 0, delta0 / e_max.clamp_min(torch.finfo(e.dtype).tiny), 0.0)
-        x0_shifted = denoiser(x_t + delta * e, t)
+        x0_shifted = check_finite(denoiser(x_t + delta * e, t), X0_PROBE, t)
         nfe += 1
         h = torch.where(delta > 0, (x0_shifted - x0) / delta.clamp_min(1e-30), 0.0)
+        check_finite(h, DIRECTION, t)
     if normalize:
         h = _normalize(h)
     return Direction(h=h, x0=x0, nfe=nfe)
@@ -111,10 +121,13 @@ def gradient(
     check_like("e", e, x_t, "x_t")
     if x0 is not None:
         check_like("x0", x0, x_t, "x_t")
+    check_finite(e, CONSTRAINT_ERROR, t)
     with torch.enable_grad():
         x = x_t.detach().requires_grad_(True)
         x0_graph = denoiser(x, t)
+        check_finite(x0_graph.detach(), X0, t)
         (h,) = torch.autograd.grad(x0_graph, x, grad_outputs=e.detach())
+    check_finite(h, DIRECTION, t)
     if normalize:
         h = _normalize(h)
     return Direction(h=h.detach(), x0=x0_graph.detach(), nfe=1, backward=1)

@@ -3,6 +3,9 @@
 ``e = constraint(x̂0)`` → ``h = direction(e)`` → ``x_t ← x_t + λ_k·h`` → recompute x̂0, K times.
 :func:`solvers.sample` runs it at every sampling step; the layer engine runs it at a single
 noise level and keeps x̂0 (§4.2).
+
+NaN/Inf in x_t, x̂0, the constraint's error or residual, or a direction raises
+:class:`~solvers.errors.NonFiniteError` naming the timestep and the iteration.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 
 from ._checks import batch_amax, check_like, check_tensor
 from .directions import get_direction
+from .errors import CONSTRAINT_ERROR, CONSTRAINT_RESIDUAL, X0, X_T, NonFiniteError, check_finite
 from .parameterization import DenoiserFn
 from .schedules import LambdaSchedule, dynamic_step, step_sizes
 
@@ -44,7 +48,11 @@ class RefineOutput:
 
 
 def evaluate(constraint: ConstraintFn, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Call ``constraint`` and check its outputs: e like x0, one residual per sample."""
+    """Call ``constraint`` and check its outputs: e like x0, one finite residual per sample.
+
+    Raises :class:`~solvers.errors.NonFiniteError` (without a timestep: the caller adds it) when
+    ``e`` or the residual holds NaN/Inf.
+    """
     batch = x0.shape[0]
     e, residual = constraint(x0)
     check_like("constraint error", e, x0, "x0")
@@ -53,6 +61,8 @@ def evaluate(constraint: ConstraintFn, x0: torch.Tensor) -> tuple[torch.Tensor, 
         residual = residual.expand(batch)
     if residual.numel() != batch:
         raise ValueError(f"constraint residual: expected {batch} values, got {residual.numel()}")
+    check_finite(e, CONSTRAINT_ERROR)
+    check_finite(residual, CONSTRAINT_RESIDUAL)
     return e, residual
 
 
@@ -103,34 +113,48 @@ def refine(
         perturbation: std of Gaussian noise added around x̂0 before computing the error direction
             (the paper's super-resolution perturbation); residuals stay unperturbed.
         generator: seeds the perturbation noise.
+
+    Raises:
+        NonFiniteError: NaN/Inf in ``x_t``, x̂0, the constraint's ``e`` or residual, or ``h``; the
+            message names the timestep and the iteration (:func:`solvers.sample` adds the step).
     """
     check_tensor("x_t", x_t)
     check_options(iterations, step_scale, perturbation)
     direction_fn = get_direction(direction)
     lams = step_sizes(lam, iterations, lam_start=lam_start, lam_end=lam_end)
     nfe = backward = 0
-    if x0 is None:
-        with torch.no_grad():
-            x0 = denoiser(x_t, t)
-        nfe += 1
-    residuals = []
-    for k in range(iterations):
-        e, residual = evaluate(constraint, x0)
-        residuals.append(residual)
-        if perturbation > 0:
-            noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-            e, _ = evaluate(constraint, x0 + perturbation * noise)
-        result = direction_fn(denoiser, x_t, t, e, x0=x0, delta0=delta0, normalize=lams is not None)
-        nfe += result.nfe
-        backward += result.backward
-        step = lams[k] if lams is not None else dynamic_step(result.h, lam_start)
-        if step_scale == "error":
-            step = step * batch_amax(e)
-        x_t = x_t + step * result.h
-        with torch.no_grad():
-            x0 = denoiser(x_t, t)
-        nfe += 1
-    residuals.append(evaluate(constraint, x0)[1])
+    k = 0  # the iteration under way, for the error message
+    try:
+        check_finite(x_t, X_T, t)
+        if x0 is None:
+            with torch.no_grad():
+                x0 = denoiser(x_t, t)
+            nfe += 1
+        check_finite(x0, X0, t)
+        residuals = []
+        for k in range(iterations):
+            e, residual = evaluate(constraint, x0)
+            residuals.append(residual)
+            if perturbation > 0:
+                noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+                e, _ = evaluate(constraint, x0 + perturbation * noise)
+            result = direction_fn(
+                denoiser, x_t, t, e, x0=x0, delta0=delta0, normalize=lams is not None
+            )
+            nfe += result.nfe
+            backward += result.backward
+            step = lams[k] if lams is not None else dynamic_step(result.h, lam_start)
+            if step_scale == "error":
+                step = step * batch_amax(e)
+            x_t = x_t + step * result.h
+            with torch.no_grad():
+                x0 = check_finite(denoiser(x_t, t), X0, t)
+            nfe += 1
+        k = iterations
+        residuals.append(evaluate(constraint, x0)[1])
+    except NonFiniteError as exc:
+        exc.locate(timestep=float(t), iteration=k, iterations=iterations)
+        raise
     return RefineOutput(
         x_t=x_t, x0=x0, nfe=nfe, backward=backward, residuals=torch.stack(residuals).cpu()
     )

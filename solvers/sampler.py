@@ -3,7 +3,8 @@
 For each sampling step t (any diffusers scheduler; the backends pass DDIM), K times:
 ``e = constraint(x̂0)`` → ``h = direction(e)`` → ``x_t ← x_t + λ_k·h`` → recompute x̂0; then
 ``scheduler.step`` with the model output that reproduces the final x̂0. Warm restarts (§4.1)
-re-noise the result to an intermediate step and run again.
+re-noise the result to an intermediate step and run again. NaN/Inf anywhere in the loop raises
+:class:`~solvers.errors.NonFiniteError` naming the step, the timestep and the iteration.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from ._checks import check_tensor
 from .directions import get_direction
+from .errors import SCHEDULER_OUTPUT, NonFiniteError, check_finite
 from .parameterization import DenoiserFn, add_noise, output_from_x0, scheduler_prediction_type
 from .refine import ConstraintFn, StepScale, check_options, refine
 from .schedules import LambdaSchedule, step_sizes
@@ -120,6 +122,10 @@ def sample(
             restart).
         disable: disable the tqdm progress bar.
         dtype, device: of the initial noise when ``shape`` is given.
+
+    Raises:
+        NonFiniteError: NaN/Inf in x̂0, the constraint's ``e`` or residual, a direction or the
+            scheduler's output; the message names the step, the timestep and the iteration.
     """
     if scheduler is None:
         scheduler = getattr(denoiser, "scheduler", None)
@@ -171,28 +177,34 @@ def sample(
         for i in range(first, len(timesteps)):
             t = timesteps[i]
             scale = _input_scale(scheduler, t, x)
-            refined = refine(
-                denoiser,
-                constraint,
-                x * scale,
-                t,
-                iterations=iterations,
-                direction=direction,
-                lam=lam,
-                lam_start=lam_start,
-                lam_end=lam_end,
-                delta0=delta0,
-                step_scale=step_scale,
-                perturbation=perturbation,
-                generator=generator,
-            )
-            xt, x0 = refined.x_t, refined.x0
-            nfe += refined.nfe
-            backward += refined.backward
-            rows.append(refined.residuals)
-            row_timesteps.append(int(t))
-            output = output_from_x0(x0, xt, t, scheduler, prediction_type)
-            x = scheduler.step(output, t, xt / scale, **step_kwargs).prev_sample
+            try:
+                refined = refine(
+                    denoiser,
+                    constraint,
+                    x * scale,
+                    t,
+                    iterations=iterations,
+                    direction=direction,
+                    lam=lam,
+                    lam_start=lam_start,
+                    lam_end=lam_end,
+                    delta0=delta0,
+                    step_scale=step_scale,
+                    perturbation=perturbation,
+                    generator=generator,
+                )
+                xt, x0 = refined.x_t, refined.x0
+                nfe += refined.nfe
+                backward += refined.backward
+                rows.append(refined.residuals)
+                row_timesteps.append(int(t))
+                output = output_from_x0(x0, xt, t, scheduler, prediction_type)
+                x = scheduler.step(output, t, xt / scale, **step_kwargs).prev_sample
+                check_finite(x, SCHEDULER_OUTPUT, t)
+            except NonFiniteError as exc:
+                progress.close()
+                exc.locate(step=i, steps=len(timesteps), restart=restart)
+                raise
             progress.update(1)
             if callback is not None:
                 callback(

@@ -1,6 +1,10 @@
-"""Constraints: the plugin registry, the base class, composition and the built-ins."""
+"""Constraints: the plugin registry, the base class, composition and the built-ins.
 
-from . import builtin  # noqa: F401  (registers the built-ins)
+Importing the built-in modules here registers them (each is decorated with
+:func:`~layerdecomp.constraints.registry.register`); the registry itself imports only
+:mod:`.base`, so there is no import cycle.
+"""
+
 from .base import Composite, Constraint
 from .blend import Blend, recompose
 from .clip_style import ClipStyle, load_clip
@@ -11,6 +15,7 @@ from .registry import (
     UnknownConstraintError,
     available,
     build,
+    failed,
     get,
     load_entry_points,
     register,
@@ -27,6 +32,7 @@ __all__ = [
     "UnknownConstraintError",
     "available",
     "build",
+    "failed",
     "get",
     "latent_mask",
     "load_clip",

@@ -1,4 +1,4 @@
-"""The constraint base class and weighted composition (DESIGN.md, "Constraint").
+"""The constraint base class and weighted composition (``docs/algorithm.md``, "Constraints").
 
 A constraint is called on x̂0 (model space) and returns ``(e, residual)``: the error direction
 ``e`` that points from x̂0 toward satisfying it (for a linear operator ``Aᵀ(y − A·x̂0)``), and a

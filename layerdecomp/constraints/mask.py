@@ -14,7 +14,7 @@ def latent_mask(known: torch.Tensor, factor: int) -> torch.Tensor:
     """Reduce a pixel mask (1 = known) to model space: a cell is known only if fully known.
 
     The mask is average-pooled by the codec factor and thresholded at 1, so the known region
-    shrinks (ALGORITHM.md, "Inpainting in latent space"). Identity for ``factor == 1``.
+    shrinks (§4.1; ``docs/algorithm.md``, "mask (inpainting)"). Identity for ``factor == 1``.
     """
     if factor == 1:
         return known

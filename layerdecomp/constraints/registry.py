@@ -5,7 +5,12 @@ Built-ins register with :func:`register`; third-party distributions declare an e
     [project.entry-points."layerdecomp.constraints"]
     colorize = "my_package.module:Colorize"
 
-and their constraints appear in :func:`available` and :func:`get` once installed.
+and their constraints appear in :func:`available` and :func:`get` once installed. A plugin that
+fails to load is skipped with a warning and recorded: :func:`failed` lists it with its error.
+
+This module is a leaf: it imports nothing from the package but :mod:`.base`. The built-ins
+register when the package ``layerdecomp.constraints`` imports their modules (Python runs the
+package's ``__init__`` before any submodule, so importing this module alone still sees them).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ ENTRY_POINT_GROUP = "layerdecomp.constraints"
 
 _REGISTRY: dict[str, type[Constraint]] = {}
 _loaded_entry_points: set[str] = set()
+_FAILED: dict[str, str] = {}
 
 
 class UnknownConstraintError(ValueError):
@@ -51,28 +57,39 @@ def register(name: str | None = None) -> Callable[[type[Constraint]], type[Const
 
 
 def load_entry_points() -> None:
-    """Import the constraints that installed distributions declare (each entry point once)."""
+    """Import the constraints that installed distributions declare (each entry point once).
+
+    A plugin that fails to import, or whose object is not a :class:`Constraint` subclass, is
+    skipped: a ``UserWarning`` for library users, and a record that :func:`failed` returns.
+    """
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         key = f"{ep.name}={ep.value}"
         if key in _loaded_entry_points:
             continue
         _loaded_entry_points.add(key)
         try:
-            cls = ep.load()
+            _add(ep.name, ep.load(), f"entry point {ep.value}")
         except Exception as exc:  # a broken plugin must not break the framework
+            _FAILED[ep.name] = f"{ep.value}: {type(exc).__name__}: {exc}"
             warnings.warn(
                 f"constraint plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2
             )
-            continue
-        _add(ep.name, cls, f"entry point {ep.value}")
 
 
 def available() -> dict[str, type[Constraint]]:
     """Every registered constraint, built-in and installed, by name."""
-    from . import builtin  # noqa: F401  (registers the built-ins)
-
     load_entry_points()
     return dict(sorted(_REGISTRY.items()))
+
+
+def failed() -> dict[str, str]:
+    """The installed plugins that failed to load, by entry-point name.
+
+    Each value reads ``"module:attr: ExceptionType: message"``. ``layerdecomp constraints`` lists
+    them; a library user also gets one ``UserWarning`` per plugin from :func:`load_entry_points`.
+    """
+    load_entry_points()
+    return dict(sorted(_FAILED.items()))
 
 
 def get(name: str) -> type[Constraint]:

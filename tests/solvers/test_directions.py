@@ -1,4 +1,4 @@
-"""Finite-difference J·e and autograd Jᵀe against exact Jacobians (ALGORITHM.md steps 2–4)."""
+"""Finite-difference J·e and autograd Jᵀe against exact Jacobians (§3, eq. 9–10; Algorithm 1)."""
 
 import pytest
 import torch

@@ -1,8 +1,12 @@
 """Contract checks run over every built-in constraint in the registry."""
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
+import layerdecomp.constraints
 from layerdecomp.constraints import available
 
 
@@ -37,6 +41,19 @@ BUILTINS = sorted(n for n, c in available().items() if c.__module__.startswith("
 
 def test_every_builtin_has_an_example():
     assert set(BUILTINS) <= set(EXAMPLES)
+
+
+def test_every_registered_module_is_imported_by_the_package():
+    """A built-in registers when ``layerdecomp/constraints/__init__.py`` imports its module."""
+    folder = Path(layerdecomp.constraints.__file__).parent
+    declared = {}
+    for path in sorted(folder.glob("*.py")):
+        for name in re.findall(r"^@register\(\"(\w+)\"\)", path.read_text(), flags=re.M):
+            declared[name] = f"layerdecomp.constraints.{path.stem}"
+    assert declared, "no @register(...) found: the pattern above is out of date"
+    known = available()
+    assert {n: getattr(known.get(n), "__module__", None) for n in declared} == declared
+    assert sorted(declared) == BUILTINS
 
 
 @pytest.mark.parametrize("name", BUILTINS)

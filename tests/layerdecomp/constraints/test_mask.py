@@ -1,5 +1,7 @@
 """The mask constraint: latent reduction, e = Aᵀ(y − A·x̂0), composition, residual decrease."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,7 +31,7 @@ def test_latent_mask_keeps_only_fully_known_cells():
     assert torch.equal(latent_mask(known, 1), known)
 
 
-def test_error_is_the_adjoint_of_the_masking_operator():
+def test_error_and_residual_of_a_pixel_mask():
     g = torch.Generator().manual_seed(0)
     image = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
     known = (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()
@@ -39,9 +41,51 @@ def test_error_is_the_adjoint_of_the_masking_operator():
     assert torch.equal(e, known * (image - x0))
     expected = ((known * (image - x0)) ** 2).flatten(1).sum(1) / (3 * known.flatten(1).sum(1))
     assert torch.allclose(residual, expected.sqrt())
-    # ⟨A·x, y⟩ = ⟨x, Aᵀ·y⟩ for A = diag(mask)
-    u, v = torch.randn(2, 3, 16, 16, generator=g), torch.randn(2, 3, 16, 16, generator=g)
-    assert torch.allclose((known * u * v).sum(), (u * (known * v)).sum())
+
+
+def random_known(generator, factor):
+    """A pixel mask with fully known, fully unknown and partly known factor×factor cells."""
+    cells = (torch.rand(2, 1, 16 // factor, 16 // factor, generator=generator) > 0.4).double()
+    known = cells.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+    holes = torch.rand(known.shape, generator=generator, dtype=torch.float64) > 0.9
+    return known.masked_fill(holes, 0.0)
+
+
+@pytest.mark.parametrize("codec", [IdentityCodec(), PoolCodec()], ids=["factor1", "pool4"])
+def test_error_is_the_adjoint_of_the_masking_operator(codec):
+    """⟨A·x, v⟩ = ⟨x, Aᵀ·v⟩, with Aᵀ read off the constraint's own e = Aᵀ(y − A·x̂0).
+
+    A is the masking operator in model space, written out here from the definition (a cell is
+    known only if every pixel under it is); the constraint's error with its measurement set to v
+    and x̂0 = 0 is Aᵀ·v. Random v is not in A's range (as a latent measurement of a partly known
+    cell is not), so an error that forgot Aᵀ on y, or used another mask, fails.
+    """
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 16, 16, generator=g, dtype=torch.float64) * 2 - 1
+    known = random_known(g, codec.factor)
+    constraint = Mask(image, known, codec=codec)
+    f = codec.factor
+    cells = known if f == 1 else (F.avg_pool2d(known, f) == 1).double()
+    assert 0 < cells.mean() < known.mean() or f == 1  # some partly known cells are dropped
+
+    def forward(x):  # A
+        return cells * x
+
+    def adjoint(v):  # Aᵀ, through the constraint's error
+        probe = copy.copy(constraint)
+        probe.y = v
+        return probe(torch.zeros_like(v))[0]
+
+    shape = constraint.y.shape
+    for _ in range(3):
+        x = torch.randn(shape, generator=g, dtype=torch.float64)
+        v = torch.randn(shape, generator=g, dtype=torch.float64)
+        lhs, rhs = (forward(x) * v).sum(), (x * adjoint(v)).sum()
+        assert torch.allclose(lhs, rhs, rtol=1e-12, atol=1e-12), (lhs, rhs)
+        # and the error at any x̂0 is Aᵀ(y − A·x̂0)
+        e, _ = constraint(x)
+        assert torch.allclose(e, adjoint(constraint.y - forward(x)), atol=1e-12)
+    assert not torch.allclose(adjoint(v), v)  # A is not the identity here
 
 
 def test_latent_measurement_uses_the_codec():

@@ -8,10 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from layerdecomp.cli import main
 from layerdecomp.models import resolve as resolve_module
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,29 +28,10 @@ def files(tmp_path):
     return tmp_path
 
 
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return result
-
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert "Traceback" not in result.output
-
-
-def assert_no_outputs(folder):
-    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(("out", ".out"))]
-    assert leftovers == []
-
-
-def test_help():
-    result = run("--help")
+def test_help(cli):
+    result = cli("--help")
     assert result.exit_code == 0 and "inpaint" in result.stdout
-    result = run("inpaint", "--help")
+    result = cli("inpaint", "--help")
     assert result.exit_code == 0
     for option in (
         "--mask",
@@ -77,9 +56,9 @@ def test_help():
     assert proc.returncode == 0 and "inpaint" in proc.stdout
 
 
-def test_inpaint_end_to_end(files, sd1_folder):
+def test_inpaint_end_to_end(files, sd1_folder, cli):
     out = files / "out.png"
-    result = run(
+    result = cli(
         "inpaint",
         files / "in.png",
         "--mask",
@@ -135,9 +114,9 @@ def test_inpaint_end_to_end(files, sd1_folder):
     assert sorted(p.name for p in files.iterdir()) == ["in.png", "mask.png", "out.json", "out.png"]
 
 
-def test_no_paste_back_and_gradient(files, sd1_folder):
+def test_no_paste_back_and_gradient(files, sd1_folder, cli):
     out = files / "raw.png"
-    result = run(
+    result = cli(
         "inpaint",
         files / "in.png",
         "--mask",
@@ -158,25 +137,25 @@ def test_no_paste_back_and_gradient(files, sd1_folder):
     assert not (np.asarray(Image.open(out)) == source).all()
 
 
-def test_bad_inputs(files, monkeypatch):
+def test_bad_inputs(files, monkeypatch, cli, one_line_error, no_outputs):
     base = ["--mask", files / "mask.png", "-o", files / "out.png", "--model", "unused", *FAST]
-    assert_one_line_error(run("inpaint", files / "missing.png", *base), 1, "no such file")
+    one_line_error(cli("inpaint", files / "missing.png", *base), 1, "no such file")
     (files / "text.png").write_text("not an image")
-    assert_one_line_error(run("inpaint", files / "text.png", *base), 1, "not an image file")
+    one_line_error(cli("inpaint", files / "text.png", *base), 1, "not an image file")
     Image.new("L", (22, 15), 255).save(files / "wide.png")
-    assert_one_line_error(
-        run("inpaint", files / "in.png", "--mask", files / "wide.png", "-o", files / "out.png"),
+    one_line_error(
+        cli("inpaint", files / "in.png", "--mask", files / "wide.png", "-o", files / "out.png"),
         1,
         "does not match",
     )
     Image.new("L", (21, 15), 0).save(files / "black.png")
-    assert_one_line_error(
-        run("inpaint", files / "in.png", "--mask", files / "black.png", "-o", files / "out.png"),
+    one_line_error(
+        cli("inpaint", files / "in.png", "--mask", files / "black.png", "-o", files / "out.png"),
         1,
         "nothing to fill",
     )
-    assert_one_line_error(
-        run(
+    one_line_error(
+        cli(
             "inpaint",
             files / "in.png",
             "--mask",
@@ -187,22 +166,22 @@ def test_bad_inputs(files, monkeypatch):
         1,
         "does not exist",
     )
-    assert_one_line_error(run("inpaint", files / "in.png", "-o", files / "out.png"), 2, "--mask")
+    one_line_error(cli("inpaint", files / "in.png", "-o", files / "out.png"), 2, "--mask")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
-    assert_one_line_error(run("inpaint", files / "in.png", *base), 1, "decompression bomb")
-    assert_no_outputs(files)
+    one_line_error(cli("inpaint", files / "in.png", *base), 1, "decompression bomb")
+    no_outputs(files)
 
 
-def test_model_spec_errors_exit_2(files, monkeypatch):
+def test_model_spec_errors_exit_2(files, monkeypatch, cli, one_line_error, no_outputs):
     base = [files / "in.png", "--mask", files / "mask.png", "-o", files / "out.png", *FAST]
     monkeypatch.setattr(resolve_module, "MINI_DIR", files / "no-mini")
-    assert_one_line_error(run("inpaint", *base), 2, "'mini' is not installed")
-    assert_one_line_error(run("inpaint", *base, "--model", files / "nope"), 2, "no such file")
+    one_line_error(cli("inpaint", *base), 2, "'mini' is not installed")
+    one_line_error(cli("inpaint", *base, "--model", files / "nope"), 2, "no such file")
     (files / "model.ckpt").write_bytes(b"x")
-    assert_one_line_error(
-        run("inpaint", *base, "--model", files / "model.ckpt"), 2, "pickle", "--allow-pickle"
+    one_line_error(
+        cli("inpaint", *base, "--model", files / "model.ckpt"), 2, "pickle", "--allow-pickle"
     )
-    assert_one_line_error(
-        run("inpaint", *base, "--model", "layerdecomp-tests/absent"), 2, "layerdecomp-tests/absent"
+    one_line_error(
+        cli("inpaint", *base, "--model", "layerdecomp-tests/absent"), 2, "layerdecomp-tests/absent"
     )
-    assert_no_outputs(files)
+    no_outputs(files)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from layerdecomp.errors import InputError
-from layerdecomp.inpaint import inpaint
+from layerdecomp.tasks.inpaint import inpaint
 from layerdecomp.models import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,8 +1,11 @@
-"""Writing a decomposition: layer PNGs, a labelled contact sheet, OpenRaster, and run metadata.
+"""Writing a decomposition: the output formats behind one table, and the run folder.
 
-Everything is written into a staging folder beside the target and moved into place at the end,
-``run.json`` last: a folder with ``run.json`` is complete, and an interrupted run leaves no
-partial file in it.
+:data:`WRITERS` maps a format name to a :class:`Writer` (the files it makes and the function that
+writes them): ``png`` (foreground RGBA, background, mask, recomposition), ``sheet`` (a labelled
+contact sheet) and ``ora`` (OpenRaster, for GIMP and Krita). A new format (PSD, say) joins with
+``WRITERS["psd"] = Writer(("layers.psd",), write_psd)``. :func:`save_decomposition` writes every
+chosen format and ``run.json`` with :func:`layerdecomp.io.write_atomically`, ``run.json`` last:
+a folder with ``run.json`` is complete, and an interrupted run leaves no partial file in it.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import io
 import json
 import math
 import os
-import shutil
-import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -21,18 +24,10 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .io import tensor_to_image
-from .layers import Layers
+from ..io import tensor_to_image, write_atomically
+from .engine import Layers
 
-OUTPUTS = (
-    "foreground.png",
-    "background.png",
-    "mask.png",
-    "recomposed.png",
-    "sheet.png",
-    "layers.ora",
-    "run.json",
-)
+LayerImages = dict[str, Image.Image]
 
 
 def _gray(mask) -> Image.Image:
@@ -126,10 +121,52 @@ def write_ora(path: Path, images: dict[str, Image.Image]) -> None:
         archive.writestr("Thumbnails/thumbnail.png", _png_bytes(thumbnail))
 
 
-def is_complete(directory: str | os.PathLike) -> bool:
-    """True when ``directory`` holds every output of a finished run."""
+FileWriter = Callable[[Path, Image.Image, LayerImages], None]
+"""``write(path, input_image, images)``: writes one file of a format to ``path``."""
+
+
+def _png(name: str) -> FileWriter:
+    return lambda path, input_image, images: images[name].save(path, format="PNG")
+
+
+def _sheet(path: Path, input_image: Image.Image, images: LayerImages) -> None:
+    contact_sheet(input_image, images).save(path, format="PNG")
+
+
+def _ora(path: Path, input_image: Image.Image, images: LayerImages) -> None:
+    write_ora(path, images)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """An output format: the files it makes (names in the run folder) and how each is written."""
+
+    files: dict[str, FileWriter]
+    description: str = ""
+
+
+WRITERS: dict[str, Writer] = {
+    "png": Writer(
+        {f"{n}.png": _png(n) for n in ("foreground", "background", "mask", "recomposed")},
+        "foreground (RGBA, alpha = mask), background, mask and recomposition PNGs",
+    ),
+    "sheet": Writer(
+        {"sheet.png": _sheet}, "input | mask | foreground | background | recomposition"
+    ),
+    "ora": Writer({"layers.ora": _ora}, "OpenRaster layers for GIMP and Krita"),
+}
+"""The output formats by name; every format is written by default."""
+
+METADATA = "run.json"
+OUTPUTS = (*(f for w in WRITERS.values() for f in w.files), METADATA)
+"""Every file of a run folder with the default formats, ``run.json`` last."""
+
+
+def is_complete(directory: str | os.PathLike, formats: Sequence[str] | None = None) -> bool:
+    """True when ``directory`` holds every output of a finished run (of ``formats``)."""
     directory = Path(directory)
-    return all((directory / name).is_file() for name in OUTPUTS)
+    names = [f for name in (formats or WRITERS) for f in WRITERS[name].files]
+    return all((directory / name).is_file() for name in (*names, METADATA))
 
 
 def save_decomposition(
@@ -137,34 +174,45 @@ def save_decomposition(
     input_image: Image.Image,
     layers: Layers,
     metadata: dict[str, Any],
+    formats: Sequence[str] | None = None,
 ) -> Path:
-    """Write every output of a decomposition into ``directory`` (created if missing).
+    """Write the chosen ``formats`` (default: all of :data:`WRITERS`) and ``run.json``.
 
-    The files are staged in a temporary folder beside ``directory`` and moved in at the end,
-    ``run.json`` last.
+    ``directory`` is created if missing (and removed again if nothing could be written).
+
+    Raises:
+        ValueError: an unknown format name.
+        InputError: NaN/Inf in the layers, or a file that cannot be written.
     """
+    formats = list(formats or WRITERS)
+    unknown = [f for f in formats if f not in WRITERS]
+    if unknown:
+        raise ValueError(f"formats: unknown {unknown} (known: {', '.join(WRITERS)})")
     directory = Path(directory)
-    images = layer_images(layers)
-    parent = directory.parent if str(directory.parent) else Path(".")
-    stage = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=parent))
+    images = layer_images(layers)  # refuses NaN/Inf before anything is created
+    text = json.dumps(metadata, indent=2, default=str) + "\n"
+    jobs = [
+        (directory / name, lambda p, w=write: w(p, input_image, images))
+        for fmt in formats
+        for name, write in WRITERS[fmt].files.items()
+    ]
+    jobs.append((directory / METADATA, lambda p: p.write_text(text, encoding="utf-8")))
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
     try:
-        for name in ("foreground", "background", "mask", "recomposed"):
-            images[name].save(stage / f"{name}.png")
-        contact_sheet(input_image, images).save(stage / "sheet.png")
-        write_ora(stage / "layers.ora", images)
-        (stage / "run.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
-        if not directory.exists():
-            os.rename(stage, directory)
-            return directory
-        for name in OUTPUTS:  # run.json last: its presence marks a complete folder
-            os.replace(stage / name, directory / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        write_atomically(jobs)
+    except BaseException:
+        if created and not any(directory.iterdir()):
+            directory.rmdir()
+        raise
     return directory
 
 
 __all__ = [
     "OUTPUTS",
+    "WRITERS",
+    "Writer",
+    "checkerboard",
     "contact_sheet",
     "is_complete",
     "layer_images",

@@ -4,15 +4,9 @@ import pytest
 import torch
 
 from layerdecomp.constraints import recompose
-from layerdecomp.layers import (
-    DecomposeConfig,
-    _keep_masks,
-    _prior_log_odds,
-    _residual_variance,
-    _select_run,
-    decompose_image,
-    exact_layers,
-)
+from layerdecomp.layers import DecomposeConfig, exact_layers
+from layerdecomp.layers.stats import keep_masks, prior_log_odds, residual_variance, select_run
+from layerdecomp.tasks.decompose import decompose_image
 from tests.layerdecomp.toy_backend import COLOURS, ToyBackend, disk_image, toy_decompose
 
 
@@ -69,7 +63,7 @@ def test_all_samples_share_one_batched_call(disk):
 def test_every_cell_is_held_out_of_some_sample_of_each_layer(value):
     k = 5
     cells = torch.full((1, 1, 6, 7), value)
-    keep = _keep_masks(cells, k, torch.Generator().manual_seed(0))
+    keep = keep_masks(cells, k, torch.Generator().manual_seed(0))
     assert keep.shape == (2 * k, 1, 6, 7)
     for layer in range(2):
         held_out = (1 - keep[layer * k : (layer + 1) * k]).sum(0)
@@ -81,10 +75,10 @@ def test_every_cell_is_held_out_of_some_sample_of_each_layer(value):
         assert keep[(1 - owner) * k : (2 - owner) * k].sum() == 0
 
 
-def test_keep_masks_of_several_runs_follow_each_runs_mask():
+def testkeep_masks_of_several_runs_follow_each_runs_mask():
     k = 4
     cells = torch.stack([torch.zeros(1, 5, 5), torch.ones(1, 5, 5), torch.zeros(1, 5, 5)])
-    keep = _keep_masks(cells, k, torch.Generator().manual_seed(0)).view(2, 3, k, 1, 5, 5)
+    keep = keep_masks(cells, k, torch.Generator().manual_seed(0)).view(2, 3, k, 1, 5, 5)
     fg, bg = keep[0].sum(1), keep[1].sum(1)  # (runs, 1, 5, 5): samples keeping each cell
     owned = torch.tensor([0.0, k - 1.0, 0.0]).view(3, 1, 1, 1).expand(3, 1, 5, 5)
     assert torch.equal(fg, owned)  # kept in all but the held-out sample where m = 1, never at 0
@@ -102,30 +96,30 @@ def test_the_run_that_agrees_best_with_the_prompts_is_chosen():
     eroded = centre.clone()
     eroded[:, 1, 1] = 0.0
     runs = torch.stack([noise, 1 - eroded, centre])
-    assert _select_run(gain, runs, orient=True) == (2, False)
-    assert _select_run(gain, runs[:2], orient=True) == (1, True)  # swapped, it fits best
-    assert _select_run(gain, runs[:2], orient=False) == (0, False)
+    assert select_run(gain, runs, orient=True) == (2, False)
+    assert select_run(gain, runs[:2], orient=True) == (1, True)  # swapped, it fits best
+    assert select_run(gain, runs[:2], orient=False) == (0, False)
 
 
 def test_the_mixture_prior_keeps_each_layers_share_within_bounds():
     masks = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.6)])
     masks[1, :, 0, 0] = 0.2  # mean 0.575
-    odds = _prior_log_odds(masks, DecomposeConfig(min_share=0.2)).flatten()
+    odds = prior_log_odds(masks, "mixture", 0.2).flatten()
     assert odds[0].item() == pytest.approx(torch.logit(torch.tensor(0.2)).item())  # not logit(0.01)
     assert odds[1].item() == pytest.approx(torch.logit(torch.tensor(0.575)).item())
-    per_pixel = _prior_log_odds(masks, DecomposeConfig(prior="mask"))
+    per_pixel = prior_log_odds(masks, "mask", 0.2)
     assert torch.allclose(per_pixel, torch.logit(masks))
-    assert _prior_log_odds(masks, DecomposeConfig(prior="uniform")).abs().sum() == 0
+    assert prior_log_odds(masks, "uniform", 0.2).abs().sum() == 0
 
 
-def test_residual_variance_is_the_owned_pixels_mean_squared_error():
+def testresidual_variance_is_the_owned_pixels_mean_squared_error():
     image = torch.zeros(1, 3, 2, 2)
     mean = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
     weight = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 1, 2, 2)
-    assert _residual_variance(image, mean, weight).item() == pytest.approx((1 + 16) / 2)
+    assert residual_variance(image, mean, weight).item() == pytest.approx((1 + 16) / 2)
     half = weight * 0.5 + (1 - weight) * 0.25  # weights need not be binary
     expected = (0.5 * (1 + 16) + 0.25 * (4 + 9)) / 1.5
-    assert _residual_variance(image, mean, half).item() == pytest.approx(expected)
+    assert residual_variance(image, mean, half).item() == pytest.approx(expected)
 
 
 def test_the_true_mask_is_a_fixed_point_and_a_wrong_init_shape_is_refused():

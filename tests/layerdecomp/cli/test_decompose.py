@@ -7,12 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import layerdecomp.models as models
-from layerdecomp.cli import main
-from layerdecomp.export import OUTPUTS
+from layerdecomp.layers import OUTPUTS
 from tests.layerdecomp.toy_backend import ToyBackend, disk_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,13 +38,9 @@ def toy(monkeypatch):
     return calls
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def test_single_image_writes_every_output(tmp_path, toy):
+def test_single_image_writes_every_output(tmp_path, toy, cli):
     save_disk(tmp_path / "disk.png")
-    result = run(
+    result = cli(
         "decompose",
         tmp_path / "disk.png",
         "--fg",
@@ -69,13 +63,13 @@ def test_single_image_writes_every_output(tmp_path, toy):
     assert mask.shape == (16, 16)
 
 
-def test_other_sizes_come_back_at_their_size(tmp_path, monkeypatch):
+def test_other_sizes_come_back_at_their_size(tmp_path, monkeypatch, cli):
     backend = ToyBackend()
     backend.size_multiple = 8  # forces a resize of the 13×13 input to 16×16 and back
     monkeypatch.setattr(models, "load_model", lambda spec, **kw: backend)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (13, 13, 3), np.uint8))
     image.save(tmp_path / "odd.png")
-    result = run(
+    result = cli(
         "decompose",
         tmp_path / "odd.png",
         "--fg",
@@ -95,32 +89,32 @@ def test_other_sizes_come_back_at_their_size(tmp_path, monkeypatch):
     assert np.abs(recomposed - np.asarray(image) / 255).max() <= 2 / 255
 
 
-def test_folder_and_glob_resume_without_redoing(tmp_path, toy):
+def test_folder_and_glob_resume_without_redoing(tmp_path, toy, cli):
     images = tmp_path / "images"
     images.mkdir()
     for name in ("a", "b", "c"):
         save_disk(images / f"{name}.png")
     (images / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    result = run("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
+    result = cli("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c"]
     # a killed run: b lost its run.json; only b is redone
     (out / "b" / "run.json").unlink()
     stamp = (out / "a" / "run.json").stat().st_mtime_ns
-    result = run(
+    result = cli(
         "decompose", str(images / "*.png"), "--fg", "red", "--bg", "blue", "-o", out, *FAST
     )
     assert result.exit_code == 0, result.output
     assert (out / "b" / "run.json").exists()
     assert (out / "a" / "run.json").stat().st_mtime_ns == stamp
-    result = run("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
+    result = cli("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
     assert result.exit_code == 0 and "already decomposed" in result.stderr
 
 
-def test_the_real_loader_runs_a_tiny_stable_diffusion(tmp_path, sd1_folder):
+def test_the_real_loader_runs_a_tiny_stable_diffusion(tmp_path, sd1_folder, cli):
     save_disk(tmp_path / "disk.png")
-    result = run(
+    result = cli(
         "decompose",
         tmp_path / "disk.png",
         "--fg",
@@ -138,25 +132,18 @@ def test_the_real_loader_runs_a_tiny_stable_diffusion(tmp_path, sd1_folder):
     assert meta["model"]["kind"] == "sd" and meta["work_size"] == [16, 16]
 
 
-def one_line_error(result, code, fragment):
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
-    assert "Traceback" not in result.output
-
-
-def test_bad_input(tmp_path, toy):
+def test_bad_input(tmp_path, toy, cli, one_line_error):
     save_disk(tmp_path / "disk.png")
     (tmp_path / "broken.png").write_text("not an image")
     (tmp_path / "file").write_text("")
     base = ["--fg", "red", "--bg", "blue", *FAST]
     one_line_error(
-        run("decompose", tmp_path / "broken.png", *base, "-o", tmp_path / "o1"),
+        cli("decompose", tmp_path / "broken.png", *base, "-o", tmp_path / "o1"),
         1,
         "not an image file",
     )
     one_line_error(
-        run(
+        cli(
             "decompose",
             tmp_path / "disk.png",
             "--fg",
@@ -171,10 +158,10 @@ def test_bad_input(tmp_path, toy):
         "--fg",
     )
     one_line_error(
-        run("decompose", tmp_path / "disk.png", *base, "-o", tmp_path / "file"), 1, "is a file"
+        cli("decompose", tmp_path / "disk.png", *base, "-o", tmp_path / "file"), 1, "is a file"
     )
     one_line_error(
-        run("decompose", tmp_path / "nothing*.png", *base, "-o", tmp_path / "o3"),
+        cli("decompose", tmp_path / "nothing*.png", *base, "-o", tmp_path / "o3"),
         1,
         "no image files",
     )
@@ -182,9 +169,9 @@ def test_bad_input(tmp_path, toy):
     assert toy == []  # nothing was loaded for bad input
 
 
-def test_unknown_model_exits_2(tmp_path):
+def test_unknown_model_exits_2(tmp_path, cli, one_line_error):
     save_disk(tmp_path / "disk.png")
-    result = run(
+    result = cli(
         "decompose",
         tmp_path / "disk.png",
         "--fg",

@@ -21,9 +21,10 @@ from PIL import Image
 
 import solvers
 
-from .constraints.base import Constraint
-from .io import tensor_to_image
-from .models.base import Backend
+from ..constraints.base import Constraint
+from ..io import check_finite, tensor_to_image
+from ..models.base import Backend
+from .config import SamplingConfig, as_dict, configure
 
 ImageLike = Image.Image | str | os.PathLike
 
@@ -87,20 +88,78 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool | None)}
 
 
+@dataclass
+class Decoded:
+    """What :func:`sample_decoded` returns: decoded pixels (B, 3, H, W) at the work size, on the
+    CPU, plus the solver's counts and residuals."""
+
+    pixels: torch.Tensor
+    nfe: int
+    backward: int
+    residuals: torch.Tensor
+    timesteps: list[int]
+
+
+def sample_decoded(
+    backend: Backend,
+    constraint: Constraint,
+    work_size: tuple[int, int],
+    config: SamplingConfig,
+    *,
+    seed: int,
+    num_samples: int = 1,
+    callback: Callable[[dict], None] | None = None,
+    disable_progress: bool | None = None,
+    **sample_kwargs: Any,
+) -> Decoded:
+    """Run :func:`solvers.sample` under ``constraint`` from pure noise and decode (no resizing).
+
+    Raises:
+        InputError: NaN or Inf in the decoded pixels.
+        solvers.NonFiniteError: NaN or Inf in x̂0 or the constraint error during sampling.
+    """
+    multiple = backend.size_multiple
+    if any(s % multiple for s in work_size):
+        raise ValueError(f"work_size: {work_size} is not a multiple of {multiple}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples: expected ≥ 1, got {num_samples}")
+    denoiser = backend.denoiser(config.prompt, config.negative_prompt, config.guidance)
+    device = backend.device
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    result = solvers.sample(
+        denoiser,
+        constraint,
+        shape=backend.latent_shape(num_samples, work_size[1], work_size[0]),
+        num_inference_steps=config.steps,
+        iterations=config.iterations,
+        direction=config.direction,
+        restarts=config.restarts,
+        generator=generator,
+        callback=callback,
+        disable=disable_progress,
+        device=device,
+        dtype=torch.float32,
+        **sample_kwargs,
+    )
+    with torch.no_grad():
+        decoded = check_finite(backend.decode(result.sample).float(), "the decoded sample")
+    return Decoded(
+        pixels=decoded.clamp(-1, 1).cpu(),
+        nfe=result.nfe,
+        backward=result.backward,
+        residuals=result.residuals,
+        timesteps=result.timesteps,
+    )
+
+
 def generate(
     backend: Backend,
     constraint: Constraint,
     work_size: tuple[int, int],
+    config: SamplingConfig | None = None,
     *,
     size: tuple[int, int] | None = None,
-    prompt: str = "",
-    negative_prompt: str = "",
-    guidance: float = 0.0,
-    steps: int = 20,
-    iterations: int = 5,
-    direction: str = "newton",
     seed: int | None = None,
-    restarts: int = 0,
     num_samples: int = 1,
     callback: Callable[[dict], None] | None = None,
     disable_progress: bool | None = None,
@@ -114,9 +173,9 @@ def generate(
         backend: a loaded model.
         constraint: any constraint built with ``codec=backend``.
         work_size: the (width, height) the model runs at (a multiple of ``size_multiple``).
+        config: prompt, guidance, steps, K iterations, direction, restarts (defaults:
+            :class:`SamplingConfig`); keywords naming its fields (``steps=10``) replace them.
         size: the output (width, height); default ``work_size``.
-        prompt, negative_prompt, guidance: text conditioning, ``(1 + w)·ε_c − w·ε_u``.
-        steps, iterations, direction, restarts: as in :func:`solvers.sample`.
         seed: seeds the noise; ``None`` draws one (recorded).
         num_samples: samples drawn in one batched run.
         callback, disable_progress: passed to :func:`solvers.sample` (``disable``).
@@ -125,62 +184,37 @@ def generate(
         **sample_kwargs: further :func:`solvers.sample` options (``lam``, ``perturbation``...).
     """
     start = time.perf_counter() if started is None else started
+    config, sample_kwargs = configure(SamplingConfig, config, sample_kwargs)
     size = tuple(size or work_size)
-    multiple = backend.size_multiple
-    if any(s % multiple for s in work_size):
-        raise ValueError(f"work_size: {work_size} is not a multiple of {multiple}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples: expected ≥ 1, got {num_samples}")
     seed = secrets.randbits(32) if seed is None else int(seed)
-    denoiser = backend.denoiser(prompt, negative_prompt, guidance)
     prepared = time.perf_counter()
-    device = backend.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    result = solvers.sample(
-        denoiser,
+    out = sample_decoded(
+        backend,
         constraint,
-        shape=backend.latent_shape(num_samples, work_size[1], work_size[0]),
-        num_inference_steps=steps,
-        iterations=iterations,
-        direction=direction,
-        restarts=restarts,
-        generator=generator,
+        work_size,
+        config,
+        seed=seed,
+        num_samples=num_samples,
         callback=callback,
-        disable=disable_progress,
-        device=device,
-        dtype=torch.float32,
+        disable_progress=disable_progress,
         **sample_kwargs,
     )
     sampled = time.perf_counter()
-    with torch.no_grad():
-        decoded = backend.decode(result.sample).float().clamp(-1, 1).cpu()
+    decoded = out.pixels
     if size != tuple(work_size):
         decoded = resize(decoded, (size[1], size[0]), interpolation="bicubic", antialias=True)
     images = [tensor_to_image(decoded[i]) for i in range(num_samples)]
     done = time.perf_counter()
-    recorded = {
-        **(parameters or {}),
-        "prompt": prompt,
-        "negative_prompt": negative_prompt,
-        "guidance": guidance,
-        "steps": steps,
-        "iterations": iterations,
-        "direction": direction,
-        "seed": seed,
-        "restarts": restarts,
-        "num_samples": num_samples,
-        **_plain(sample_kwargs),
-    }
     return ConstrainedOutput(
         images=images,
-        nfe=result.nfe,
-        backward=result.backward,
-        residuals=result.residuals,
-        timesteps=result.timesteps,
+        nfe=out.nfe,
+        backward=out.backward,
+        residuals=out.residuals,
+        timesteps=out.timesteps,
         seed=seed,
         size=size,
         work_size=tuple(work_size),
-        parameters=recorded,
+        parameters=recorded_parameters(config, seed, num_samples, parameters, sample_kwargs),
         timings={
             "prepare": prepared - start,
             "sample": sampled - prepared,
@@ -190,4 +224,23 @@ def generate(
     )
 
 
-__all__ = ["ConstrainedOutput", "ImageLike", "generate", "round_up"]
+def recorded_parameters(config, seed, num_samples, parameters, sample_kwargs) -> dict[str, Any]:
+    """Every parameter of a run, JSON-ready: the config's fields, the seed, the extras."""
+    return {
+        **as_dict(config),
+        **(parameters or {}),
+        "seed": seed,
+        "num_samples": num_samples,
+        **_plain(sample_kwargs),
+    }
+
+
+__all__ = [
+    "ConstrainedOutput",
+    "Decoded",
+    "ImageLike",
+    "generate",
+    "recorded_parameters",
+    "round_up",
+    "sample_decoded",
+]

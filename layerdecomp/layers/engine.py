@@ -23,21 +23,22 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import kornia
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from solvers import add_noise, refine
 
-from .constraints import Mask, recompose
-from .generate import round_up
-from .io import image_to_tensor
-from .models.base import native_size
-
-EVIDENCE_CAP = 8.0
-"""Per-pixel log-likelihood ratios are clipped to ±this before smoothing, so that one pixel's
-overwhelming evidence cannot decide its neighbours."""
+from ..constraints import Mask
+from .recompose import exact_layers, recompose
+from .stats import (
+    keep_masks,
+    layer_stats,
+    log_likelihood,
+    pool_evidence,
+    prior_log_odds,
+    residual_variance,
+    select_run,
+)
 
 
 @dataclass(frozen=True)
@@ -195,94 +196,6 @@ class _Sampler:
             return self.backend.decode(out.x0).float().clamp(-1, 1)
 
 
-def _keep_masks(cells: torch.Tensor, k: int, generator) -> torch.Tensor:
-    """K keep masks per layer and mask (2RK, 1, h, w) for R masks ``cells`` (R, 1, h, w):
-    Bernoulli(m) for the foreground (rows r·K … r·K + K − 1), Bernoulli(1 − m) for the background
-    (the same rows after R·K), and each cell is held out of at least one sample of each layer.
-
-    Each cell draws a fold in [0, K) and is dropped from that sample, so every pixel of every layer
-    is predicted from its context at least once: without it, a cell that a layer keeps in all K
-    samples would be scored by the layer's reconstruction of its own kept pixel, and the layer
-    holding more of the image would win ever more of it.
-    """
-    runs = cells.shape[0]
-    per_sample = cells.repeat_interleave(k, dim=0)
-    keep = torch.bernoulli(torch.cat([per_sample, 1 - per_sample]), generator=generator)
-    rows = torch.arange(k, device=cells.device).repeat(runs).view(runs * k, 1, 1, 1)
-    for layer in range(2):
-        fold = torch.randint(0, k, cells.shape, generator=generator, device=cells.device)
-        held = fold.repeat_interleave(k, dim=0) == rows
-        keep[layer * runs * k : (layer + 1) * runs * k] *= (~held).to(keep.dtype)
-    return keep
-
-
-def _layer_stats(samples, held_out, floor):
-    """Per-pixel mean and variance (R, 3, H, W) of samples (R, K, 3, H, W), weighted toward
-    held-out pixels."""
-    weights = held_out + 1e-3
-    total = weights.sum(1)
-    mean = (weights * samples).sum(1) / total
-    var = (weights * (samples - mean.unsqueeze(1)) ** 2).sum(1) / total + floor
-    return mean, var
-
-
-def _residual_variance(image, mean, weight):
-    """The layer's own prediction error, σ² = Σ w·(x − μ)² / (3·Σ w) over the pixels it owns.
-
-    The spread of K samples that share most of their context underestimates how far the layer's
-    prediction is from the pixel; this is the EM estimate of a Gaussian mixture component's
-    variance, added to the sample variance so both layers' likelihoods are calibrated alike.
-    """
-    error = ((image - mean) ** 2 * weight).sum((1, 2, 3), keepdim=True)
-    return error / (3 * weight.sum((1, 2, 3), keepdim=True)).clamp_min(1e-6)
-
-
-def _prior_log_odds(mask: torch.Tensor, config: DecomposeConfig) -> torch.Tensor:
-    """The prior log-odds of the foreground for masks (R, 1, H, W), by ``config.prior``."""
-    if config.prior == "mask":
-        return torch.logit(mask.clamp(1e-4, 1 - 1e-4))
-    if config.prior == "mixture":
-        share = mask.mean((1, 2, 3), keepdim=True)
-        return torch.logit(share.clamp(config.min_share, 1 - config.min_share))
-    return torch.zeros_like(mask[:, :, :1, :1])
-
-
-def _log_likelihood(image, mean, var):
-    return (-0.5 * (image - mean) ** 2 / var - 0.5 * var.log()).sum(1, keepdim=True)
-
-
-def _select_run(gain: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple[int, bool]:
-    """The run (of R masks ``cells``, (R, 1, h, w)) whose partition agrees best with the prompts,
-    and whether to swap it.
-
-    A run's agreement is Σ gain·(2m − 1), ``gain`` (1, h, w) being > 0 where the foreground
-    prompt denoises a cell better: high when the foreground side is where the foreground prompt
-    fits. With ``orient``, a run found the wrong way round counts by its swapped agreement.
-    """
-    agreement = (gain * (2 * cells - 1)).sum((1, 2, 3))
-    flip = agreement < 0 if orient else torch.zeros_like(agreement, dtype=torch.bool)
-    chosen = int(torch.where(flip, -agreement, agreement).argmax())
-    return chosen, bool(flip[chosen])
-
-
-def exact_layers(image, mask, fg, bg):
-    """Layers close to the estimates ``fg``, ``bg`` with ``m·fg + (1−m)·bg = image`` exactly.
-
-    Per pixel, ``fg = x + (1−m)·d`` and ``bg = x − m·d`` satisfy the blend for any d; d is the
-    least-squares fit to the estimates, shrunk where needed to stay in [−1, 1]. Where m is 1 (0),
-    the foreground (background) is the input itself and the other layer keeps its estimate.
-    """
-    d = ((1 - mask) * (fg - image) - mask * (bg - image)) / ((1 - mask) ** 2 + mask**2)
-
-    def room(step):  # the largest s in [0, 1] with image + s·step inside [−1, 1]
-        up = torch.where(step > 0, (1 - image) / step.clamp_min(1e-12), 1.0)
-        down = torch.where(step < 0, (-1 - image) / step.clamp_max(-1e-12), 1.0)
-        return torch.minimum(up, down).clamp(0, 1)
-
-    s = torch.minimum(room((1 - mask) * d), room(-mask * d))
-    return image + s * (1 - mask) * d, image - s * mask * d
-
-
 def decompose(
     backend,
     image: torch.Tensor,
@@ -339,25 +252,19 @@ def decompose(
     from tqdm.auto import trange
 
     for iteration in trange(config.iterations, desc="layers", disable=disable, leave=False):
-        keep = _keep_masks(_cells(mask, factor), k, generator)
+        keep = keep_masks(_cells(mask, factor), k, generator)
         samples = sampler.draw(keep).unflatten(0, (2, runs, k))
         held_out = (1 - _pixels(keep, factor)).unflatten(0, (2, runs, k))
-        stats = [_layer_stats(samples[i], held_out[i], config.variance_floor) for i in range(2)]
+        stats = [layer_stats(samples[i], held_out[i], config.variance_floor) for i in range(2)]
         if config.calibrate:
             stats = [
-                (mean, var + _residual_variance(image, mean, weight))
+                (mean, var + residual_variance(image, mean, weight))
                 for (mean, var), weight in zip(stats, (mask, 1 - mask), strict=True)
             ]
-        log_ratio = _log_likelihood(image, *stats[0]) - _log_likelihood(image, *stats[1])
-        log_ratio = log_ratio + _prior_log_odds(mask, config)
-        if config.smoothing > 0:  # pool the evidence of neighbouring pixels; edges stay sharp
-            log_ratio = log_ratio.clamp(-EVIDENCE_CAP, EVIDENCE_CAP)
-            sigma = float(config.smoothing)
-            size = 2 * int(3 * sigma) + 1
-            log_ratio = kornia.filters.gaussian_blur2d(
-                log_ratio, (size, size), (sigma, sigma), border_type="replicate"
-            )
-        responsibility = torch.sigmoid(log_ratio)
+        log_ratio = log_likelihood(image, *stats[0]) - log_likelihood(image, *stats[1])
+        log_ratio = log_ratio + prior_log_odds(mask, config.prior, config.min_share)
+        # pool the evidence of neighbouring pixels; edges stay sharp
+        responsibility = torch.sigmoid(pool_evidence(log_ratio, config.smoothing))
         new_mask = (1 - config.damping) * mask + config.damping * responsibility
         change = (new_mask - mask).abs().mean((1, 2, 3)).max().item()  # the slowest run's
         mask = new_mask.clamp(0, 1)
@@ -374,7 +281,7 @@ def decompose(
         # several runs, the one whose partition agrees best with the prompts.
         errors = sampler.prompt_errors(config.orient_levels)
         gain = errors[1] - errors[0]  # > 0 where the foreground prompt explains the cell better
-        chosen, swapped = _select_run(gain, _cells(mask, factor), config.orient)
+        chosen, swapped = select_run(gain, _cells(mask, factor), config.orient)
     mask = mask[chosen : chosen + 1]
     if swapped:
         mask = 1 - mask
@@ -399,69 +306,4 @@ def decompose(
     )
 
 
-def decompose_image(
-    backend,
-    image: Image.Image,
-    fg_prompt: str,
-    bg_prompt: str,
-    *,
-    seed: int = 0,
-    config: DecomposeConfig | None = None,
-    disable: bool | None = None,
-    work_side: int | None = None,
-    **overrides,
-) -> Layers:
-    """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
-
-    The model works on the image resized (antialiased) so that its longer side is ``work_side``
-    (default: the model's native resolution where the backend tells it; 0 keeps the image's own
-    size), each side rounded up
-    to the model's size multiple. The mask and layers are resized back and re-fitted so that they
-    recompose the original exactly.
-    """
-    width, height = image.size
-    multiple = getattr(backend, "size_multiple", backend.factor)
-    if work_side is None:
-        native = native_size(backend, default=None)
-        work_side = max(native) if native else 0
-    if work_side < 0:
-        raise ValueError(f"work_side: expected ≥ 0, got {work_side}")
-    scale = work_side / max(width, height) if work_side else 1.0
-    work = (
-        round_up(max(1, round(height * scale)), multiple),
-        round_up(max(1, round(width * scale)), multiple),
-    )
-    original = image_to_tensor(image)
-    pixels = original if work == (height, width) else _resize(original, work)
-    generator = torch.Generator(device=getattr(backend, "device", "cpu")).manual_seed(seed)
-    layers = decompose(
-        backend,
-        pixels,
-        fg_prompt,
-        bg_prompt,
-        config=config,
-        generator=generator,
-        disable=disable,
-        **overrides,
-    )
-    if work != (height, width):
-        mask = _resize(layers.mask, (height, width)).clamp(0, 1)
-        fg = _resize(layers.foreground, (height, width)).clamp(-1, 1)
-        bg = _resize(layers.background, (height, width)).clamp(-1, 1)
-        layers.mask = mask
-        layers.foreground, layers.background = exact_layers(original, mask, fg, bg)
-    else:  # decompose already fitted the layers to this very image
-        layers.mask = layers.mask.cpu()
-        layers.foreground, layers.background = layers.foreground.cpu(), layers.background.cpu()
-    layers.config["seed"] = seed
-    layers.config["work_size"] = [work[1], work[0]]
-    return layers
-
-
-def _resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return kornia.geometry.transform.resize(
-        tensor.float().cpu(), size, interpolation="bilinear", antialias=True
-    )
-
-
-__all__ = ["DecomposeConfig", "Layers", "decompose", "decompose_image", "exact_layers"]
+__all__ = ["DecomposeConfig", "Layers", "decompose"]

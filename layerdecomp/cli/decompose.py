@@ -16,9 +16,9 @@ from pathlib import Path
 import click
 from PIL import Image
 
-from .cli import _versions, load_backend, main, model_options
-from .errors import InputError
-from .layers import DecomposeConfig
+from ..errors import InputError
+from ..layers import DecomposeConfig
+from .options import RECIPE_META, config_from, load_backend, model_options, plain, versions
 
 _GLOB_CHARS = set("*?[")
 
@@ -53,10 +53,10 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-@main.command()
+@click.command()
 @click.argument("image")
-@click.option("--fg", "fg_prompt", required=True, help="Prompt of the foreground layer.")
-@click.option("--bg", "bg_prompt", required=True, help="Prompt of the background layer.")
+@click.option("--fg", required=True, help="Prompt of the foreground layer.")
+@click.option("--bg", required=True, help="Prompt of the background layer.")
 @click.option(
     "-o",
     "--output",
@@ -106,7 +106,9 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     type=click.IntRange(min=1),
     help="Runs from different random masks (batched); the one that fits the prompts best is kept.",
 )
-@click.option("--negative-prompt", default="", help="Unconditional prompt.")
+@click.option(
+    "--negative-prompt", default=DecomposeConfig.negative_prompt, help="Unconditional prompt."
+)
 @click.option(
     "--work-side",
     type=click.IntRange(min=0),
@@ -115,32 +117,17 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     "0: the image's own). The outputs always have the input's size.",
 )
 @model_options
-@click.option("--seed", type=int, default=None, help="Random seed (default: drawn, recorded).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def decompose(
-    image,
-    fg_prompt,
-    bg_prompt,
-    output,
-    model,
-    model_config,
-    allow_pickle,
-    seed,
-    device,
-    dtype,
-    quiet,
-    work_side,
-    **options,
-):
+def decompose(image, fg, bg, output, work_side, **params):
     """Split IMAGE into foreground, background and mask; write them to OUTPUT."""
     started = time.perf_counter()
-    for name, prompt in (("--fg", fg_prompt), ("--bg", bg_prompt)):
+    for name, prompt in (("--fg", fg), ("--bg", bg)):
         if not prompt.strip():
             raise InputError(f"{name}: the prompt is empty; describe the layer")
-    config = DecomposeConfig(**options)
+    config = config_from(DecomposeConfig, params)
+    quiet, seed = params["quiet"], params["seed"]
     pairs = collect_inputs(image, output)
-    from .export import is_complete, save_decomposition
-    from .io import open_image, to_rgb
+    from ..io import open_image, to_rgb
+    from ..layers import is_complete, save_decomposition
 
     todo = [(src, dst) for src, dst in pairs if len(pairs) == 1 or not is_complete(dst)]
     for src, _ in todo:  # validate every input before any work
@@ -150,9 +137,9 @@ def decompose(
         return
     seed = secrets.randbits(32) if seed is None else seed
 
-    from .layers import decompose_image
+    from ..tasks.decompose import decompose_image
 
-    backend = load_backend(model, model_config, allow_pickle, device, dtype)
+    backend = load_backend(params)
     loaded = time.perf_counter()
     from tqdm.auto import tqdm
 
@@ -163,8 +150,8 @@ def decompose(
         layers = decompose_image(
             backend,
             rgb,
-            fg_prompt,
-            bg_prompt,
+            fg,
+            bg,
             seed=seed,
             config=config,
             disable=True if quiet else None,
@@ -175,16 +162,13 @@ def decompose(
             "image": str(src),
             "output": str(dst),
             "size": list(rgb.size),
-            "fg_prompt": fg_prompt,
-            "bg_prompt": bg_prompt,
+            "fg_prompt": fg,
+            "bg_prompt": bg,
             "seed": seed,
             "parameters": {
                 **{f.name: getattr(config, f.name) for f in fields(config)},
-                "model": model,
-                "model_config": str(model_config) if model_config else None,
-                "allow_pickle": allow_pickle,
-                "device": device,
-                "dtype": dtype,
+                "work_side": work_side,
+                **plain(params, ("model", "model_config", "allow_pickle", "device", "dtype")),
             },
             "model": backend.describe(),
             "timestep": layers.config.get("timestep"),
@@ -199,9 +183,11 @@ def decompose(
                 "decompose": round(layers.seconds, 4),
                 "image_total": round(time.perf_counter() - begin, 4),
             },
-            "versions": _versions(),
+            "versions": versions(),
         }
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        recipe = click.get_current_context().meta.get(RECIPE_META)
+        if recipe is not None:
+            metadata["recipe"] = recipe
         save_decomposition(dst, rgb, layers, metadata)
         if not quiet:
             click.echo(f"wrote {dst} (nfe={layers.nfe}, {layers.seconds:.1f}s)", err=True)

@@ -1,0 +1,107 @@
+"""``layerdecomp constrain NAME IMAGE``: sample under any registered constraint built from IMAGE.
+
+Built-ins and plugins alike (``layerdecomp constraints`` lists them); ``--arg KEY=VALUE`` gives the
+constraint's own arguments (``--arg mask=holes.png`` for ``mask``), values read as TOML literals
+(``4``, ``0.5``, ``true``) or else as text.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ..tasks.constraint import ConstraintConfig
+from .options import config_from, finish, load_backend, model_options, sampling_options
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+def literal(text: str):
+    """A TOML literal (``4``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+class KeyValue(click.ParamType):
+    """``KEY=VALUE`` → ``(key, value)``; already split pairs (from ``run``) pass through."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple) and len(value) == 2:
+            return value
+        key, sep, raw = str(value).partition("=")
+        if not sep or not key.strip():
+            self.fail(f"{value!r}: expected KEY=VALUE", param, ctx)
+        return key.strip(), literal(raw)
+
+
+@click.command()
+@click.argument("name")
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output image (PNG), the input's size; OUTPUT with .json receives the metadata.",
+)
+@click.option(
+    "--arg",
+    "arguments",
+    multiple=True,
+    type=KeyValue(),
+    help="A keyword argument of the constraint (repeatable).",
+)
+@sampling_options(ConstraintConfig)
+@click.option(
+    "--lam",
+    default=ConstraintConfig.lam,
+    show_default=True,
+    help="λ schedule: linear, constant, dynamic, or a number (constant λ).",
+)
+@click.option("--lam-start", default=ConstraintConfig.lam_start, type=click.FloatRange(min=0.0))
+@click.option("--lam-end", default=ConstraintConfig.lam_end, type=click.FloatRange(min=0.0))
+@click.option(
+    "--perturbation",
+    default=ConstraintConfig.perturbation,
+    type=click.FloatRange(min=0.0),
+    help="Std of the noise around x̂0 before the error.",
+)
+@model_options
+def constrain(name, image, output, arguments, **params):
+    """Sample under the constraint NAME built from IMAGE; write OUTPUT and OUTPUT.json."""
+    from ..constraints import get
+    from ..errors import InputError
+    from ..io import check_output_path, open_image, to_rgb
+    from ..tasks.constraint import run_constraint
+
+    started = time.perf_counter()
+    config = config_from(ConstraintConfig, params)
+    try:
+        get(name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    output = check_output_path(output)
+    source = open_image(image, "image")
+    rgb = to_rgb(source)
+    backend = load_backend(params)
+    loaded = time.perf_counter()
+    result = run_constraint(
+        backend,
+        name,
+        rgb,
+        arguments=dict(arguments),
+        config=config,
+        seed=params["seed"],
+        disable_progress=True if params["quiet"] else None,
+    )
+    extra = {"task": name, "image": str(image), "image_mode": source.mode, "size": list(rgb.size)}
+    finish("constrain", result, backend, output, started, loaded, extra, params)

@@ -1,0 +1,257 @@
+"""What the commands share: the model and sampling options, model loading, run metadata.
+
+The options take their defaults from the task's config dataclass (:mod:`layerdecomp.tasks`),
+the one source of defaults; :func:`config_from` builds that config back from the parsed options.
+Commands import this module, never each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+RECIPE_META = "layerdecomp.recipe"
+"""``click.Context.meta`` key under which ``run`` hands its recipe to the task command."""
+
+MODEL_OPTIONS = ("model", "model_config", "allow_pickle", "device", "dtype")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _apply(function: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def model_options(function: F) -> F:
+    """The options that choose and place the model, shared by every command that loads one."""
+    return _apply(
+        function,
+        [
+            click.option(
+                "--model",
+                default="mini",
+                show_default=True,
+                help="Hub id, diffusers folder, .safetensors checkpoint, or 'mini'.",
+            ),
+            click.option(
+                "--model-config",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Diffusers folder with the config of a single-file checkpoint (offline).",
+            ),
+            click.option(
+                "--allow-pickle", is_flag=True, help="Accept .ckpt/.bin/.pt weights (unsafe)."
+            ),
+            click.option(
+                "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps."
+            ),
+            click.option(
+                "--dtype",
+                default="auto",
+                show_default=True,
+                type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
+                help="Network precision (auto: float16 on GPU, float32 on CPU).",
+            ),
+            click.option("--seed", type=int, default=None, help="Seed (default: drawn, recorded)."),
+            click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        ],
+    )
+
+
+def sampling_options(config: type) -> Callable[[F], F]:
+    """Prompt, guidance, steps, K iterations, direction and restarts, with ``config``'s defaults."""
+
+    def decorate(function: F) -> F:
+        return _apply(
+            function,
+            [
+                click.option(
+                    "--prompt", default=config.prompt, show_default=True, help="Text prompt."
+                ),
+                click.option(
+                    "--negative-prompt",
+                    default=config.negative_prompt,
+                    help="Unconditional prompt (with --guidance > 0).",
+                ),
+                click.option(
+                    "--guidance",
+                    default=config.guidance,
+                    show_default=True,
+                    type=click.FloatRange(min=0.0),
+                    help="CFG weight w: (1+w)·ε_c − w·ε_u; 0 = no guidance.",
+                ),
+                click.option(
+                    "--steps",
+                    default=config.steps,
+                    show_default=True,
+                    type=click.IntRange(min=1),
+                    help="Sampling steps.",
+                ),
+                click.option(
+                    "--iters",
+                    "iterations",
+                    default=config.iterations,
+                    show_default=True,
+                    type=click.IntRange(min=0),
+                    help="K Newton (or gradient) iterations per step.",
+                ),
+                click.option(
+                    "--direction",
+                    default=config.direction,
+                    show_default=True,
+                    type=click.Choice(["newton", "gradient"]),
+                    help="J·e by finite differences (newton) or Jᵀe by backprop (gradient).",
+                ),
+                click.option(
+                    "--restarts",
+                    default=config.restarts,
+                    show_default=True,
+                    type=click.IntRange(min=0),
+                    help="Warm restarts.",
+                ),
+            ],
+        )
+
+    return decorate
+
+
+def tile_option(config: type) -> Callable[[F], F]:
+    """``--tile N``: overlapping tiles of N pixels (use the model's native size)."""
+    return click.option(
+        "--tile",
+        default=config.tile,
+        show_default=True,
+        type=click.IntRange(min=0),
+        help="Work in overlapping tiles of this side in pixels (0 = one piece); the model's "
+        "native size (64 for mini, 512 for SD 1.5) keeps a large image fast.",
+    )
+
+
+C = TypeVar("C")
+
+
+def config_from(cls: type[C], params: dict[str, Any]) -> C:
+    """The task config built from the parsed options that name its fields."""
+    from ..errors import InputError
+
+    try:
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def versions() -> dict[str, str]:
+    """The versions of this package and the libraries that shape its results."""
+    out = {}
+    for name in ("layerdecomp", "torch", "diffusers", "transformers"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def quiet_libraries() -> None:
+    """Keep diffusers/transformers to errors: the progress bar and one-line errors stay readable."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def load_backend(params: dict[str, Any]):
+    """Quiet the libraries and load the model the options name (``models.load_model``)."""
+    quiet_libraries()
+    from ..models import load_model
+
+    return load_model(
+        params["model"],
+        device=params["device"],
+        dtype=params["dtype"],
+        config=params["model_config"],
+        allow_pickle=params["allow_pickle"],
+    )
+
+
+def warn_if_large(command: str, backend, work: tuple[int, int], tile: int) -> None:
+    """Say before a run starts when it works far above the model's native size, and what helps."""
+    from ..models.base import native_size
+    from ..tasks.tiles import far_above
+
+    native = native_size(backend, default=None)
+    factor = far_above(work, native)
+    if tile or factor <= 4 or native is None:
+        return
+    click.echo(
+        f"note: {command} works at {work[0]}x{work[1]} px, {factor:.0f}x the pixels of the "
+        f"model's native {native[0]}x{native[1]}: expect it to take more than {factor:.0f}x as "
+        f"long as one native-size run; --tile {max(native)} works in native-size tiles",
+        err=True,
+    )
+
+
+def plain(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The named options, JSON-ready (paths as text)."""
+    return {k: (str(params[k]) if isinstance(params[k], Path) else params[k]) for k in names}
+
+
+def finish(command: str, result, backend, output: Path, started, loaded, extra, params) -> None:
+    """Assemble a run's metadata (parameters, model, timings, versions) and write image + JSON."""
+    from ..io import write_outputs
+
+    metadata = {
+        "command": command,
+        **extra,
+        "output": str(output),
+        "model": backend.describe(),
+        "device": str(backend.device),
+        "dtype": str(backend.dtype).removeprefix("torch."),
+        **result.metadata(),
+        "versions": versions(),
+    }
+    recipe = click.get_current_context().meta.get(RECIPE_META)
+    if recipe is not None:
+        metadata["recipe"] = recipe
+    metadata["parameters"] = {
+        **metadata["parameters"],
+        **plain(params, (*MODEL_OPTIONS, "quiet")),
+    }
+    metadata["timings"] = {
+        "load": round(loaded - started, 4),
+        **metadata["timings"],
+        "total": round(time.perf_counter() - started, 4),
+    }
+    write_outputs(result.image, output, metadata)
+    if not params["quiet"]:
+        click.echo(
+            f"wrote {output} ({result.size[0]}x{result.size[1]}, nfe={result.nfe}, "
+            f"{metadata['timings']['total']:.1f}s)",
+            err=True,
+        )
+
+
+__all__ = [
+    "MODEL_OPTIONS",
+    "RECIPE_META",
+    "config_from",
+    "finish",
+    "load_backend",
+    "model_options",
+    "plain",
+    "quiet_libraries",
+    "sampling_options",
+    "tile_option",
+    "versions",
+    "warn_if_large",
+]

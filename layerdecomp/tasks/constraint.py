@@ -1,0 +1,136 @@
+"""Any registered constraint, run by name on an image: ``layerdecomp run NAME image=… output=…``.
+
+The input image (resized up to the model's size multiple) goes to the constraint's
+``from_image(image, codec=backend, **arguments)``; :func:`~.generate.generate` samples under it
+from pure noise and the result comes back at the input's size. Built-in constraints and plugins
+(entry point group ``layerdecomp.constraints``) run alike; a constraint that cannot be built from
+one image says why in one line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kornia.geometry.transform import resize
+from PIL import Image
+
+from ..constraints import get
+from ..errors import InputError
+from ..io import image_to_tensor, load_image, to_rgb
+from ..models.base import Backend
+from .config import SamplingConfig, configure
+from .generate import ConstrainedOutput, ImageLike, generate, round_up
+
+SCHEDULES = ("linear", "constant", "dynamic")
+
+
+@dataclass(frozen=True)
+class ConstraintConfig(SamplingConfig):
+    """Parameters of :func:`run_constraint`.
+
+    Attributes:
+        lam: the λ schedule: ``linear`` (``lam_start`` → ``lam_end``), ``constant``
+            (``lam_start``), ``dynamic`` (``lam_start / max|h|``), or a number (constant λ).
+        lam_start, lam_end: the schedule's end points.
+        perturbation: std of the noise added around x̂0 before the error (§4.1); 0 = off.
+    """
+
+    lam: str = "linear"
+    lam_start: float = 0.5
+    lam_end: float = 0.1
+    perturbation: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        schedule(self.lam)
+        if min(self.lam_start, self.lam_end, self.perturbation) < 0:
+            raise ValueError("lam_start, lam_end and perturbation must be ≥ 0")
+
+
+def schedule(lam: str | float) -> str | float:
+    """A λ schedule name, or a number given as text (``"0.1"``) as a constant λ."""
+    if isinstance(lam, str) and lam in SCHEDULES:
+        return lam
+    try:
+        value = float(lam)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"lam: expected one of {', '.join(SCHEDULES)} or a number, got {lam!r}"
+        ) from None
+    if not value >= 0:
+        raise ValueError(f"lam: expected ≥ 0, got {lam!r}")
+    return value
+
+
+def run_constraint(
+    backend: Backend,
+    name: str,
+    image: ImageLike,
+    *,
+    arguments: dict[str, Any] | None = None,
+    config: ConstraintConfig | None = None,
+    seed: int | None = None,
+    callback: Callable[[dict], None] | None = None,
+    disable_progress: bool | None = None,
+    **overrides: Any,
+) -> ConstrainedOutput:
+    """Sample under the constraint registered as ``name``, built from ``image``.
+
+    Args:
+        backend: a loaded model.
+        name: a registered constraint (:func:`layerdecomp.constraints.available`).
+        image: the input image (PIL or path).
+        arguments: keyword arguments of the constraint's ``from_image``.
+        config: the parameters (:class:`ConstraintConfig`); ``overrides`` naming its fields
+            replace them.
+        seed, callback, disable_progress: see :func:`~.generate.generate`.
+
+    Raises:
+        InputError: an unknown constraint, or one that cannot be built from the image (the
+            constraint's own reason).
+    """
+    start = time.perf_counter()
+    try:
+        config, sample_kwargs = configure(ConstraintConfig, config, overrides)
+        cls = get(name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    arguments = dict(arguments or {})
+    rgb = to_rgb(image if isinstance(image, Image.Image) else load_image(image))
+    multiple = backend.size_multiple
+    work = (round_up(rgb.width, multiple), round_up(rgb.height, multiple))
+    pixels = image_to_tensor(rgb)
+    if work != rgb.size:
+        pixels = resize(pixels, (work[1], work[0]), interpolation="bicubic", antialias=True)
+    try:
+        constraint = cls.from_image(pixels.to(backend.device), codec=backend, **arguments)
+    except NotImplementedError as exc:
+        raise InputError(f"constraint {name!r} cannot run on one image: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"constraint {name!r}: cannot be built from the image ({exc})") from None
+    lam = schedule(config.lam)
+    return generate(
+        backend,
+        constraint,
+        work,
+        config,
+        size=rgb.size,
+        seed=seed,
+        callback=callback,
+        disable_progress=disable_progress,
+        parameters={"constraint": name, "constraint_arguments": arguments},
+        started=start,
+        **{
+            "lam": "constant" if isinstance(lam, float) else lam,
+            "lam_start": lam if isinstance(lam, float) else config.lam_start,
+            "lam_end": config.lam_end,
+            "perturbation": config.perturbation,
+            **sample_kwargs,
+        },
+    )
+
+
+__all__ = ["ConstraintConfig", "run_constraint", "schedule"]

@@ -1,0 +1,85 @@
+"""Layer decomposition of an image of any size (§4.2): the API behind ``layerdecomp decompose``.
+
+:func:`decompose_image` resizes a PIL image to the model's working size, runs the layer engine
+(:func:`layerdecomp.layers.decompose`, configured by :class:`~layerdecomp.layers.DecomposeConfig`)
+and brings the mask and layers back to the input's size, re-fitted to recompose it exactly.
+"""
+
+from __future__ import annotations
+
+import kornia
+import torch
+from PIL import Image
+
+from ..io import image_to_tensor
+from ..layers import DecomposeConfig, Layers, decompose, exact_layers
+from ..models.base import native_size
+from .generate import round_up
+
+
+def decompose_image(
+    backend,
+    image: Image.Image,
+    fg_prompt: str,
+    bg_prompt: str,
+    *,
+    seed: int = 0,
+    config: DecomposeConfig | None = None,
+    disable: bool | None = None,
+    work_side: int | None = None,
+    **overrides,
+) -> Layers:
+    """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
+
+    The model works on the image resized (antialiased) so that its longer side is ``work_side``
+    (default: the model's native resolution where the backend tells it; 0 keeps the image's own
+    size), each side rounded up
+    to the model's size multiple. The mask and layers are resized back and re-fitted so that they
+    recompose the original exactly.
+    """
+    width, height = image.size
+    multiple = getattr(backend, "size_multiple", backend.factor)
+    if work_side is None:
+        native = native_size(backend, default=None)
+        work_side = max(native) if native else 0
+    if work_side < 0:
+        raise ValueError(f"work_side: expected ≥ 0, got {work_side}")
+    scale = work_side / max(width, height) if work_side else 1.0
+    work = (
+        round_up(max(1, round(height * scale)), multiple),
+        round_up(max(1, round(width * scale)), multiple),
+    )
+    original = image_to_tensor(image)
+    pixels = original if work == (height, width) else _resize(original, work)
+    generator = torch.Generator(device=getattr(backend, "device", "cpu")).manual_seed(seed)
+    layers = decompose(
+        backend,
+        pixels,
+        fg_prompt,
+        bg_prompt,
+        config=config,
+        generator=generator,
+        disable=disable,
+        **overrides,
+    )
+    if work != (height, width):
+        mask = _resize(layers.mask, (height, width)).clamp(0, 1)
+        fg = _resize(layers.foreground, (height, width)).clamp(-1, 1)
+        bg = _resize(layers.background, (height, width)).clamp(-1, 1)
+        layers.mask = mask
+        layers.foreground, layers.background = exact_layers(original, mask, fg, bg)
+    else:  # decompose already fitted the layers to this very image
+        layers.mask = layers.mask.cpu()
+        layers.foreground, layers.background = layers.foreground.cpu(), layers.background.cpu()
+    layers.config["seed"] = seed
+    layers.config["work_size"] = [work[1], work[0]]
+    return layers
+
+
+def _resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return kornia.geometry.transform.resize(
+        tensor.float().cpu(), size, interpolation="bilinear", antialias=True
+    )
+
+
+__all__ = ["DecomposeConfig", "decompose_image"]

@@ -1,0 +1,4 @@
+"""The bundled recipes: TOML presets that ship inside the package as ``layerdecomp._recipes``.
+
+``layerdecomp run NAME`` finds ``NAME.toml`` here (see :mod:`layerdecomp.recipes`).
+"""

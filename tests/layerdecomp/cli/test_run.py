@@ -1,0 +1,124 @@
+"""``layerdecomp run``: recipes and constraints by name, overrides, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAST = ["--steps", "2", "--iters", "1", "--seed", "3", "-q"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (5, 3), dtype=np.uint8), mode="L").save(
+        tmp_path / "small.png"
+    )
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    return tmp_path
+
+
+def test_run_a_recipe_with_overrides(files, sd1_folder, cli):
+    out = files / "out.png"
+    result = cli(
+        "run",
+        "superres",
+        f"image={files / 'small.png'}",
+        f"output={out}",
+        f"model={sd1_folder}",
+        "scale=2",
+        "steps=2",
+        "iterations=1",
+        "seed=3",
+        "quiet=true",
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (6, 10)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["command"] == "superres" and meta["parameters"]["scale"] == 2
+    assert meta["parameters"]["lam_start"] == 0.1  # from the recipe
+    recipe = meta["recipe"]
+    assert recipe["name"] == "superres" and recipe["task"] == "superres"
+    assert recipe["values"]["scale"] == 2 and recipe["values"]["iterations"] == 1
+
+
+def test_run_inpaint_recipe_records_the_recipe(files, sd1_folder, cli):
+    mask = Image.new("L", (3, 5), 0)
+    mask.paste(255, (0, 0, 2, 3))
+    mask.save(files / "mask.png")
+    out = files / "out.png"
+    result = cli(
+        "run",
+        "inpaint",
+        f"image={files / 'small.png'}",
+        f"mask={files / 'mask.png'}",
+        f"output={out}",
+        f"model={sd1_folder}",
+        "steps=2",
+        "iterations=1",
+        "seed=1",
+        "quiet=1",
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["command"] == "inpaint" and meta["recipe"]["task"] == "inpaint"
+    assert meta["parameters"]["iterations"] == 1
+
+
+def test_run_a_constraint_by_name(files, sd1_folder, cli):
+    out = files / "out.png"
+    result = cli(
+        "run",
+        "downsample",
+        f"image={files / 'ref.png'}",
+        f"output={out}",
+        f"model={sd1_folder}",
+        "steps=2",
+        "iterations=1",
+        "seed=0",
+        "quiet=true",
+        "constraint.scale=2",
+        "constraint.noise=0.05",
+        "constraint.seed=1",
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (40, 30)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["command"] == "constrain" and meta["task"] == "downsample"
+    assert meta["parameters"]["constraint_arguments"] == {"scale": 2, "noise": 0.05, "seed": 1}
+
+
+def test_run_errors_are_one_line(files, cli, one_line_error, no_outputs):
+    one_line_error(
+        cli("run", "superres", "foo=1"), 1, "recipe 'superres': unknown key 'foo' (known: "
+    )
+    one_line_error(cli("run", "superres", "steps=x"), 1, "recipe 'superres': key 'steps'", "not a valid integer")
+    one_line_error(cli("run", "superres"), 1, "missing key 'image'")
+    one_line_error(cli("run", "nope"), 1, "recipe 'nope'")
+    one_line_error(
+        cli("run", "decompose", "image=x.png", "output=o", "fg=a", "bg=b", "noise_level=1.5"),
+        1,
+        "noise_level",
+    )
+    result = cli(
+        "run",
+        "mask",
+        f"image={files / 'ref.png'}",
+        f"output={files / 'out.png'}",
+        "model=/nonexistent/model",
+    )
+    one_line_error(result, 2, "/nonexistent/model")
+    no_outputs(files)
+
+
+def test_run_dry_run_prints_the_resolved_parameters(cli):
+    result = cli("run", "style", "--dry-run", "style=a.png", "prompt=p", "output=o.png")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["task"] == "style" and printed["parameters"]["guidance"] == 2.0
+    assert printed["parameters"]["seed"] is None
