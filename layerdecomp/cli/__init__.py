@@ -18,13 +18,7 @@ import warnings
 import click
 
 from ..errors import LayerdecompError
-from .constrain import constrain
-from .constraints import constraints
-from .decompose import decompose
-from .inpaint import inpaint
-from .run import run
-from .style import style
-from .superres import superres
+from . import constrain, constraints, decompose, inpaint, run, style, superres
 
 
 def _fail(message: str, code: int) -> int:
@@ -88,7 +82,7 @@ def main() -> None:
     """Constrained sampling in pre-trained diffusion models with inexact-Newton steps."""
 
 
-for _command in (decompose, inpaint, superres, style, run, constrain, constraints):
-    main.add_command(_command)
+for _module in (decompose, inpaint, superres, style, run, constrain, constraints):
+    main.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
 
 __all__ = ["main"]

@@ -23,6 +23,17 @@ class Constraint:
         return self.error(x0)
 
     @classmethod
+    def from_image(cls, image: torch.Tensor, *, codec=None, **arguments) -> Constraint:
+        """Build the constraint from one input image (what ``layerdecomp run NAME`` calls).
+
+        ``image`` is (1, 3, H, W) in [−1, 1], already at the model's working size; ``arguments``
+        come from the command line or a recipe. The default calls ``cls(image=…, codec=…)``; a
+        constraint that needs other inputs overrides it, and one that cannot be built from one
+        image raises :class:`NotImplementedError` with the reason.
+        """
+        return cls(image=image, codec=codec, **arguments)
+
+    @classmethod
     def description(cls) -> str:
         """The one-line description: the first line of the class docstring."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

@@ -40,6 +40,14 @@ class Blend(Constraint):
             )
         self.image, self.mask, self.codec = image, mask.to(image.dtype), codec or IdentityCodec()
 
+    @classmethod
+    def from_image(cls, image: torch.Tensor, *, codec=None, **arguments) -> Blend:
+        """Refused: the blend constraint couples two layers under a mask, not one image."""
+        raise NotImplementedError(
+            "blend couples two layers under a soft mask (a batch of both layers' samples), so "
+            "one image is not enough; `layerdecomp decompose` runs it"
+        )
+
     def error(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x0.shape[0] % 2:
             raise ValueError(f"x0: the batch ({x0.shape[0]}) must hold two layers' halves")

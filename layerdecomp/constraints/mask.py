@@ -55,6 +55,30 @@ class Mask(Constraint):
         self.mask = latent_mask(known, codec.factor).to(dtype=y.dtype, device=y.device)
 
     @classmethod
+    def from_image(cls, image: torch.Tensor, *, codec: Codec | None = None, mask=None) -> Mask:
+        """Inpaint ``image`` where ``mask`` is white (``layerdecomp run mask mask=holes.png``).
+
+        Args:
+            image: (1, C, H, W) pixels in [−1, 1].
+            codec: the model's codec.
+            mask: a mask file, PIL image or (1, 1, h, w) tensor, white (1) = fill; of the image's
+                size or resized to it (a pixel touched by the fill region is filled).
+        """
+        if mask is None:
+            raise ValueError("give the region to fill: mask=PATH (white = fill)")
+        if not isinstance(mask, torch.Tensor):
+            from PIL import Image
+
+            from ..io import load_mask, mask_to_tensor
+
+            image_mask = mask if isinstance(mask, Image.Image) else load_mask(mask)
+            mask = mask_to_tensor(image_mask.convert("L"))
+        fill = mask.float().to(image.device)
+        if fill.shape[-2:] != image.shape[-2:]:
+            fill = F.interpolate(fill, size=image.shape[-2:], mode="bilinear") > 0
+        return cls(image, 1.0 - fill.to(image.dtype), codec=codec)
+
+    @classmethod
     def in_model_space(cls, y: torch.Tensor, mask: torch.Tensor) -> Mask:
         """A mask constraint given directly in model space (``mask`` broadcasts against ``y``)."""
         self = cls.__new__(cls)

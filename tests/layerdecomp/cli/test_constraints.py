@@ -25,3 +25,26 @@ def test_constraints_lists_the_builtins(cli):
     assert names == sorted(names) and {"blend", "clip_style", "downsample", "mask"} <= set(names)
     line = next(line for line in lines if line.startswith("downsample"))
     assert "Super-resolution" in line and line.endswith("[built-in]")
+
+
+class BrokenEntryPoint:
+    name, value, dist = "exploding", "exploding_mod:Thing", None
+
+    def load(self):
+        raise ImportError("No module named 'exploding_mod'")
+
+
+def test_a_plugin_that_fails_to_load_is_shown_with_its_error(monkeypatch, cli):
+    from layerdecomp.constraints import registry
+
+    monkeypatch.setattr(registry, "_loaded_entry_points", set())
+    monkeypatch.setattr(registry, "_FAILED", {})
+    monkeypatch.setattr(registry, "entry_points", lambda group: [BrokenEntryPoint()])
+    monkeypatch.setattr("layerdecomp.cli.constraints.entry_points", lambda group: [])
+    result = cli("constraints")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if line.startswith("exploding"))
+    assert "failed to load: exploding_mod:Thing: ImportError: No module named 'exploding_mod'" in (
+        line
+    )
+    assert result.stderr.count("warning: constraint plugin 'exploding'") == 1
