@@ -1,4 +1,6 @@
-"""The ``clip_style`` constraint: match the CLIP-feature Gram matrix of a reference image (§4.1).
+"""The ``clip_style`` constraint: match the CLIP-feature Gram matrix of a reference image.
+
+the authors' code page (the paper has no style experiment); ``docs/algorithm.md``, "clip_style (style)".
 
 The decoded x̂0 is mapped to [0, 1], resized to CLIP's input size (224 for ViT-B/16, bicubic,
 kornia) and CLIP-normalised; the tokens after residual block N (0-based, default 2) of the vision
@@ -26,20 +28,12 @@ from ..errors import ModelSpecError
 from .base import Constraint
 from .registry import register
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 DEFAULT_CLIP_MODEL = "ViT-B-16"
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
 
 
 def _download(tag: str, name: str) -> str:
     """The local file of an open_clip pretrained tag (cached, or downloaded when online)."""
+    from huggingface_hub import is_offline_mode
     from open_clip.pretrained import (
         download_pretrained,
         get_pretrained_cfg,
@@ -58,7 +52,7 @@ def _download(tag: str, name: str) -> str:
         detail = " ".join(str(exc).split())[:160]
         hint = (
             "the hub is offline (HF_HUB_OFFLINE) and they are not in the local cache"
-            if _offline()
+            if is_offline_mode()  # the flag the hub downloads obey (read at their import)
             else f"they cannot be downloaded ({detail})"
         )
         raise ModelSpecError(
@@ -137,7 +131,7 @@ def load_clip(
 def _vision(clip: torch.nn.Module) -> torch.nn.Module:
     visual = getattr(clip, "visual", clip)
     transformer = getattr(visual, "transformer", None)
-    if not hasattr(visual, "conv1") or not hasattr(transformer, "resblocks"):
+    if not hasattr(visual, "forward_intermediates") or not hasattr(transformer, "resblocks"):
         raise ValueError(
             f"clip: {type(visual).__name__} is not an open_clip VisionTransformer "
             "(timm and ModifiedResNet towers are not supported)"
@@ -153,26 +147,33 @@ def _input_size(visual: torch.nn.Module) -> tuple[int, int]:
 def clip_tokens(visual: torch.nn.Module, pixels: torch.Tensor, block: int) -> torch.Tensor:
     """Tokens (B, 1 + L, D) after residual block ``block`` (0-based) of a CLIP vision transformer.
 
-    ``pixels`` are already resized and CLIP-normalised; the first token is CLS.
+    open_clip's ``forward_intermediates`` runs the tower up to that block (``stop_early``; no
+    final LayerNorm, ``normalize_intermediates=False``) and returns the class token apart from
+    the L patch tokens; they are joined again here, class token first.
+
+    Args:
+        visual: an open_clip ``VisionTransformer`` (or a CLIP model holding one).
+        pixels: (B, 3, H, W) images already resized and CLIP-normalised.
+        block: the residual block whose output is taken.
+
+    Raises:
+        ValueError: a tower that is not a ViT, or ``block`` out of range.
     """
     visual = _vision(visual)
-    blocks = visual.transformer.resblocks
-    if not 0 <= block < len(blocks):
-        raise ValueError(f"block: expected 0 ≤ block < {len(blocks)}, got {block}")
-    if hasattr(visual, "_embeds"):  # open_clip ≥ 3: conv, CLS, positions, patch dropout, ln_pre
-        x = visual._embeds(pixels)
-    else:
-        x = visual.conv1(pixels)
-        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
-        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
-        x = visual.ln_pre(visual.patch_dropout(x))
-    batch_first = getattr(visual.transformer, "batch_first", False)
-    if not batch_first:
-        x = x.transpose(0, 1)
-    for layer in blocks[: block + 1]:
-        x = layer(x)
-    return x if batch_first else x.transpose(0, 1)
+    blocks = len(visual.transformer.resblocks)
+    if not 0 <= block < blocks:
+        raise ValueError(f"block: expected 0 ≤ block < {blocks}, got {block}")
+    out = visual.forward_intermediates(
+        pixels,
+        indices=[block],
+        stop_early=True,
+        normalize_intermediates=False,
+        intermediates_only=True,
+        output_fmt="NLC",
+        output_extra_tokens=True,
+    )
+    (prefix,), (patches,) = out["image_intermediates_prefix"], out["image_intermediates"]
+    return torch.cat([prefix, patches], dim=1)
 
 
 def gram(tokens: torch.Tensor) -> torch.Tensor:
@@ -182,12 +183,18 @@ def gram(tokens: torch.Tensor) -> torch.Tensor:
 
 
 def clip_preprocess(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Pixels in [−1, 1] → CLIP input: [0, 1], bicubic resize to ``size``, CLIP normalisation."""
+    """Pixels in [−1, 1] → CLIP input: [0, 1], bicubic resize to ``size``, CLIP normalisation.
+
+    The normalisation is open_clip's ``OPENAI_DATASET_MEAN`` / ``OPENAI_DATASET_STD`` (open_clip
+    is imported here, not with the module: it takes seconds).
+    """
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
     x = (image + 1.0) / 2.0
     if tuple(x.shape[-2:]) != tuple(size):
         x = resize(x, size, interpolation="bicubic", antialias=True)
-    mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device)
-    std = torch.tensor(CLIP_STD, dtype=x.dtype, device=x.device)
+    mean = torch.tensor(OPENAI_DATASET_MEAN, dtype=x.dtype, device=x.device)
+    std = torch.tensor(OPENAI_DATASET_STD, dtype=x.dtype, device=x.device)
     return normalize(x, mean, std)
 
 
@@ -199,11 +206,16 @@ class ClipStyle(Constraint):
         reference: (1 or B, 3, H, W) the style image, pixels in [−1, 1] (any size).
         clip: an open_clip model or its vision tower, or a spec for :func:`load_clip`
             (a pretrained tag such as ``"openai"``, a checkpoint file, an open_clip folder).
-        block: residual block whose output tokens are used (0-based; 2 in the paper).
+        block: residual block whose output tokens are used (0-based; 2 in the authors' code).
         size: CLIP's input (height, width); default the tower's ``image_size`` (224).
         codec: the model's codec (identity for pixel models).
         clip_model: the architecture when ``clip`` is a spec (default ViT-B-16).
     """
+
+    @classmethod
+    def from_image(cls, image: torch.Tensor, *, codec: Codec | None = None, **arguments):
+        """The image is the style reference (``layerdecomp run clip_style image=ref.png``)."""
+        return cls(image, codec=codec, **arguments)
 
     def __init__(
         self,
@@ -249,8 +261,6 @@ class ClipStyle(Constraint):
 
 
 __all__ = [
-    "CLIP_MEAN",
-    "CLIP_STD",
     "DEFAULT_CLIP_MODEL",
     "ClipStyle",
     "clip_preprocess",

@@ -2,7 +2,8 @@
 
 Supported: Stable Diffusion 1.x/2.x (ε or v prediction) and SDXL base, as a hub id, a local
 diffusers folder or a single ``.safetensors`` checkpoint; pixel-space ``UNet2DModel`` pipelines;
-and ``mini``, the embedded model, once installed. See :mod:`layerdecomp.models.resolve` for specs.
+and ``mini``, the embedded model, once installed. See :mod:`layerdecomp.models.resolve` for specs
+and :mod:`layerdecomp.models.families` for the one table that maps a pipeline class to its family.
 """
 
 from __future__ import annotations
@@ -12,22 +13,13 @@ import os
 import torch
 
 from ..errors import ModelSpecError
-from .base import Backend, select_device, select_dtype
+from .base import Backend, native_size, select_device, select_dtype, use_sdpa
+from .families import Family, families, family_of
 from .pixel import PixelBackend
 from .resolve import MINI_DIR, ModelSource, load_pipeline, offline, resolve_spec
 from .stable_diffusion import StableDiffusionBackend, TextConditioning
 
 ModelBackend = Backend
-
-
-def _use_sdpa(module) -> None:
-    """Replace classic attention processors by PyTorch's scaled-dot-product ones (SDPA)."""
-    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
-
-    processors = getattr(module, "attn_processors", None)
-    if processors and any(type(p) is AttnProcessor for p in processors.values()):
-        if all(type(p) in (AttnProcessor, AttnProcessor2_0) for p in processors.values()):
-            module.set_attn_processor(AttnProcessor2_0())
 
 
 def load_model(
@@ -38,7 +30,7 @@ def load_model(
     config: str | os.PathLike | None = None,
     allow_pickle: bool = False,
 ) -> Backend:
-    """Load a diffusion model as a backend (DESIGN.md, "Model backend").
+    """Load a diffusion model as a backend (the denoiser contract of ``docs/algorithm.md``).
 
     Args:
         spec: ``mini``, a hub id (``stable-diffusion-v1-5/stable-diffusion-v1-5``), a local
@@ -51,7 +43,8 @@ def load_model(
         allow_pickle: accept ``.ckpt``/``.bin``/``.pt`` weights (they can run arbitrary code).
 
     Returns:
-        A :class:`StableDiffusionBackend` or :class:`PixelBackend`.
+        A :class:`StableDiffusionBackend` or :class:`PixelBackend`, chosen by the pipeline class
+        (see :mod:`layerdecomp.models.families`).
 
     Raises:
         ModelSpecError: a spec that cannot be resolved or loaded, with what to do.
@@ -64,7 +57,6 @@ def load_model(
     backend.source = {
         "source": source.kind,
         "location": source.location,
-        "attention": "sdpa",
         **({"config": source.config} if source.config else {}),
     }
     return backend
@@ -80,42 +72,49 @@ def from_pipeline(
     """Wrap an already built or loaded diffusers pipeline as a backend (moved to device/dtype).
 
     Args:
-        pipeline: an SD 1.x/2.x, SDXL or pixel-space ``UNet2DModel`` pipeline.
+        pipeline: a pipeline of a class in :func:`~layerdecomp.models.families.families`
+            (``StableDiffusionPipeline``, ``StableDiffusionXLPipeline``, ``DDPMPipeline``,
+            ``DDIMPipeline``) or a subclass.
         spec: the name recorded in metadata.
-        device, dtype: as in :func:`load_model`.
+        device: as in :func:`load_model`.
+        dtype: as in :func:`load_model`.
+
+    Raises:
+        ModelSpecError: a pipeline class outside the table, or components the backend refuses.
     """
+    family = family_of(pipeline, spec)
     device = select_device(device)
     dtype = select_dtype(dtype, device)
-    pixel = getattr(pipeline, "vae", None) is None
-    xl = getattr(pipeline, "text_encoder_2", None) is not None
     for name, module in pipeline.components.items():
         if isinstance(module, torch.nn.Module):
             module.requires_grad_(False).eval()
-            _use_sdpa(module)
-            # SDXL's VAE overflows in float16 (``force_upcast``), as in diffusers' XL pipeline
-            upcast = xl and name == "vae" and getattr(module.config, "force_upcast", False)
+            use_sdpa(module)
+            upcast = family.upcast_vae and name == "vae"
+            upcast = upcast and getattr(module.config, "force_upcast", False)
             target = torch.float32 if upcast and dtype == torch.float16 else dtype
             module.to(device=device)
             if module.dtype != target:
                 module.to(dtype=target)
-    cls = PixelBackend if pixel else StableDiffusionBackend
-    backend = cls(spec, pipeline, device, dtype)
-    backend.source = {"source": "pipeline", "attention": "sdpa"}
+    backend = family.backend(spec, pipeline, device, dtype, kind=family.kind)
+    backend.source = {"source": "pipeline"}
     return backend
 
 
 __all__ = [
     "MINI_DIR",
     "Backend",
+    "Family",
     "ModelBackend",
     "ModelSource",
     "ModelSpecError",
     "PixelBackend",
     "StableDiffusionBackend",
     "TextConditioning",
+    "families",
     "from_pipeline",
     "load_model",
     "load_pipeline",
+    "native_size",
     "offline",
     "resolve_spec",
     "select_device",

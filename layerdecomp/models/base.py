@@ -1,7 +1,8 @@
-"""The model backend contract (DESIGN.md, "Model backend") and device/precision selection.
+"""The model backend contract (``docs/algorithm.md``) and device/precision selection.
 
 A backend turns a loaded diffusers pipeline into what the solvers and constraints need: a
-denoiser factory with text conditioning and guidance bound (§2.1, x̂0 contract), the codec
+denoiser factory with text conditioning and guidance bound (Graikos, Jojic & Samaras 2024, §2.1:
+the network output read as the x̂0 estimate), the codec
 (``encode``/``decode``/``factor``, so a backend can be passed as ``codec=`` to a constraint),
 and a DDIM scheduler.
 """
@@ -125,7 +126,11 @@ class Backend:
         return (batch, self.latent_channels, height // self.factor, width // self.factor)
 
     def describe(self) -> dict[str, Any]:
-        """A JSON-ready summary for run metadata."""
+        """A JSON-ready summary for run metadata.
+
+        ``attention`` names the attention processor classes installed in each component now
+        (e.g. ``{"unet": "AttnProcessor2_0", "vae": "AttnProcessor2_0"}``).
+        """
         return {
             "spec": self.spec,
             "kind": self.kind,
@@ -136,6 +141,7 @@ class Backend:
             "latent_channels": self.latent_channels,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
+            "attention": attention_processors(self.pipeline),
             **self.source,
         }
 
@@ -144,6 +150,42 @@ class Backend:
             f"{type(self).__name__}(spec={self.spec!r}, kind={self.kind!r}, "
             f"device={str(self.device)!r}, dtype={self.dtype})"
         )
+
+
+def _attention_modules(module: torch.nn.Module):
+    """The attention layers of ``module``: diffusers modules that hold a swappable processor."""
+    for sub in module.modules():
+        if hasattr(sub, "set_processor") and getattr(sub, "processor", None) is not None:
+            yield sub
+
+
+def attention_processors(pipeline: Any) -> dict[str, str]:
+    """The attention processor classes installed in each component of ``pipeline``.
+
+    Returns:
+        Component name → class name (several, comma-separated and sorted, when they differ);
+        components without attention layers are left out.
+    """
+    found: dict[str, str] = {}
+    for name, module in getattr(pipeline, "components", {}).items():
+        if isinstance(module, torch.nn.Module):
+            names = {type(sub.processor).__name__ for sub in _attention_modules(module)}
+            if names:
+                found[name] = ", ".join(sorted(names))
+    return found
+
+
+def use_sdpa(module: torch.nn.Module) -> None:
+    """Swap each classic ``AttnProcessor`` for PyTorch's scaled-dot-product one (SDPA).
+
+    Other processors (sliced, xFormers, adapters...) are left in place;
+    :func:`attention_processors` reports what is installed.
+    """
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    for sub in _attention_modules(module):
+        if type(sub.processor) is AttnProcessor:
+            sub.set_processor(AttnProcessor2_0())
 
 
 def native_size(
@@ -163,4 +205,11 @@ def native_size(
     return default
 
 
-__all__ = ["Backend", "native_size", "select_device", "select_dtype"]
+__all__ = [
+    "Backend",
+    "attention_processors",
+    "native_size",
+    "select_device",
+    "select_dtype",
+    "use_sdpa",
+]

@@ -15,7 +15,18 @@ class PixelBackend(Backend):
 
     kind = "pixel"
 
-    def __init__(self, spec, pipeline, device, dtype):
+    def __init__(self, spec, pipeline, device, dtype, *, kind: str = "pixel"):
+        """Wrap ``pipeline`` (already on ``device``; see :func:`layerdecomp.models.from_pipeline`).
+
+        Args:
+            spec: the model spec, for metadata and errors.
+            pipeline: a pipeline holding a ``UNet2DModel`` (``unet``) and a scheduler.
+            device: where the network runs.
+            dtype: the network's precision.
+            kind: the family's kind; only ``"pixel"``.
+        """
+        if kind != "pixel":
+            raise ModelSpecError(f"model {spec!r}: a {kind} pipeline is not a pixel-space one")
         super().__init__(spec, pipeline, device, dtype)
         self.unet = pipeline.unet
         channels = int(self.unet.config.in_channels)

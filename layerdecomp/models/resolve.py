@@ -12,11 +12,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
 from ..errors import ModelSpecError
+from .families import families, family_named
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
@@ -38,9 +39,16 @@ class ModelSource:
 
 
 def offline() -> bool:
-    """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE``)."""
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+    """True when the Hugging Face hub libraries will not contact the hub.
+
+    This is ``huggingface_hub.is_offline_mode()``, the flag its downloads (and so diffusers',
+    transformers' and open_clip's) obey. It reflects ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``
+    as they were when ``huggingface_hub`` was imported: setting the variable later changes
+    nothing the libraries do, so reading ``os.environ`` here could report a mode they ignore.
+    """
+    from huggingface_hub import is_offline_mode
+
+    return bool(is_offline_mode())
 
 
 def _short(exc: BaseException) -> str:
@@ -130,144 +138,93 @@ def _check_folder(spec: str, folder: Path, allow_pickle: bool) -> None:
             )
 
 
-def _dtype_kwargs(dtype: torch.dtype) -> dict[str, torch.dtype]:
-    """``dtype=`` where diffusers renamed ``torch_dtype`` (deprecated there), else the old name."""
-    from diffusers.utils import deprecation_utils
-
-    renamed = hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE")
-    return {"dtype": dtype} if renamed else {"torch_dtype": dtype}
-
-
-def _pipeline_class(spec: str, index: dict[str, Any]) -> tuple[type, dict[str, Any]]:
-    """The diffusers class that loads a model_index: SD, SDXL, or a generic pixel pipeline."""
-    import diffusers
-
-    components = {
-        k
-        for k, v in index.items()
-        if not k.startswith("_") and isinstance(v, list | tuple) and v and v[0] is not None
-    }
-    if "unet" not in components:
-        name = index.get("_class_name", "unknown")
-        raise ModelSpecError(
-            f"model {spec!r}: {name} has no UNet; supported are Stable Diffusion 1.x/2.x/XL and "
-            "pixel-space UNet2DModel pipelines"
-        )
-    if "vae" in components and "text_encoder_2" in components:
-        return diffusers.StableDiffusionXLPipeline, {}
-    if {"vae", "text_encoder", "tokenizer"} <= components:
-        return diffusers.StableDiffusionPipeline, {
-            "safety_checker": None,
-            "feature_extractor": None,
-            "requires_safety_checker": False,
-        }
-    if "vae" not in components:
-        return diffusers.DiffusionPipeline, {}
-    raise ModelSpecError(
-        f"model {spec!r}: unsupported pipeline {index.get('_class_name', 'unknown')!r}"
-    )
-
-
-def _from_hub(source: ModelSource, load):
-    """Run ``load(local_files_only)``: online first (unless offline), then from the cache."""
+def _not_loaded(source: ModelSource, exc: BaseException) -> ModelSpecError:
+    """The one-line error for a spec diffusers could not load (hub, cache, or local files)."""
+    if source.kind != "hub":
+        return ModelSpecError(f"model {source.spec!r}: cannot be loaded ({_short(exc)})")
     if offline():
-        try:
-            return load(True)
-        except ModelSpecError:
-            raise
-        except Exception as exc:
-            raise ModelSpecError(
-                f"model {source.spec!r}: not a local path and not in the Hugging Face cache, and "
-                "the hub is offline (HF_HUB_OFFLINE is set); download it once with network access, "
-                f"or pass a local diffusers folder or .safetensors file ({_short(exc)})"
-            ) from None
-    try:
-        return load(False)
-    except ModelSpecError:
-        raise
-    except Exception as online_error:
-        try:
-            return load(True)
-        except Exception:
-            raise ModelSpecError(
-                f"model {source.spec!r}: could not be loaded from the Hugging Face hub nor the "
-                f"local cache ({_short(online_error)}); check the id and the network, or pass a "
-                "local diffusers folder or .safetensors file"
-            ) from None
+        return ModelSpecError(
+            f"model {source.spec!r}: not a local path and not in the Hugging Face cache, and "
+            "the hub is offline (HF_HUB_OFFLINE is set); download it once with network access, "
+            f"or pass a local diffusers folder or .safetensors file ({_short(exc)})"
+        )
+    return ModelSpecError(
+        f"model {source.spec!r}: could not be loaded from the Hugging Face hub nor the local "
+        f"cache ({_short(exc)}); check the id and the network, or pass a local diffusers folder "
+        "or .safetensors file"
+    )
 
 
 def load_pipeline(source: ModelSource, *, dtype: torch.dtype, allow_pickle: bool = False):
     """Load the diffusers pipeline of a resolved spec (on CPU, in ``dtype``).
 
+    ``DiffusionPipeline`` does the work: it picks the class from ``model_index.json``
+    (``_class_name``) and, for a hub id, falls back to the local cache when the hub cannot be
+    reached (or is offline). The ``model_index.json`` is read first only to refuse an unsupported
+    class before any weights are downloaded, and to pass the family's extra arguments.
+
     Raises:
         ModelSpecError: for anything diffusers cannot load, with the spec named.
     """
-    import diffusers
+    from diffusers import DiffusionPipeline
 
     use_safetensors = None if allow_pickle else True
     if source.kind == "single_file":
-        return _load_single_file(source, dtype, use_safetensors)
-
-    def load(local_files_only: bool):
-        index = diffusers.DiffusionPipeline.load_config(
-            source.location, local_files_only=local_files_only
-        )
-        cls, extra = _pipeline_class(source.spec, index)
-        try:
-            return cls.from_pretrained(
-                source.location,
-                use_safetensors=use_safetensors,
-                local_files_only=local_files_only,
-                **_dtype_kwargs(dtype),
-                **extra,
-            )
-        except (OSError, ValueError) as exc:
-            if "safetensors" in str(exc) and not allow_pickle:
-                raise ModelSpecError(
-                    f"model {source.spec!r}: no .safetensors weights found; {_PICKLE_HINT}"
-                ) from None
-            raise
-
-    if source.kind == "hub":
-        return _from_hub(source, load)
+        return _load_single_file(source, dtype)
     try:
-        return load(True)
+        index = DiffusionPipeline.load_config(source.location)
+    except Exception as exc:
+        raise _not_loaded(source, exc) from None
+    _, family = family_named(source.spec, index.get("_class_name"))
+    try:
+        return DiffusionPipeline.from_pretrained(
+            source.location, dtype=dtype, use_safetensors=use_safetensors, **family.load_kwargs
+        )
     except ModelSpecError:
         raise
     except Exception as exc:
-        raise ModelSpecError(f"model {source.spec!r}: cannot be loaded ({_short(exc)})") from None
+        if "safetensors" in str(exc) and not allow_pickle:
+            raise ModelSpecError(
+                f"model {source.spec!r}: no .safetensors weights found; {_PICKLE_HINT}"
+            ) from None
+        raise _not_loaded(source, exc) from None
 
 
-def _load_single_file(source: ModelSource, dtype: torch.dtype, use_safetensors):
-
+def _load_single_file(source: ModelSource, dtype: torch.dtype):
+    """``from_single_file`` of the family's class (.ckpt & co. were refused unless allowed)."""
     if source.config is not None:
         index = json.loads((Path(source.config) / "model_index.json").read_text())
-        cls, extra = _pipeline_class(source.spec, index)
+        cls, family = family_named(source.spec, index.get("_class_name"))
     else:
-        cls, extra = _single_file_class(source)
-    extra.pop("feature_extractor", None)
-    local_only = source.config is not None or offline()
+        cls = _single_file_class(source)
+        family = families()[cls]
+    if not hasattr(cls, "from_single_file"):
+        raise ModelSpecError(
+            f"model {source.spec!r}: single-file checkpoints of {cls.__name__} cannot be loaded; "
+            "pass a diffusers folder"
+        )
     try:
         return cls.from_single_file(
             source.location,
             config=source.config,
-            local_files_only=local_only,
-            **_dtype_kwargs(dtype),
-            **extra,
+            dtype=dtype,
+            **family.single_file_kwargs(),
         )
     except Exception as exc:
         hint = (
-            "offline, a single-file checkpoint needs the diffusers config folder of its "
-            "architecture: pass config=<folder> (--model-config <folder>)"
-            if source.config is None
-            else "is it a checkpoint of the config's architecture?"
+            "is it a checkpoint of the config's architecture?"
+            if source.config is not None
+            else (
+                f"{'offline, ' if offline() else ''}a single-file checkpoint needs the diffusers "
+                "config folder of its architecture: pass config=<folder> (--model-config <folder>)"
+            )
         )
         raise ModelSpecError(
             f"model {source.spec!r}: cannot load the checkpoint ({_short(exc)}); {hint}"
         ) from None
 
 
-def _single_file_class(source: ModelSource) -> tuple[type, dict[str, Any]]:
+def _single_file_class(source: ModelSource) -> type:
     """SD or SDXL, judged from the checkpoint's keys (SDXL has a second text embedder)."""
     import diffusers
 
@@ -283,8 +240,8 @@ def _single_file_class(source: ModelSource) -> tuple[type, dict[str, Any]]:
                 f"model {source.spec!r}: not a readable safetensors file ({_short(exc)})"
             ) from None
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
-        return diffusers.StableDiffusionXLPipeline, {}
-    return diffusers.StableDiffusionPipeline, {"safety_checker": None}
+        return diffusers.StableDiffusionXLPipeline
+    return diffusers.StableDiffusionPipeline
 
 
 __all__ = ["MINI_DIR", "ModelSource", "load_pipeline", "offline", "resolve_spec"]

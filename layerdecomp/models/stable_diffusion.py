@@ -1,4 +1,6 @@
-"""Stable Diffusion 1.x / 2.x / SDXL backend: text conditioning, batched CFG, VAE codec (§4.1).
+"""Stable Diffusion 1.x / 2.x / SDXL backend: text conditioning, batched CFG, VAE codec.
+
+As used in Graikos, Jojic & Samaras 2024, §4.1.
 
 Prompts are encoded with the pipeline's own ``encode_prompt``; SDXL adds the pooled embedding of
 its second text encoder and the size/crop time ids (``_get_add_time_ids``). With guidance ``w > 0``
@@ -16,6 +18,7 @@ from solvers import Denoiser
 
 from ..errors import ModelSpecError
 from .base import Backend
+from .families import family_of
 
 
 @dataclass
@@ -39,16 +42,28 @@ def _expand(tensor: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 class StableDiffusionBackend(Backend):
-    """SD 1.x, 2.x (ε or v prediction) and SDXL base, from a loaded diffusers pipeline."""
+    """SD 1.x, 2.x (ε or v prediction) and SDXL base, from a loaded diffusers pipeline.
 
-    def __init__(self, spec, pipeline, device, dtype):
+    Inpainting-specific UNets (more input channels than the VAE has latent channels) are refused.
+    """
+
+    def __init__(self, spec, pipeline, device, dtype, *, kind: str | None = None):
+        """Wrap ``pipeline`` (already on ``device``; see :func:`layerdecomp.models.from_pipeline`).
+
+        Args:
+            spec: the model spec, for metadata and errors.
+            pipeline: a ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``.
+            device: where the networks run.
+            dtype: the networks' precision.
+            kind: ``"sd"`` or ``"sdxl"``; by default the pipeline's family in
+                :func:`~layerdecomp.models.families.families`.
+        """
+        kind = kind or family_of(pipeline, spec).kind
+        if kind not in ("sd", "sdxl"):
+            raise ModelSpecError(f"model {spec!r}: a {kind} pipeline is not a Stable Diffusion one")
         super().__init__(spec, pipeline, device, dtype)
+        self.kind = kind
         self.unet, self.vae = pipeline.unet, pipeline.vae
-        self.kind = "sdxl" if getattr(pipeline, "text_encoder_2", None) is not None else "sd"
-        if self.kind == "sdxl" and getattr(pipeline.config, "requires_aesthetics_score", False):
-            raise ModelSpecError(
-                f"model {spec!r}: SDXL refiner checkpoints are not supported; use a base model"
-            )
         self.latent_channels = int(self.vae.config.latent_channels)
         if int(self.unet.config.in_channels) != self.latent_channels:
             raise ModelSpecError(

@@ -1,13 +1,14 @@
 """The two training loops: the VAE (L1 + KL), then the UNet and text encoder (ε-prediction).
 
-Both loops are plain AdamW loops with linear warm-up and cosine decay. The learning-rate
-schedule runs on progress ``max(step / steps, elapsed / max_minutes)``, so a time-limited run still
-anneals before it stops.
+Both loops are plain AdamW loops with diffusers' linear warm-up + cosine decay schedule
+(:func:`diffusers.optimization.get_scheduler`). The schedule is advanced to the run's progress
+``max(step, elapsed / max_minutes × steps)``, so a time-limited run still anneals before it stops.
+The UNet loop keeps an exponential moving average of the weights with diffusers'
+:class:`~diffusers.training_utils.EMAModel`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch.optim.lr_scheduler import LRScheduler
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from layerdecomp.data.composites import make_composite
@@ -61,22 +65,59 @@ def to_model_range(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 127.5 - 1.0
 
 
-def _lr_factor(step: int, steps: int, warmup: int, elapsed: float, max_minutes: float) -> float:
-    progress = step / max(steps, 1)
-    if max_minutes > 0:
-        progress = max(progress, elapsed / (60 * max_minutes))
-    warm = min(1.0, (step + 1) / max(warmup, 1))
-    return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+LR_SCHEDULE = "cosine"
+"""The diffusers schedule both loops use: linear warm-up, then cosine decay to 0."""
 
 
-def _begin_step(opt, cfg: VAEConfig | UNetConfig, step: int, start: float, name: str, log: Log):
+def lr_schedule(opt: torch.optim.Optimizer, cfg: VAEConfig | UNetConfig) -> LRScheduler:
+    """diffusers' warm-up + cosine schedule over ``cfg.steps`` steps (``cfg.warmup`` warm-up).
+
+    Args:
+        opt: The optimizer whose learning rate (``cfg.lr``) is scheduled.
+        cfg: The loop's config.
+
+    Returns:
+        The scheduler; drive it with :func:`advance_schedule`.
+    """
+    return get_scheduler(
+        LR_SCHEDULE, opt, num_warmup_steps=cfg.warmup, num_training_steps=max(cfg.steps, 1)
+    )
+
+
+def advance_schedule(
+    schedule: LRScheduler, step: int, cfg: VAEConfig | UNetConfig, elapsed: float
+) -> int:
+    """Step the schedule up to the run's progress, in steps.
+
+    The progress is ``step``, or, with a time limit, the share of ``max_minutes`` spent times
+    ``cfg.steps`` when that is further along (a slow machine anneals before its time runs out).
+
+    Args:
+        schedule: From :func:`lr_schedule`.
+        step: The index of the step about to be taken.
+        cfg: The loop's config.
+        elapsed: Seconds since the loop started.
+
+    Returns:
+        The schedule's position (``schedule.last_epoch``).
+    """
+    target = step
+    if cfg.max_minutes > 0:
+        target = max(target, min(cfg.steps, int(cfg.steps * elapsed / (60 * cfg.max_minutes))))
+    while schedule.last_epoch < target:
+        schedule.step()
+    return schedule.last_epoch
+
+
+def _begin_step(
+    schedule: LRScheduler, cfg: VAEConfig | UNetConfig, step: int, start: float, name: str, log: Log
+) -> bool:
     """Set the step's learning rate; False (and a log line) once the time limit has passed."""
     elapsed = time.monotonic() - start
     if cfg.max_minutes > 0 and elapsed > 60 * cfg.max_minutes:
         log(f"{name}: time limit of {cfg.max_minutes} min reached after {step} steps")
         return False
-    for group in opt.param_groups:
-        group["lr"] = cfg.lr * _lr_factor(step, cfg.steps, cfg.warmup, elapsed, cfg.max_minutes)
+    advance_schedule(schedule, step, cfg, elapsed)
     return True
 
 
@@ -112,10 +153,11 @@ def train_vae(
     """
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    schedule = lr_schedule(opt, cfg)
     losses: list[float] = []
     start = time.monotonic()
     for step in range(cfg.steps):
-        if not _begin_step(opt, cfg, step, start, "vae", log):
+        if not _begin_step(schedule, cfg, step, start, "vae", log):
             break
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=generator)
         x = _random_crops(to_model_range(images[idx]), cfg.crop, generator)
@@ -152,27 +194,6 @@ def encode_latents(
     return torch.cat(means), torch.cat(stds)
 
 
-class EMA:
-    """An exponential moving average of parameters with the usual warm-up of the decay."""
-
-    def __init__(self, params: list[torch.nn.Parameter], decay: float) -> None:
-        self.params, self.decay, self.steps = params, decay, 0
-        self.shadow = [p.detach().clone() for p in params]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        """Blend the current parameters into the average."""
-        self.steps += 1
-        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1 - decay)
-
-    @torch.no_grad()
-    def copy_to(self) -> None:
-        """Write the average into the parameters."""
-        for p, s in zip(self.params, self.shadow, strict=True):
-            p.copy_(s)
-
-
 def training_noise(shape: torch.Size, offset: float, generator: torch.Generator) -> torch.Tensor:
     """Gaussian noise plus, with ``offset`` > 0, a constant per sample and channel ("offset noise").
 
@@ -205,7 +226,9 @@ def train_unet(
     the empty caption with probability ``data_cfg.caption_dropout`` (classifier-free guidance).
 
     Args:
-        unet: The UNet (trained in place; ends with its EMA weights if ``cfg.ema_decay``).
+        unet: The UNet (trained in place; ends with its EMA weights if ``cfg.ema_decay``:
+            diffusers' ``EMAModel``, whose first update copies the weights and update n + 1
+            blends with decay ``min(ema_decay, (1 + n) / (10 + n))``).
         text_encoder: The text encoder (likewise).
         scheduler: Supplies the noise schedule (``add_noise``).
         latents: Scaled posterior ``(mean, std)`` of every training image.
@@ -221,7 +244,8 @@ def train_unet(
     """
     params = [*unet.parameters(), *text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ema = EMA(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    schedule = lr_schedule(opt, cfg)
+    ema = EMAModel(params, decay=cfg.ema_decay, foreach=True) if cfg.ema_decay > 0 else None
     weights = torch.tensor(data_cfg.caption_weights, dtype=torch.float)
     unet.train()
     text_encoder.train()
@@ -229,7 +253,7 @@ def train_unet(
     losses: list[float] = []
     start = time.monotonic()
     for step in range(cfg.steps):
-        if not _begin_step(opt, cfg, step, start, "unet", log):
+        if not _begin_step(schedule, cfg, step, start, "unet", log):
             break
         b = cfg.batch_size
         idx = torch.randint(0, mean.shape[0], (b,), generator=generator)
@@ -247,7 +271,7 @@ def train_unet(
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         if ema is not None:
-            ema.update()
+            ema.step(params)
         losses.append(loss.item())
         if (step + 1) % log_every == 0 or step == 0:
             rate = (time.monotonic() - start) / (step + 1)
@@ -256,7 +280,7 @@ def train_unet(
                 f"({rate:.2f} s/step)"
             )
     if ema is not None:
-        ema.copy_to()
+        ema.copy_to(params)
     unet.eval()
     text_encoder.eval()
     return losses

@@ -1,4 +1,4 @@
-"""Run reports drawn with Pillow only: the loss curves, image grids and the model card."""
+"""Run reports: loss curves (Pillow), image grids (diffusers' ``make_image_grid``), model card."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from diffusers.utils import make_image_grid
 from PIL import Image, ImageDraw
 
 _COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
@@ -75,6 +76,9 @@ def image_grid(
 ) -> Image.Image:
     """Tile uint8 RGB images ``(H, W, 3)`` in rows of ``columns``, optionally one label per row.
 
+    The tiling is diffusers' :func:`~diffusers.utils.make_image_grid`; a short last row is
+    padded with white tiles, and labels go on white strips above their rows.
+
     Args:
         images: Equal-size images.
         columns: Images per row.
@@ -86,23 +90,22 @@ def image_grid(
         The grid.
     """
     h, w = images[0].shape[:2]
-    rows = math.ceil(len(images) / columns)
-    extra = label_height if labels else 0
-    grid = Image.new("RGB", (columns * w * scale, rows * (h * scale + extra)), "white")
-    draw = ImageDraw.Draw(grid)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        tile = Image.fromarray(image).resize((w * scale, h * scale), Image.Resampling.NEAREST)
-        grid.paste(tile, (c * w * scale, r * (h * scale + extra) + extra))
-    for r, label in enumerate(labels or []):
-        draw.text((2, r * (h * scale + extra)), label, fill=(0, 0, 0))
-    return grid
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of two uint8 arrays, in dB."""
-    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    size = (w * scale, h * scale)
+    tiles = [Image.fromarray(im).resize(size, Image.Resampling.NEAREST) for im in images]
+    rows = math.ceil(len(tiles) / columns)
+    tiles += [Image.new("RGB", size, "white")] * (rows * columns - len(tiles))
+    grid = make_image_grid(tiles, rows=rows, cols=columns)
+    if not labels:
+        return grid
+    band = size[1] + label_height
+    labelled = Image.new("RGB", (grid.width, rows * band), "white")
+    draw = ImageDraw.Draw(labelled)
+    for r in range(rows):
+        strip = grid.crop((0, r * size[1], grid.width, (r + 1) * size[1]))
+        labelled.paste(strip, (0, r * band + label_height))
+        if r < len(labels):
+            draw.text((2, r * band), labels[r], fill=(0, 0, 0))
+    return labelled
 
 
 def write_model_card(path: str | Path, facts: dict) -> None:
@@ -159,7 +162,7 @@ def write_model_card(path: str | Path, facts: dict) -> None:
         "import torch",
         "from diffusers import StableDiffusionPipeline",
         "",
-        "pipe = StableDiffusionPipeline.from_pretrained(PATH, torch_dtype=torch.float32)",
+        "pipe = StableDiffusionPipeline.from_pretrained(PATH, dtype=torch.float32)",
         'image = pipe("a cat face on blue stripes", num_inference_steps=20, guidance_scale=5)',
         "```",
         "Load with an explicit float32 dtype on CPU (the files hold fp16 weights).",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils import logging as diffusers_logging
+from kornia.metrics import psnr
 from PIL import Image
 
 from layerdecomp.data.composites import make_composite
@@ -30,7 +31,7 @@ from layerdecomp.training.loops import (
     train_unet,
     train_vae,
 )
-from layerdecomp.training.report import image_grid, plot_losses, psnr, write_model_card
+from layerdecomp.training.report import image_grid, plot_losses, write_model_card
 from layerdecomp.training.tokenizer import save_tokenizer
 
 
@@ -57,16 +58,34 @@ def _hardware(device: str) -> str:
     return f"CPU {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
+def heldout_images(config: TrainConfig, n: int = 16) -> np.ndarray:
+    """The first ``n`` composites of the held-out split, uint8 ``(n, H, W, 3)``."""
+    size, seed = config.data.size, config.data.seed
+    return np.stack([make_composite(i, "heldout", size, seed).image for i in range(n)])
+
+
 @torch.no_grad()
-def _reconstructions(vae, config: TrainConfig, n: int = 16) -> tuple[Image.Image, float]:
-    originals = np.stack(
-        [make_composite(i, "heldout", config.data.size, config.data.seed).image for i in range(n)]
-    )
-    x = to_model_range(torch.from_numpy(originals).permute(0, 3, 1, 2)).to(vae.device)
+def reconstructions(vae, originals: np.ndarray) -> tuple[Image.Image, float]:
+    """The VAE's reconstructions of uint8 images ``(N, H, W, 3)``: a grid and the mean PSNR.
+
+    The PSNR (kornia) compares the 8-bit reconstructions with the originals, one image at a
+    time, and is averaged over the images.
+
+    Args:
+        vae: The trained autoencoder (the posterior mean is decoded).
+        originals: The images.
+
+    Returns:
+        The grid (originals on top, reconstructions below) and the mean PSNR in dB.
+    """
+    target = torch.from_numpy(originals).permute(0, 3, 1, 2)
+    x = to_model_range(target).to(vae.device)
     recon = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
-    recon = ((recon + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    score = float(np.mean([psnr(a, b) for a, b in zip(originals, recon, strict=True)]))
-    return image_grid([*originals, *recon], columns=n, scale=2), score
+    recon = ((recon + 1) * 127.5).round().byte().cpu()
+    scores = [psnr(r.float(), t.float(), 255.0) for r, t in zip(recon, target, strict=True)]
+    score = float(torch.stack(scores).mean())
+    images = [*originals, *recon.permute(0, 2, 3, 1).numpy()]
+    return image_grid(images, columns=len(originals), scale=2), score
 
 
 def _samples(pipe: StableDiffusionPipeline, config: TrainConfig) -> Image.Image:
@@ -118,7 +137,7 @@ def train(config: TrainConfig, out: str | Path, log: Log = print, command: str =
     scaling = float(1.0 / (mean + std * torch.randn(mean.shape, generator=generator)).std())
     vae.register_to_config(scaling_factor=scaling)
     times["vae"] = time.monotonic() - t
-    recon_grid, recon_psnr = _reconstructions(vae, config)
+    recon_grid, recon_psnr = reconstructions(vae, heldout_images(config))
     recon_grid.save(out / "reconstructions.png")
     log(
         f"vae done in {times['vae']:.0f} s; latent scaling factor {scaling:.4f}; "

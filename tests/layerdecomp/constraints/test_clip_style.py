@@ -39,6 +39,43 @@ def test_tokens_and_gram(clip):
         clip_tokens(clip, pixels, 3)
 
 
+def _hand_run(visual, pixels, block):
+    """The ViT by hand: patch conv, class token, positions, ln_pre, blocks 0..block (no ln_post)."""
+    x = visual.conv1(pixels).flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.expand(x.shape[0], 1, -1)
+    x = visual.ln_pre(torch.cat([cls, x], dim=1) + visual.positional_embedding)
+    batch_first = visual.transformer.batch_first
+    x = x if batch_first else x.transpose(0, 1)
+    for layer in visual.transformer.resblocks[: block + 1]:
+        x = layer(x)
+    return x if batch_first else x.transpose(0, 1)
+
+
+@pytest.mark.parametrize("block", [0, 1, 2])
+def test_tokens_match_a_hand_run_of_the_blocks(clip, block):
+    pixels = clip_preprocess(_images(6, 2), (32, 32))
+    calls = []
+    hooks = [
+        layer.register_forward_hook(lambda *_, i=i: calls.append(i))
+        for i, layer in enumerate(clip.visual.transformer.resblocks)
+    ]
+    try:
+        tokens = clip_tokens(clip, pixels, block)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == list(range(block + 1))  # stops after the block: no later work, no backward
+    torch.testing.assert_close(tokens, _hand_run(clip.visual, pixels, block), rtol=0, atol=1e-6)
+
+
+def test_preprocess_uses_the_openai_clip_normalisation():
+    image = torch.zeros(1, 3, 32, 32)  # mid-grey: 0.5 after mapping to [0, 1]
+    pixels = clip_preprocess(image, (32, 32))
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073])
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711])
+    torch.testing.assert_close(pixels[0, :, 0, 0], (0.5 - mean) / std)
+
+
 def test_error_is_minus_the_gradient_and_vanishes_at_the_reference(clip):
     reference = _images(1, side=32)
     constraint = build("clip_style", reference=reference, clip=clip)
@@ -83,8 +120,12 @@ def test_load_clip_from_a_folder_and_a_checkpoint(tmp_path):
     assert constraint.size == (32, 32)
 
 
-def test_missing_weights_offline_is_one_clear_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_missing_weights_offline_is_one_clear_error(monkeypatch, tmp_path):
+    """Offline (the flag the hub library reads; set at its import) with an empty cache."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelSpecError, match="'openai'.*offline.*--clip PATH"):
         load_clip("openai", "ViT-B-16")
 

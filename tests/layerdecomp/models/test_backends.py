@@ -9,7 +9,7 @@ from diffusers import DDIMScheduler
 from layerdecomp.codecs import Codec
 from layerdecomp.constraints import Mask
 from layerdecomp.models import PixelBackend, StableDiffusionBackend, load_model
-from solvers import Denoiser, sample, x0_from_output
+from solvers import Denoiser, sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,6 +19,14 @@ CASES = {
     "sdxl": ("sdxl", "epsilon", "StableDiffusionXLPipeline"),
     "pixel": ("pixel", "epsilon", "DDPMPipeline"),
 }
+# model-space shape of a (2, 3, 16, 16) image: the tiny VAEs halve the sides into 4 channels
+LATENT_SHAPES = {
+    "sd1": (2, 4, 8, 8),
+    "sd2": (2, 4, 8, 8),
+    "sdxl": (2, 4, 8, 8),
+    "pixel": (2, 3, 16, 16),
+}
+SDPA = "AttnProcessor2_0"  # diffusers' scaled-dot-product processor (torch ≥ 2)
 
 
 @pytest.fixture(params=list(CASES))
@@ -38,15 +46,16 @@ def test_load_kind_and_contract(case):
     assert isinstance(backend, Codec)
     assert isinstance(backend, PixelBackend if kind == "pixel" else StableDiffusionBackend)
     info = backend.describe()
-    assert info["source"] == "folder" and info["attention"] == "sdpa"
-    assert info["prediction_type"] == prediction
+    assert info["source"] == "folder" and info["prediction_type"] == prediction
+    attention = {"unet": SDPA} if kind == "pixel" else {"unet": SDPA, "vae": SDPA}
+    assert info["attention"] == attention
 
 
 def test_codec_shapes_and_scaling(case):
     name, backend = case
     image = torch.rand(2, 3, 16, 16) * 2 - 1
     latent = backend.encode(image)
-    assert latent.shape == backend.latent_shape(2, 16, 16)
+    assert latent.shape == LATENT_SHAPES[name] == backend.latent_shape(2, 16, 16)
     assert latent.dtype == torch.float32
     decoded = backend.decode(latent)
     assert decoded.shape == image.shape
@@ -59,6 +68,7 @@ def test_codec_shapes_and_scaling(case):
 
 
 def test_denoiser_is_x0_contract(case):
+    """x̂0 from the raw network output by the textbook formulas, with ᾱ_t from the scheduler."""
     name, backend = case
     denoiser = backend.denoiser()
     assert isinstance(denoiser, Denoiser)
@@ -68,9 +78,15 @@ def test_denoiser_is_x0_contract(case):
     with torch.no_grad():
         x0 = denoiser(x_t, t)
         raw = denoiser.model_fn(x_t, t)
-    expected = x0_from_output(raw, x_t, t, backend.scheduler, CASES[name][1])
-    torch.testing.assert_close(x0, expected)
+    alpha_bar = backend.pipeline.scheduler.alphas_cumprod[500].double()
+    a, s = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    if CASES[name][1] == "epsilon":  # x_t = a·x0 + s·ε
+        expected = (x_t.double() - s * raw.double()) / a
+    else:  # v = a·ε − s·x0, so x0 = a·x_t − s·v
+        expected = a * x_t.double() - s * raw.double()
+    torch.testing.assert_close(x0, expected.float(), rtol=1e-4, atol=1e-5)
     assert x0.shape == x_t.shape and torch.isfinite(x0).all()
+    assert not torch.allclose(x0, x_t)
 
 
 def test_inpainting_sample_runs(case):

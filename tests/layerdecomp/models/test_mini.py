@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
-from layerdecomp.inpaint import inpaint
 from layerdecomp.models import MINI_DIR, load_model
+from layerdecomp.tasks.inpaint import inpaint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

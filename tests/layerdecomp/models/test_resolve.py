@@ -52,9 +52,30 @@ def test_missing_path_and_bad_folders(tmp_path):
         load_model("not a/valid id!", device="cpu")
 
 
-def test_hub_id_offline_not_cached(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+@pytest.fixture
+def offline_empty_cache(monkeypatch, tmp_path):
+    """Offline with an empty cache, as the hub libraries see it.
+
+    ``HF_HUB_OFFLINE`` and ``HF_HOME`` are read once, when huggingface_hub is imported; setting
+    the variables now would change nothing the libraries do, so the constants are patched.
+    """
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+
+
+def test_offline_follows_the_hub_library(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert resolve_module.offline() is False
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert resolve_module.offline() is True
+
+
+@pytest.mark.usefixtures("offline_empty_cache")
+def test_hub_id_offline_not_cached():
     spec = "layerdecomp-tests/no-such-model"
     with pytest.raises(ModelSpecError) as info:
         load_model(spec, device="cpu")
@@ -86,12 +107,11 @@ def test_single_file_with_local_config(sd1_single_file, sd1_folder):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_single_file_config_errors(sd1_single_file, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("offline_empty_cache")
+def test_single_file_config_errors(sd1_single_file, tmp_path):
     with pytest.raises(ModelSpecError, match="not a diffusers folder"):
         load_model(str(sd1_single_file), device="cpu", config=tmp_path)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(ModelSpecError, match="--model-config") as info:
+    with pytest.raises(ModelSpecError, match="offline, .*--model-config") as info:
         load_model(str(sd1_single_file), device="cpu")
     assert str(sd1_single_file) in str(info.value)
     broken = tmp_path / "broken.safetensors"
@@ -100,14 +120,42 @@ def test_single_file_config_errors(sd1_single_file, tmp_path, monkeypatch):
         load_model(str(broken), device="cpu")
 
 
-def test_device_and_dtype_selection():
+def _no_accelerator(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_device_selection_without_accelerator(monkeypatch):
+    """A CPU-only machine: "auto" is the CPU, a GPU request is one clear error."""
+    _no_accelerator(monkeypatch)
+    assert select_device(None) == torch.device("cpu")
+    assert select_device("auto") == torch.device("cpu")
     assert select_device("cpu") == torch.device("cpu")
-    assert select_device(None).type in ("cuda", "mps", "cpu")
+    with pytest.raises(ModelSpecError, match="^device 'cuda': CUDA is not available"):
+        select_device("cuda")
+    with pytest.raises(ModelSpecError, match="^device 'cuda:1': CUDA is not available"):
+        select_device("cuda:1")
+    with pytest.raises(ModelSpecError, match="^device 'mps': MPS is not available"):
+        select_device("mps")
+    with pytest.raises(ModelSpecError, match="^device 'gpu'"):
+        select_device("gpu")
+
+
+def test_device_selection_prefers_cuda_then_mps(monkeypatch):
+    _no_accelerator(monkeypatch)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert select_device("auto") == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert select_device(None) == torch.device("cuda")
+    assert select_device("cuda:1") == torch.device("cuda", 1)
+
+
+def test_dtype_selection():
     assert select_dtype(None, torch.device("cpu")) == torch.float32
     assert select_dtype("auto", torch.device("cuda")) == torch.float16
+    assert select_dtype("auto", torch.device("mps")) == torch.float16
     assert select_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert select_dtype("torch.float32", torch.device("cuda")) == torch.float32
+    assert select_dtype(torch.float16, torch.device("cpu")) == torch.float16
     with pytest.raises(ModelSpecError, match="dtype"):
         select_dtype("float8", torch.device("cpu"))
-    if not torch.cuda.is_available():
-        with pytest.raises(ModelSpecError, match="CUDA is not available"):
-            select_device("cuda")
