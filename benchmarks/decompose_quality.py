@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from layerdecomp.data.composites import make_composite
-from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
 from layerdecomp.models import load_model
+from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:

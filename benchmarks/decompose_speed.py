@@ -28,8 +28,8 @@ from inpaint_speed import CONFIGS, build  # noqa: E402
 
 from layerdecomp.io import image_to_tensor  # noqa: E402
 from layerdecomp.layers.engine import _Sampler  # noqa: E402
-from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image  # noqa: E402
 from layerdecomp.models import load_model, select_device, select_dtype  # noqa: E402
+from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

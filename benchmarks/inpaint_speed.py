@@ -24,8 +24,8 @@ from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNe
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from layerdecomp.tasks.inpaint import inpaint
 from layerdecomp.models import from_pipeline, select_device, select_dtype
+from layerdecomp.tasks.inpaint import inpaint
 
 CONFIGS = {
     "sd15": {

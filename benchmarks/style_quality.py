@@ -1,5 +1,5 @@
 """CLIP style quality on held-out composites: Gram distance to the reference with and without the
-constraint (§4.1).
+constraint (the authors' code page).
 
 For each of the first N held-out composites, composite i is the style reference and the prompt is
 the caption of composite i+1 (other content). The same seed generates the prompt without the
@@ -27,10 +27,10 @@ import torch
 
 from layerdecomp.constraints.clip_style import ClipStyle, load_clip
 from layerdecomp.data.composites import make_composite
-from layerdecomp.tasks.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 from layerdecomp.models.base import native_size
+from layerdecomp.tasks.generate import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402

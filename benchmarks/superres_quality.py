@@ -27,9 +27,9 @@ from kornia.geometry.transform import resize
 
 from layerdecomp.constraints.downsample import Downsample, downsample, measure
 from layerdecomp.data.composites import make_composite
-from layerdecomp.tasks.generate import generate
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
+from layerdecomp.tasks.generate import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402

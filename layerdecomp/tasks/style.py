@@ -1,4 +1,4 @@
-"""Style-guided generation (§4.1): the Python API behind ``layerdecomp style``.
+"""Style-guided generation (the authors' code page; the paper has no style experiment): the Python API behind ``layerdecomp style``.
 
 A prompt, with classifier-free guidance (w = 2), generates the content; the ``clip_style``
 constraint pulls the Gram matrix of CLIP ViT-B/16 block-2 tokens of the decoded x̂0 toward the
@@ -62,7 +62,7 @@ def stylize(
     disable_progress: bool | None = None,
     **overrides: Any,
 ) -> ConstrainedOutput:
-    """Generate ``config.prompt`` in the style of ``reference`` (CLIP Gram matching, §4.1).
+    """Generate ``config.prompt`` in the style of ``reference`` (CLIP Gram matching).
 
     Args:
         backend: a loaded model (:func:`layerdecomp.models.load_model`).

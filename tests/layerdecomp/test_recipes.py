@@ -108,9 +108,7 @@ def test_overrides_go_through_the_options_types(cli):
         ("task = [\n", "invalid TOML"),
     ],
 )
-def test_bad_recipe_files_are_one_line_naming_the_key(
-    tmp_path, cli, one_line_error, text, message
-):
+def test_bad_recipe_files_are_one_line_naming_the_key(tmp_path, cli, one_line_error, text, message):
     path = tmp_path / "mine.toml"
     path.write_text(text)
     one_line_error(cli("run", path, "image=a.png", "output=o.png"), 1, f"recipe '{path}'", message)

@@ -186,3 +186,32 @@ def test_work_far_above_the_native_size_is_announced_with_the_tile_hint(files, c
     tiled = cli("superres", *args, "--tile", "16")
     assert tiled.exit_code == 0 and "note:" not in tiled.stderr
     assert json.loads((files / "out.json").read_text())["parameters"]["tiles"] > 1
+
+
+def test_clip_style_runs_with_the_image_as_its_reference(files, sd1_folder, cli, tmp_path):
+    from tests.layerdecomp.constraints.tiny_clip import save_clip_folder
+
+    clip = save_clip_folder(tmp_path / "tiny-clip")
+    out = files / "out.png"
+    result = cli(
+        "constrain",
+        "clip_style",
+        files / "in.png",
+        "-o",
+        out,
+        "--model",
+        sd1_folder,
+        "--arg",
+        f"clip={clip}",
+        "--arg",
+        "block=1",
+        "--steps",
+        "1",
+        "--iters",
+        "1",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["parameters"]["constraint_arguments"] == {"clip": str(clip), "block": 1}
+    assert meta["nfe"] == 1 + 2 and meta["backward"] == 0

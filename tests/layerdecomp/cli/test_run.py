@@ -97,7 +97,8 @@ def test_run_errors_are_one_line(files, cli, one_line_error, no_outputs):
     one_line_error(
         cli("run", "superres", "foo=1"), 1, "recipe 'superres': unknown key 'foo' (known: "
     )
-    one_line_error(cli("run", "superres", "steps=x"), 1, "recipe 'superres': key 'steps'", "not a valid integer")
+    result = cli("run", "superres", "steps=x")
+    one_line_error(result, 1, "recipe 'superres': key 'steps'", "not a valid integer")
     one_line_error(cli("run", "superres"), 1, "missing key 'image'")
     one_line_error(cli("run", "nope"), 1, "recipe 'nope'")
     one_line_error(

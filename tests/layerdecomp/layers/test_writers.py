@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from layerdecomp.layers import OUTPUTS, is_complete, save_decomposition
 from layerdecomp.io import tensor_to_image
+from layerdecomp.layers import OUTPUTS, is_complete, save_decomposition
 from tests.layerdecomp.toy_backend import disk_image, toy_decompose
 
 

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from layerdecomp.errors import InputError
-from layerdecomp.tasks.inpaint import inpaint
 from layerdecomp.models import load_model
+from layerdecomp.tasks.inpaint import inpaint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
