@@ -13,20 +13,7 @@ from pathlib import Path
 import click
 
 from ..tasks.constraint import ConstraintConfig
-from .options import config_from, finish, load_backend, model_options, sampling_options
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
-
-def literal(text: str):
-    """A TOML literal (``4``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``), else the text itself."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+from .options import config_from, finish, literal, load_backend, model_options, sampling_options
 
 
 class KeyValue(click.ParamType):

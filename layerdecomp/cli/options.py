@@ -138,6 +138,18 @@ def tile_option(config: type) -> Callable[[F], F]:
 C = TypeVar("C")
 
 
+def literal(text: str) -> Any:
+    """A TOML literal (``4``, ``0.5``, ``true``, ``"x"``, ``[1, 2]``), else the text itself."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
 def config_from(cls: type[C], params: dict[str, Any]) -> C:
     """The task config built from the parsed options that name its fields."""
     from ..errors import InputError
@@ -246,6 +258,7 @@ __all__ = [
     "RECIPE_META",
     "config_from",
     "finish",
+    "literal",
     "load_backend",
     "model_options",
     "plain",

@@ -15,8 +15,7 @@ from typing import Any
 
 import click
 
-from .constrain import literal
-from .options import RECIPE_META
+from .options import RECIPE_META, literal
 
 _PYTHON_TYPES = {
     click.types.IntParamType: (int,),

@@ -1,6 +1,7 @@
 """The ``clip_style`` constraint: match the CLIP-feature Gram matrix of a reference image.
 
-the authors' code page (the paper has no style experiment); ``docs/algorithm.md``, "clip_style (style)".
+From the authors' code page (the paper has no style experiment); ``docs/algorithm.md``,
+"clip_style (style)".
 
 The decoded x̂0 is mapped to [0, 1], resized to CLIP's input size (224 for ViT-B/16, bicubic,
 kornia) and CLIP-normalised; the tokens after residual block N (0-based, default 2) of the vision

@@ -18,7 +18,6 @@ from solvers import Denoiser
 
 from ..errors import ModelSpecError
 from .base import Backend
-from .families import family_of
 
 
 @dataclass
@@ -47,7 +46,7 @@ class StableDiffusionBackend(Backend):
     Inpainting-specific UNets (more input channels than the VAE has latent channels) are refused.
     """
 
-    def __init__(self, spec, pipeline, device, dtype, *, kind: str | None = None):
+    def __init__(self, spec, pipeline, device, dtype, *, kind: str):
         """Wrap ``pipeline`` (already on ``device``; see :func:`layerdecomp.models.from_pipeline`).
 
         Args:
@@ -55,10 +54,9 @@ class StableDiffusionBackend(Backend):
             pipeline: a ``StableDiffusionPipeline`` or ``StableDiffusionXLPipeline``.
             device: where the networks run.
             dtype: the networks' precision.
-            kind: ``"sd"`` or ``"sdxl"``; by default the pipeline's family in
-                :func:`~layerdecomp.models.families.families`.
+            kind: ``"sd"`` or ``"sdxl"``, the pipeline's family in
+                :func:`~layerdecomp.models.families.families` (decided there, not here).
         """
-        kind = kind or family_of(pipeline, spec).kind
         if kind not in ("sd", "sdxl"):
             raise ModelSpecError(f"model {spec!r}: a {kind} pipeline is not a Stable Diffusion one")
         super().__init__(spec, pipeline, device, dtype)

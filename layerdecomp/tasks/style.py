@@ -1,4 +1,6 @@
-"""Style-guided generation (the authors' code page; the paper has no style experiment): the Python API behind ``layerdecomp style``.
+"""Style-guided generation: the Python API behind ``layerdecomp style``.
+
+From the authors' code page; the paper has no style experiment.
 
 A prompt, with classifier-free guidance (w = 2), generates the content; the ``clip_style``
 constraint pulls the Gram matrix of CLIP ViT-B/16 block-2 tokens of the decoded x̂0 toward the
