@@ -56,6 +56,20 @@ def no_outputs():
 
 
 @pytest.fixture
+def small_images(tmp_path):
+    """A folder with ``small.png`` (3×5 grayscale) and ``ref.png`` (40×30 RGB), random pixels."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (5, 3), dtype=np.uint8), mode="L").save(
+        tmp_path / "small.png"
+    )
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    return tmp_path
+
+
+@pytest.fixture
 def one_thread():
     """Run the test with one torch thread, then restore the previous count."""
     previous = torch.get_num_threads()

@@ -62,12 +62,20 @@ def configure(
     """``config`` (default ``cls()``) with the ``overrides`` that name its fields applied.
 
     Returns the config and the remaining keyword arguments (for :func:`solvers.sample`).
+
+    Raises:
+        InputError: a value the config refuses (an ``InputError`` is a ``ValueError``).
     """
+    from ..errors import InputError
+
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     mine = {k: v for k, v in overrides.items() if k in names}
     rest = {k: v for k, v in overrides.items() if k not in names}
-    base = config if config is not None else cls()
-    return (replace(base, **mine) if mine else base), rest  # type: ignore[type-var]
+    try:
+        base = config if config is not None else cls()
+        return (replace(base, **mine) if mine else base), rest  # type: ignore[type-var]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def as_dict(config: Any) -> dict[str, Any]:

@@ -93,8 +93,8 @@ def run_constraint(
             constraint's own reason).
     """
     start = time.perf_counter()
+    config, sample_kwargs = configure(ConstraintConfig, config, overrides)
     try:
-        config, sample_kwargs = configure(ConstraintConfig, config, overrides)
         cls = get(name)
     except ValueError as exc:
         raise InputError(str(exc)) from None

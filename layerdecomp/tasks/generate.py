@@ -224,6 +224,47 @@ def generate(
     )
 
 
+def from_tiles(
+    runs: list[Decoded],
+    pixels: torch.Tensor,
+    work_size: tuple[int, int],
+    size: tuple[int, int],
+    config: SamplingConfig,
+    seed: int,
+    parameters: dict[str, Any],
+    sample_kwargs: dict[str, Any],
+    times: tuple[float, float, float],
+) -> ConstrainedOutput:
+    """The output of a tiled run: the blended ``pixels`` (1, 3, H, W) at the work size, resized to
+    ``size``; NFE summed over the batches of tiles, residuals of the first batch.
+
+    ``times`` are ``time.perf_counter()`` at the start, before and after sampling.
+    """
+    start, prepared, sampled = times
+    pixels = pixels.clamp(-1, 1)
+    if size != tuple(work_size):
+        pixels = resize(pixels, (size[1], size[0]), interpolation="bicubic", antialias=True)
+    image = tensor_to_image(pixels)
+    done = time.perf_counter()
+    return ConstrainedOutput(
+        images=[image],
+        nfe=sum(r.nfe for r in runs),
+        backward=sum(r.backward for r in runs),
+        residuals=runs[0].residuals,
+        timesteps=runs[0].timesteps,
+        seed=seed,
+        size=size,
+        work_size=tuple(work_size),
+        parameters=recorded_parameters(config, seed, 1, parameters, sample_kwargs),
+        timings={
+            "prepare": prepared - start,
+            "sample": sampled - prepared,
+            "decode": done - sampled,
+            "total": done - start,
+        },
+    )
+
+
 def recorded_parameters(config, seed, num_samples, parameters, sample_kwargs) -> dict[str, Any]:
     """Every parameter of a run, JSON-ready: the config's fields, the seed, the extras."""
     return {
@@ -239,6 +280,7 @@ __all__ = [
     "ConstrainedOutput",
     "Decoded",
     "ImageLike",
+    "from_tiles",
     "generate",
     "recorded_parameters",
     "round_up",

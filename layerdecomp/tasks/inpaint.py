@@ -24,18 +24,11 @@ from PIL import Image
 
 from ..constraints import Mask
 from ..errors import InputError
-from ..io import image_to_tensor, load_image, load_mask, mask_to_tensor, tensor_to_image, to_rgb
+from ..io import image_to_tensor, load_image, load_mask, mask_to_tensor, to_rgb
 from ..models.base import Backend
 from . import tiles
 from .config import SamplingConfig, configure
-from .generate import (
-    ConstrainedOutput,
-    ImageLike,
-    generate,
-    recorded_parameters,
-    round_up,
-    sample_decoded,
-)
+from .generate import ConstrainedOutput, ImageLike, from_tiles, generate, round_up, sample_decoded
 
 MaskLike = Image.Image | str | os.PathLike | torch.Tensor
 
@@ -135,10 +128,7 @@ def inpaint(
             parameter.
     """
     start = time.perf_counter()
-    try:
-        config, sample_kwargs = configure(InpaintConfig, config, overrides)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    config, sample_kwargs = configure(InpaintConfig, config, overrides)
     source = image if isinstance(image, Image.Image) else load_image(image)
     rgb = to_rgb(source)
     width, height = rgb.size
@@ -227,28 +217,10 @@ def _tiled(backend, pixels, fill, config, work, size, seed, extra, start, disabl
     # Pixels no tile covers have nothing to fill: they keep the input.
     blended = tiles.blend(pieces, placed, work, overlap)
     covered = tiles.blend(torch.ones_like(pieces[:, :1]), placed, work, overlap) > 0.5
-    result = torch.where(covered, blended, pixels).clamp(-1, 1)
-    if size != tuple(work):
-        result = resize(result, (size[1], size[0]), interpolation="bicubic", antialias=True)
-    done = time.perf_counter()
+    pixels = torch.where(covered, blended, pixels)
     extra = {**extra, "tiles": len(placed), "tile_side": side, "tile_overlap": overlap}
-    return ConstrainedOutput(
-        images=[tensor_to_image(result)],
-        nfe=sum(r.nfe for r in runs),
-        backward=sum(r.backward for r in runs),
-        residuals=runs[0].residuals,
-        timesteps=runs[0].timesteps,
-        seed=seed,
-        size=size,
-        work_size=tuple(work),
-        parameters=recorded_parameters(config, seed, 1, extra, kwargs),
-        timings={
-            "prepare": prepared - start,
-            "sample": sampled - prepared,
-            "decode": done - sampled,
-            "total": done - start,
-        },
-    )
+    times = (start, prepared, sampled)
+    return from_tiles(runs, pixels, work, size, config, seed, extra, kwargs, times)
 
 
 __all__ = ["InpaintConfig", "InpaintOutput", "inpaint"]

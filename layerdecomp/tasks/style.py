@@ -80,10 +80,7 @@ def stylize(
         InputError: a size that is not a multiple of the model's size multiple, a bad parameter.
     """
     start = time.perf_counter()
-    try:
-        config, sample_kwargs = configure(StyleConfig, config, overrides)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    config, sample_kwargs = configure(StyleConfig, config, overrides)
     rgb = to_rgb(reference if isinstance(reference, Image.Image) else load_image(reference))
     native = native_size(backend)
     width, height = config.width or native[0], config.height or native[1]

@@ -22,19 +22,11 @@ from kornia.geometry.transform import resize
 from PIL import Image
 
 from ..constraints.downsample import METHODS, Downsample, Method
-from ..errors import InputError
-from ..io import image_to_tensor, load_image, tensor_to_image, to_rgb
+from ..io import image_to_tensor, load_image, to_rgb
 from ..models.base import Backend
 from . import tiles
 from .config import SamplingConfig, configure
-from .generate import (
-    ConstrainedOutput,
-    ImageLike,
-    generate,
-    recorded_parameters,
-    round_up,
-    sample_decoded,
-)
+from .generate import ConstrainedOutput, ImageLike, from_tiles, generate, round_up, sample_decoded
 
 
 @dataclass(frozen=True)
@@ -96,10 +88,7 @@ def superres(
         InputError: a bad scale or method.
     """
     start = time.perf_counter()
-    try:
-        config, sample_kwargs = configure(SuperresConfig, config, overrides)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    config, sample_kwargs = configure(SuperresConfig, config, overrides)
     scale = config.scale
     rgb = to_rgb(image if isinstance(image, Image.Image) else load_image(image))
     width, height = rgb.size
@@ -145,7 +134,6 @@ def _tiled(backend, low, config, work, size, seed, extra, start, disable, sample
         low[:, :, t // scale : b // scale, lt // scale : r // scale] for lt, t, r, b in placed
     ]
     seed = secrets.randbits(32) if seed is None else int(seed)
-    counts = {"nfe": 0, "backward": 0}
     runs = []
 
     def run(rows: slice, index: int):
@@ -165,38 +153,16 @@ def _tiled(backend, low, config, work, size, seed, extra, start, disable, sample
             perturbation=config.perturbation,
             **sample_kwargs,
         )
-        counts["nfe"] += out.nfe
-        counts["backward"] += out.backward
         runs.append(out)
         return out.pixels
 
     prepared = time.perf_counter()
     pieces = tiles.in_batches(len(placed), config.tile_batch, run)
     sampled = time.perf_counter()
-    pixels = tiles.blend(pieces, placed, work, overlap).clamp(-1, 1)
-    if size != tuple(work):
-        pixels = resize(pixels, (size[1], size[0]), interpolation="bicubic", antialias=True)
-    image = tensor_to_image(pixels)
-    done = time.perf_counter()
+    pixels = tiles.blend(pieces, placed, work, overlap)
     extra = {**extra, "tiles": len(placed), "tile_side": side, "tile_overlap": overlap}
-    first = runs[0]
-    return ConstrainedOutput(
-        images=[image],
-        nfe=counts["nfe"],
-        backward=counts["backward"],
-        residuals=first.residuals,
-        timesteps=first.timesteps,
-        seed=seed,
-        size=size,
-        work_size=tuple(work),
-        parameters=recorded_parameters(config, seed, 1, extra, sample_kwargs),
-        timings={
-            "prepare": prepared - start,
-            "sample": sampled - prepared,
-            "decode": done - sampled,
-            "total": done - start,
-        },
-    )
+    times = (start, prepared, sampled)
+    return from_tiles(runs, pixels, work, size, config, seed, extra, sample_kwargs, times)
 
 
 __all__ = ["SuperresConfig", "superres"]

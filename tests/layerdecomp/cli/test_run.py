@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,22 +12,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--steps", "2", "--iters", "1", "--seed", "3", "-q"]
 
 
-@pytest.fixture
-def files(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (5, 3), dtype=np.uint8), mode="L").save(
-        tmp_path / "small.png"
-    )
-    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
-    return tmp_path
-
-
-def test_run_a_recipe_with_overrides(files, sd1_folder, cli):
-    out = files / "out.png"
+def test_run_a_recipe_with_overrides(small_images, sd1_folder, cli):
+    out = small_images / "out.png"
     result = cli(
         "run",
         "superres",
-        f"image={files / 'small.png'}",
+        f"image={small_images / 'small.png'}",
         f"output={out}",
         f"model={sd1_folder}",
         "scale=2",
@@ -47,16 +36,16 @@ def test_run_a_recipe_with_overrides(files, sd1_folder, cli):
     assert recipe["values"]["scale"] == 2 and recipe["values"]["iterations"] == 1
 
 
-def test_run_inpaint_recipe_records_the_recipe(files, sd1_folder, cli):
+def test_run_inpaint_recipe_records_the_recipe(small_images, sd1_folder, cli):
     mask = Image.new("L", (3, 5), 0)
     mask.paste(255, (0, 0, 2, 3))
-    mask.save(files / "mask.png")
-    out = files / "out.png"
+    mask.save(small_images / "mask.png")
+    out = small_images / "out.png"
     result = cli(
         "run",
         "inpaint",
-        f"image={files / 'small.png'}",
-        f"mask={files / 'mask.png'}",
+        f"image={small_images / 'small.png'}",
+        f"mask={small_images / 'mask.png'}",
         f"output={out}",
         f"model={sd1_folder}",
         "steps=2",
@@ -70,12 +59,12 @@ def test_run_inpaint_recipe_records_the_recipe(files, sd1_folder, cli):
     assert meta["parameters"]["iterations"] == 1
 
 
-def test_run_a_constraint_by_name(files, sd1_folder, cli):
-    out = files / "out.png"
+def test_run_a_constraint_by_name(small_images, sd1_folder, cli):
+    out = small_images / "out.png"
     result = cli(
         "run",
         "downsample",
-        f"image={files / 'ref.png'}",
+        f"image={small_images / 'ref.png'}",
         f"output={out}",
         f"model={sd1_folder}",
         "steps=2",
@@ -93,7 +82,7 @@ def test_run_a_constraint_by_name(files, sd1_folder, cli):
     assert meta["parameters"]["constraint_arguments"] == {"scale": 2, "noise": 0.05, "seed": 1}
 
 
-def test_run_errors_are_one_line(files, cli, one_line_error, no_outputs):
+def test_run_errors_are_one_line(small_images, cli, one_line_error, no_outputs):
     one_line_error(
         cli("run", "superres", "foo=1"), 1, "recipe 'superres': unknown key 'foo' (known: "
     )
@@ -109,12 +98,12 @@ def test_run_errors_are_one_line(files, cli, one_line_error, no_outputs):
     result = cli(
         "run",
         "mask",
-        f"image={files / 'ref.png'}",
-        f"output={files / 'out.png'}",
+        f"image={small_images / 'ref.png'}",
+        f"output={small_images / 'out.png'}",
         "model=/nonexistent/model",
     )
     one_line_error(result, 2, "/nonexistent/model")
-    no_outputs(files)
+    no_outputs(small_images)
 
 
 def test_run_dry_run_prints_the_resolved_parameters(cli):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,27 +14,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--steps", "2", "--iters", "1", "--seed", "3", "-q"]
 
 
-@pytest.fixture
-def files(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (5, 3), dtype=np.uint8), mode="L").save(
-        tmp_path / "small.png"
-    )
-    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory):
     return save_clip_folder(tmp_path_factory.mktemp("clip") / "tiny-clip")
 
 
-def test_style_end_to_end(files, sd1_folder, clip_folder, cli):
-    out = files / "out.png"
+def test_style_end_to_end(small_images, sd1_folder, clip_folder, cli):
+    out = small_images / "out.png"
     result = cli(
         "style",
         "--style",
-        files / "ref.png",
+        small_images / "ref.png",
         "--prompt",
         "a cat",
         "-o",
@@ -59,19 +48,19 @@ def test_style_end_to_end(files, sd1_folder, clip_folder, cli):
 
 
 def test_style_without_clip_weights_offline_is_one_line(
-    files, monkeypatch, cli, one_line_error, no_outputs
+    small_images, monkeypatch, cli, one_line_error, no_outputs
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = cli(
         "style",
         "--style",
-        files / "ref.png",
+        small_images / "ref.png",
         "--prompt",
         "x",
         "-o",
-        files / "out.png",
+        small_images / "out.png",
         "--model",
         "unused",
     )
     one_line_error(result, 2, "--clip 'openai'", "offline", "--clip PATH")
-    no_outputs(files)
+    no_outputs(small_images)

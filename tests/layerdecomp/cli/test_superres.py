@@ -13,20 +13,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--steps", "2", "--iters", "1", "--seed", "3", "-q"]
 
 
-@pytest.fixture
-def files(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (5, 3), dtype=np.uint8), mode="L").save(
-        tmp_path / "small.png"
-    )
-    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
-    return tmp_path
-
-
-def test_superres_end_to_end(files, sd1_folder, cli):
-    out = files / "out.png"
+def test_superres_end_to_end(small_images, sd1_folder, cli):
+    out = small_images / "out.png"
     result = cli(
-        "superres", files / "small.png", "--scale", "4", "-o", out, "--model", sd1_folder, *FAST
+        "superres",
+        small_images / "small.png",
+        "--scale",
+        "4",
+        "-o",
+        out,
+        "--model",
+        sd1_folder,
+        *FAST,
     )
     assert result.exit_code == 0, result.output
     written = Image.open(out)
@@ -44,44 +42,44 @@ def test_superres_end_to_end(files, sd1_folder, cli):
     assert "recipe" not in meta
 
 
-def test_superres_vae_newton_is_reproducible(files, sd1_folder, cli):
+def test_superres_vae_newton_is_reproducible(small_images, sd1_folder, cli):
     outputs = []
     for name in ("out_a.png", "out_b.png"):
         args = ["--method", "vae_newton", "--scale", "2", "--perturbation", "0.05"]
         result = cli(
             "superres",
-            files / "small.png",
+            small_images / "small.png",
             "-o",
-            files / name,
+            small_images / name,
             "--model",
             sd1_folder,
             *args,
             *FAST,
         )
         assert result.exit_code == 0, result.output
-        outputs.append(np.asarray(Image.open(files / name)))
+        outputs.append(np.asarray(Image.open(small_images / name)))
     assert outputs[0].shape == (10, 6, 3) and (outputs[0] == outputs[1]).all()
-    meta = json.loads((files / "out_a.json").read_text())
+    meta = json.loads((small_images / "out_a.json").read_text())
     assert meta["parameters"]["method"] == "vae_newton"
     assert meta["parameters"]["perturbation"] == 0.05
 
 
-def test_bad_inputs(files, cli, one_line_error, no_outputs):
-    base = ["-o", files / "out.png", "--model", "unused"]
-    one_line_error(cli("superres", files / "missing.png", *base), 1, "no such file")
-    (files / "text.png").write_text("not an image")
-    one_line_error(cli("superres", files / "text.png", *base), 1, "not an image file")
-    one_line_error(cli("superres", files / "small.png", "--scale", "1", *base), 2, "--scale")
+def test_bad_inputs(small_images, cli, one_line_error, no_outputs):
+    base = ["-o", small_images / "out.png", "--model", "unused"]
+    one_line_error(cli("superres", small_images / "missing.png", *base), 1, "no such file")
+    (small_images / "text.png").write_text("not an image")
+    one_line_error(cli("superres", small_images / "text.png", *base), 1, "not an image file")
+    one_line_error(cli("superres", small_images / "small.png", "--scale", "1", *base), 2, "--scale")
     one_line_error(
-        cli("superres", files / "small.png", "-o", files / "nowhere" / "out.png"),
+        cli("superres", small_images / "small.png", "-o", small_images / "nowhere" / "out.png"),
         1,
         "does not exist",
     )
     one_line_error(
-        cli("style", "--style", files / "missing.png", "--prompt", "x", *base),
+        cli("style", "--style", small_images / "missing.png", "--prompt", "x", *base),
         1,
         "style image",
         "no such file",
     )
-    one_line_error(cli("style", "--style", files / "ref.png", *base), 2, "--prompt")
-    no_outputs(files)
+    one_line_error(cli("style", "--style", small_images / "ref.png", *base), 2, "--prompt")
+    no_outputs(small_images)
