@@ -69,7 +69,7 @@ class StableDiffusionBackend(Backend):
                 f"VAE's {self.latent_channels} (an inpainting-specific checkpoint?); use a base "
                 "text-to-image model"
             )
-        self.factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.factor = int(pipeline.vae_scale_factor)  # diffusers: 2 ** (VAE levels − 1)
         self.size_multiple = self.factor
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self.shift_factor = float(getattr(self.vae.config, "shift_factor", None) or 0.0)
