@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 from ..tasks.constraint import ConstraintConfig
-from .options import config_from, finish, literal, load_backend, model_options, sampling_options
+from .options import (
+    config_from,
+    finish,
+    literal,
+    load_backend,
+    model_options,
+    output_option,
+    sampling_options,
+)
 
 
 class KeyValue(click.ParamType):
@@ -33,13 +41,7 @@ class KeyValue(click.ParamType):
 @click.command()
 @click.argument("name")
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output image (PNG), the input's size; OUTPUT with .json receives the metadata.",
-)
+@output_option("Output image (PNG), the input's size; OUTPUT with .json receives the metadata.")
 @click.option(
     "--arg",
     "arguments",

@@ -18,7 +18,15 @@ from PIL import Image
 
 from ..errors import InputError
 from ..layers import DecomposeConfig
-from .options import RECIPE_META, config_from, load_backend, model_options, plain, versions
+from .options import (
+    RECIPE_META,
+    config_from,
+    load_backend,
+    model_options,
+    output_option,
+    plain,
+    versions,
+)
 
 _GLOB_CHARS = set("*?[")
 
@@ -57,13 +65,7 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
 @click.argument("image")
 @click.option("--fg", required=True, help="Prompt of the foreground layer.")
 @click.option("--bg", required=True, help="Prompt of the background layer.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder (one sub-folder per image for a folder or glob).",
-)
+@output_option("Output folder (one sub-folder per image for a folder or glob).")
 @click.option(
     "--iterations",
     default=DecomposeConfig.iterations,

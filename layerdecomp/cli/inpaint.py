@@ -13,6 +13,7 @@ from .options import (
     finish,
     load_backend,
     model_options,
+    output_option,
     sampling_options,
     tile_option,
     warn_if_large,
@@ -27,13 +28,7 @@ from .options import (
     type=click.Path(path_type=Path),
     help="Mask image, same size: white = region to fill, black = keep.",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output image (PNG); OUTPUT with .json receives the run's metadata.",
-)
+@output_option("Output image (PNG); OUTPUT with .json receives the run's metadata.")
 @sampling_options(InpaintConfig)
 @click.option(
     "--paste-back/--no-paste-back",

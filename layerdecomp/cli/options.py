@@ -123,6 +123,11 @@ def sampling_options(config: type) -> Callable[[F], F]:
     return decorate
 
 
+def output_option(help: str) -> Callable[[F], F]:
+    """``-o/--output PATH`` (required)."""
+    return click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help)
+
+
 def tile_option(config: type) -> Callable[[F], F]:
     """``--tile N``: overlapping tiles of N pixels (use the model's native size)."""
     return click.option(
@@ -261,6 +266,7 @@ __all__ = [
     "literal",
     "load_backend",
     "model_options",
+    "output_option",
     "plain",
     "quiet_libraries",
     "sampling_options",

@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from ..tasks.style import StyleConfig
-from .options import config_from, finish, load_backend, model_options, sampling_options
+from .options import (
+    config_from,
+    finish,
+    load_backend,
+    model_options,
+    output_option,
+    sampling_options,
+)
 
 
 @click.command()
@@ -18,13 +25,7 @@ from .options import config_from, finish, load_backend, model_options, sampling_
     type=click.Path(path_type=Path),
     help="The style reference image.",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output image (PNG); OUTPUT with .json receives the metadata.",
-)
+@output_option("Output image (PNG); OUTPUT with .json receives the metadata.")
 @sampling_options(StyleConfig)
 @click.option("--lam-start", default=StyleConfig.lam_start, type=click.FloatRange(min=0.0))
 @click.option("--lam-end", default=StyleConfig.lam_end, type=click.FloatRange(min=0.0))

@@ -14,6 +14,7 @@ from .options import (
     finish,
     load_backend,
     model_options,
+    output_option,
     sampling_options,
     tile_option,
     warn_if_large,
@@ -22,12 +23,8 @@ from .options import (
 
 @click.command()
 @click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output image (PNG), SCALE times the input; OUTPUT with .json receives the metadata.",
+@output_option(
+    "Output image (PNG), SCALE times the input; OUTPUT with .json receives the metadata."
 )
 @click.option(
     "--scale",
