@@ -18,32 +18,29 @@ The config classes hold every default (the CLI and the recipes read them there);
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .config import SamplingConfig
+from .constraint import ConstraintConfig, run_constraint
+from .decompose import DecomposeConfig, decompose_image
+from .generate import ConstrainedOutput, generate
+from .inpaint import InpaintConfig, InpaintOutput, inpaint
+from .style import StyleConfig, stylize
+from .superres import SuperresConfig, superres
 
-_EXPORTS = {
-    "ConstrainedOutput": "generate",
-    "generate": "generate",
-    "SamplingConfig": "config",
-    "InpaintConfig": "inpaint",
-    "InpaintOutput": "inpaint",
-    "inpaint": "inpaint",
-    "SuperresConfig": "superres",
-    "superres": "superres",
-    "StyleConfig": "style",
-    "stylize": "style",
-    "DecomposeConfig": "decompose",
-    "decompose_image": "decompose",
-    "ConstraintConfig": "constraint",
-    "run_constraint": "constraint",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the task modules lazily: ``import layerdecomp.tasks`` stays cheap for the CLI."""
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = list(_EXPORTS)
+# ``inpaint`` and ``superres`` name both a module and its function: the imports above bind the
+# package attributes to the functions (tests/layerdecomp/tasks/test_exports.py checks it).
+__all__ = [
+    "ConstrainedOutput",
+    "ConstraintConfig",
+    "DecomposeConfig",
+    "InpaintConfig",
+    "InpaintOutput",
+    "SamplingConfig",
+    "StyleConfig",
+    "SuperresConfig",
+    "decompose_image",
+    "generate",
+    "inpaint",
+    "run_constraint",
+    "stylize",
+    "superres",
+]
