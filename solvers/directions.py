@@ -85,10 +85,9 @@ def newton(
     check_finite(e, CONSTRAINT_ERROR, t)
     nfe = 0
     with torch.no_grad():
-        if x0 is None:
-            x0 = denoiser(x_t, t)
+        if x0 is None:  # a given x0 was checked where it was computed
+            x0 = check_finite(denoiser(x_t, t), X0, t)
             nfe += 1
-        check_finite(x0, X0, t)
         e_max = batch_amax(e)
         delta = torch.where(e_max > 0, delta0 / e_max.clamp_min(torch.finfo(e.dtype).tiny), 0.0)
         x0_shifted = check_finite(denoiser(x_t + delta * e, t), X0_PROBE, t)

@@ -18,7 +18,7 @@ import torch
 
 from ._checks import batch_amax, check_like, check_tensor
 from .directions import get_direction
-from .errors import CONSTRAINT_ERROR, CONSTRAINT_RESIDUAL, X0, X_T, NonFiniteError, check_finite
+from .errors import CONSTRAINT_RESIDUAL, X0, X_T, NonFiniteError, check_finite
 from .parameterization import DenoiserFn
 from .schedules import LambdaSchedule, dynamic_step, step_sizes
 
@@ -51,7 +51,7 @@ def evaluate(constraint: ConstraintFn, x0: torch.Tensor) -> tuple[torch.Tensor, 
     """Call ``constraint`` and check its outputs: e like x0, one finite residual per sample.
 
     Raises :class:`~solvers.errors.NonFiniteError` (without a timestep: the caller adds it) when
-    ``e`` or the residual holds NaN/Inf.
+    the residual holds NaN/Inf; a non-finite ``e`` is refused by the direction that uses it.
     """
     batch = x0.shape[0]
     e, residual = constraint(x0)
@@ -61,7 +61,6 @@ def evaluate(constraint: ConstraintFn, x0: torch.Tensor) -> tuple[torch.Tensor, 
         residual = residual.expand(batch)
     if residual.numel() != batch:
         raise ValueError(f"constraint residual: expected {batch} values, got {residual.numel()}")
-    check_finite(e, CONSTRAINT_ERROR)
     check_finite(residual, CONSTRAINT_RESIDUAL)
     return e, residual
 

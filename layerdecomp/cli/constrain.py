@@ -25,13 +25,11 @@ from .options import (
 
 
 class KeyValue(click.ParamType):
-    """``KEY=VALUE`` → ``(key, value)``; already split pairs (from ``run``) pass through."""
+    """``KEY=VALUE`` → ``(key, value)`` (``run`` invokes the command with the pairs directly)."""
 
     name = "KEY=VALUE"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, tuple) and len(value) == 2:
-            return value
         key, sep, raw = str(value).partition("=")
         if not sep or not key.strip():
             self.fail(f"{value!r}: expected KEY=VALUE", param, ctx)

@@ -19,6 +19,7 @@ from PIL import Image
 from ..errors import InputError
 from ..layers import DecomposeConfig
 from .options import (
+    MODEL_OPTIONS,
     RECIPE_META,
     config_from,
     load_backend,
@@ -170,7 +171,7 @@ def decompose(image, fg, bg, output, work_side, **params):
             "parameters": {
                 **{f.name: getattr(config, f.name) for f in fields(config)},
                 "work_side": work_side,
-                **plain(params, ("model", "model_config", "allow_pickle", "device", "dtype")),
+                **plain(params, MODEL_OPTIONS),
             },
             "model": backend.describe(),
             "timestep": layers.config.get("timestep"),
