@@ -1,6 +1,7 @@
 """Synthetic data: emoji-over-texture composites with exact ground truth.
 
-See :mod:`layerdecomp.data.composites` (``python -m layerdecomp.data.composites``). Names are
+See :mod:`layerdecomp.data.composites` (``python -m layerdecomp.data.composites``) and, for
+two foreground objects, :mod:`layerdecomp.data.pairs`. Names are
 imported lazily, so running that module with ``-m`` does not import it twice.
 """
 
@@ -18,6 +19,7 @@ _EXPORTS = {
         "split_emoji",
         "write_composites",
     ),
+    "pairs": ("PairComposite", "make_pair", "write_pairs"),
     "emoji": ("EMOJI", "NOVEL_EMOJI", "TRAIN_EMOJI", "emoji_name", "emoji_prompt"),
     "textures": ("COLOURS", "FAMILIES", "make_texture", "texture_caption"),
 }

