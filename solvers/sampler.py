@@ -1,6 +1,7 @@
 """The constrained sampler: K direction iterations per step, then a scheduler step (Algorithm 1).
 
-For each sampling step t (any diffusers scheduler; the backends pass DDIM), K times:
+For each sampling step t (any diffusers scheduler; the backends pass DDIM, or flow-matching Euler
+for rectified-flow models), K times:
 ``e = constraint(x̂0)`` → ``h = direction(e)`` → ``x_t ← x_t + λ_k·h`` → recompute x̂0; then
 ``scheduler.step`` with the model output that reproduces the final x̂0. Warm restarts (§4.1)
 re-noise the result to an intermediate step and run again. NaN/Inf anywhere in the loop raises
@@ -57,6 +58,15 @@ def _step_kwargs(scheduler: Any, eta: float, generator: torch.Generator | None) 
     if "generator" in params:
         kwargs["generator"] = generator
     return kwargs
+
+
+def _set_timesteps(scheduler: Any, steps: int, device, sample_shape: tuple | None) -> None:
+    """``set_timesteps``; a schedule that depends on the sample's size (the resolution-dependent
+    shift of rectified-flow pipelines) declares ``sample_shape`` and gets it."""
+    if "sample_shape" in inspect.signature(scheduler.set_timesteps).parameters:
+        scheduler.set_timesteps(steps, device=device, sample_shape=sample_shape)
+    else:
+        scheduler.set_timesteps(steps, device=device)
 
 
 def _input_scale(scheduler: Any, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -141,7 +151,11 @@ def sample(
     get_direction(direction)  # fail early on a bad name
     step_sizes(lam, iterations, lam_start=lam_start, lam_end=lam_end)
 
-    scheduler.set_timesteps(num_inference_steps, device=device if x_t is None else x_t.device)
+    sample_shape = x_t.shape if x_t is not None else shape
+    sample_shape = None if sample_shape is None else tuple(sample_shape)
+    _set_timesteps(
+        scheduler, num_inference_steps, device if x_t is None else x_t.device, sample_shape
+    )
     timesteps = list(scheduler.timesteps)
     if not 0 <= start_step < len(timesteps):
         raise ValueError(
@@ -170,7 +184,7 @@ def sample(
     progress = _progress(total, disable)
     for restart, first in enumerate(plan):
         if restart > 0:  # warm restart: re-noise the last result to an intermediate step
-            scheduler.set_timesteps(num_inference_steps, device=x.device)
+            _set_timesteps(scheduler, num_inference_steps, x.device, tuple(x.shape))
             noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             t0 = timesteps[first]
             x = add_noise(x, noise, t0, scheduler) / _input_scale(scheduler, t0, x)

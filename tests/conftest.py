@@ -1,7 +1,8 @@
 """Test-wide settings and the shared fixtures: never reach a model hub.
 
 - Tiny pipelines (SD 1.x, SD 2.x, SDXL, pixel DDPM, an SD 1.x single file) built in code by
-  ``tests/layerdecomp/tiny_pipelines.py``, saved once per session with ``save_pretrained``.
+  ``tests/layerdecomp/tiny_pipelines.py``, and SD 3 and Flux by
+  ``tests/layerdecomp/tiny_flow_pipelines.py``, saved once per session with ``save_pretrained``.
 - ``one_thread``: tests that run networks use one torch thread (on a shared 2-core machine a
   thread pool fighting other processes is ~100× slower).
 - The CLI helpers: ``cli`` runs ``layerdecomp`` in-process (click's runner), ``one_line_error``
@@ -140,3 +141,19 @@ def sd1_single_file(tiny_root, sd1_folder):
         pipe = StableDiffusionPipeline.from_pretrained(sd1_folder, safety_checker=None)
         save_file(ldm_state_dict(pipe), str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def sd3_folder(tiny_root):
+    """Tiny Stable Diffusion 3 (two CLIP encoders, T5, patch-2 MMDiT, flow matching, shift 3)."""
+    from tests.layerdecomp.tiny_flow_pipelines import sd3_pipeline
+
+    return _saved(tiny_root, "sd3", lambda: sd3_pipeline(tiny_root / "tok-sd3"))
+
+
+@pytest.fixture(scope="session")
+def flux_folder(tiny_root):
+    """Tiny Flux (dev-like: guidance embedding; packed latents, resolution-dependent shift)."""
+    from tests.layerdecomp.tiny_flow_pipelines import flux_pipeline
+
+    return _saved(tiny_root, "flux", lambda: flux_pipeline(tiny_root / "tok-flux"))

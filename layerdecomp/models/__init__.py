@@ -1,9 +1,11 @@
 """Model backends: ``load_model(spec)`` turns a checkpoint into a denoiser factory and a codec.
 
-Supported: Stable Diffusion 1.x/2.x (ε or v prediction) and SDXL base, as a hub id, a local
-diffusers folder or a single ``.safetensors`` checkpoint; pixel-space ``UNet2DModel`` pipelines;
-and ``mini``, the embedded model, once installed. See :mod:`layerdecomp.models.resolve` for specs
-and :mod:`layerdecomp.models.families` for the one table that maps a pipeline class to its family.
+Supported: Stable Diffusion 1.x/2.x (ε or v prediction), SDXL base, and the rectified-flow
+models Stable Diffusion 3 and Flux (velocity prediction, flow-matching Euler sampling), as a hub
+id, a local diffusers folder or a single ``.safetensors`` checkpoint; pixel-space
+``UNet2DModel`` pipelines; and ``mini``, the embedded model, once installed. See
+:mod:`layerdecomp.models.resolve` for specs and :mod:`layerdecomp.models.families` for the one
+table that maps a pipeline class to its family.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import torch
 from ..errors import ModelSpecError
 from .base import Backend, native_size, select_device, select_dtype, use_sdpa
 from .families import Family, families, family_of
+from .flow import FlowBackend
+from .flux import FluxBackend
 from .pixel import PixelBackend
 from .resolve import MINI_DIR, ModelSource, load_pipeline, offline, resolve_spec
+from .sd3 import SD3Backend
 from .stable_diffusion import StableDiffusionBackend, TextConditioning
 
 ModelBackend = Backend
@@ -36,15 +41,17 @@ def load_model(
         spec: ``mini``, a hub id (``stable-diffusion-v1-5/stable-diffusion-v1-5``), a local
             diffusers folder, or a single ``.safetensors`` checkpoint.
         device: ``None``/``"auto"`` picks cuda, then mps, then cpu.
-        dtype: ``None``/``"auto"`` is float16 on a GPU and float32 on CPU. SDXL's VAE, which
-            asks for upcasting (``force_upcast``), stays in float32 under float16.
+        dtype: ``None``/``"auto"`` is float16 on a GPU and float32 on CPU (``bfloat16`` suits
+            SD3 and Flux). SDXL's VAE, which asks for upcasting (``force_upcast``), stays in
+            float32 under float16.
         config: for a single-file checkpoint, a local diffusers folder of the same architecture
             (needed offline: diffusers otherwise fetches it from the hub).
         allow_pickle: accept ``.ckpt``/``.bin``/``.pt`` weights (they can run arbitrary code).
 
     Returns:
-        A :class:`StableDiffusionBackend` or :class:`PixelBackend`, chosen by the pipeline class
-        (see :mod:`layerdecomp.models.families`).
+        A :class:`StableDiffusionBackend`, :class:`SD3Backend`, :class:`FluxBackend` or
+        :class:`PixelBackend`, chosen by the pipeline class (see
+        :mod:`layerdecomp.models.families`).
 
     Raises:
         ModelSpecError: a spec that cannot be resolved or loaded, with what to do.
@@ -73,8 +80,9 @@ def from_pipeline(
 
     Args:
         pipeline: a pipeline of a class in :func:`~layerdecomp.models.families.families`
-            (``StableDiffusionPipeline``, ``StableDiffusionXLPipeline``, ``DDPMPipeline``,
-            ``DDIMPipeline``) or a subclass.
+            (``StableDiffusionPipeline``, ``StableDiffusionXLPipeline``,
+            ``StableDiffusion3Pipeline``, ``FluxPipeline``, ``DDPMPipeline``, ``DDIMPipeline``)
+            or a subclass.
         spec: the name recorded in metadata.
         device: as in :func:`load_model`.
         dtype: as in :func:`load_model`.
@@ -104,10 +112,13 @@ __all__ = [
     "MINI_DIR",
     "Backend",
     "Family",
+    "FlowBackend",
+    "FluxBackend",
     "ModelBackend",
     "ModelSource",
     "ModelSpecError",
     "PixelBackend",
+    "SD3Backend",
     "StableDiffusionBackend",
     "TextConditioning",
     "families",

@@ -4,7 +4,7 @@ A backend turns a loaded diffusers pipeline into what the solvers and constraint
 denoiser factory with text conditioning and guidance bound (Graikos, Jojic & Samaras 2024, §2.1:
 the network output read as the x̂0 estimate), the codec
 (``encode``/``decode``/``factor``, so a backend can be passed as ``codec=`` to a constraint),
-and a DDIM scheduler.
+and a sampling scheduler (DDIM; flow-matching Euler for rectified-flow models).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from diffusers import DDIMScheduler
 
-from solvers import Denoiser
+from solvers import Denoiser, scheduler_prediction_type
 
 from ..errors import ModelSpecError
 
@@ -68,17 +68,19 @@ def select_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch
 
 
 class Backend:
-    """A loaded model: denoiser factory, codec and DDIM scheduler.
+    """A loaded model: denoiser factory, codec and sampling scheduler.
 
     Attributes:
         spec: the model spec it was loaded from.
-        kind: ``"sd"``, ``"sdxl"`` or ``"pixel"``.
+        kind: ``"sd"``, ``"sdxl"``, ``"pixel"``, ``"sd3"`` or ``"flux"``.
         pipeline: the diffusers pipeline that holds the components.
-        scheduler: a :class:`~diffusers.DDIMScheduler` built from the pipeline's scheduler config.
+        scheduler: built from the pipeline's scheduler config by :meth:`new_scheduler`: a
+            :class:`~diffusers.DDIMScheduler`, or flow-matching Euler for SD3 and Flux.
         factor: spatial factor between image and model space (8 for SD's VAE, 1 for pixels).
         size_multiple: image sides must be a multiple of this (at least ``factor``).
         latent_channels: channels of the model space.
-        prediction_type: what the network predicts (``epsilon``, ``v_prediction``, ``sample``).
+        prediction_type: what the network predicts (``epsilon``, ``v_prediction``, ``sample``,
+            ``flow``).
         device, dtype: where and in which precision the networks run. The solver works in
             float32; backends cast at the network boundary.
     """
@@ -96,13 +98,17 @@ class Backend:
 
     def __init__(self, spec: str, pipeline: Any, device: torch.device, dtype: torch.dtype):
         self.spec, self.pipeline, self.device, self.dtype = spec, pipeline, device, dtype
-        self.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
-        self.prediction_type = self.scheduler.config.prediction_type or "epsilon"
+        self.scheduler = self.new_scheduler(pipeline.scheduler.config)
+        self.prediction_type = scheduler_prediction_type(self.scheduler)
         self.source: dict[str, Any] = {}
 
-    def new_scheduler(self) -> DDIMScheduler:
-        """A fresh DDIM scheduler (schedulers are stateful: one per sampling run)."""
-        return DDIMScheduler.from_config(self.scheduler.config)
+    def new_scheduler(self, config: Any = None) -> DDIMScheduler:
+        """A fresh DDIM scheduler (schedulers are stateful: one per sampling run).
+
+        Args:
+            config: a scheduler config to build it from; default this backend's.
+        """
+        return DDIMScheduler.from_config(config or self.scheduler.config)
 
     def denoiser(
         self,
@@ -191,12 +197,16 @@ def use_sdpa(module: torch.nn.Module) -> None:
 def native_size(
     backend: Backend, default: tuple[int, int] | None = (512, 512)
 ) -> tuple[int, int] | None:
-    """The (width, height) the model was trained at: its UNet's sample size × the factor.
+    """The (width, height) the model was trained at: its sample size × the factor.
 
-    ``default`` is returned for a backend without a UNet config to read it from.
+    The sample size is the UNet's, or else the pipeline's ``default_sample_size`` (SD3: its
+    transformer's; Flux: 128 latent pixels). ``default`` is returned for a backend with neither.
     """
-    unet = getattr(getattr(backend, "pipeline", None), "unet", None)
+    pipeline = getattr(backend, "pipeline", None)
+    unet = getattr(pipeline, "unet", None)
     sample = getattr(getattr(unet, "config", None), "sample_size", None)
+    if unet is None:
+        sample = getattr(pipeline, "default_sample_size", None)
     if isinstance(sample, int):
         side = sample * backend.factor
         return side, side

@@ -1,4 +1,5 @@
-"""The one table from diffusers pipeline class to model family (``sd``, ``sdxl``, ``pixel``).
+"""The one table from diffusers pipeline class to model family (``sd``, ``sdxl``, ``pixel``,
+``sd3``, ``flux``).
 
 Everything that depends on the family is read from this table: the backend class, the extra
 keyword arguments for ``from_pretrained`` / ``from_single_file``, and whether the VAE stays in
@@ -26,6 +27,11 @@ _REFUSED = {
     "base text-to-image model",
     "StableDiffusionXLInpaintPipeline": "inpainting-specific checkpoints are not supported; use a "
     "base text-to-image model",
+    "StableDiffusion3InpaintPipeline": "inpainting-specific checkpoints are not supported; use a "
+    "base text-to-image model",
+    "FluxFillPipeline": "Flux Fill checkpoints are not supported; use a base text-to-image model",
+    "FluxControlPipeline": "Flux control checkpoints are not supported; use a base text-to-image "
+    "model",
 }
 
 _NO_SAFETY_CHECKER = MappingProxyType(
@@ -38,7 +44,7 @@ class Family:
     """A model family: how its pipelines are loaded and which backend wraps them.
 
     Attributes:
-        kind: ``"sd"``, ``"sdxl"`` or ``"pixel"`` (the backend's ``kind``).
+        kind: ``"sd"``, ``"sdxl"``, ``"pixel"``, ``"sd3"`` or ``"flux"`` (the backend's ``kind``).
         label: a human name for error messages (``"Stable Diffusion 1.x/2.x"``).
         backend: the :class:`~layerdecomp.models.base.Backend` subclass.
         load_kwargs: extra keyword arguments for ``from_pretrained`` (SD: no safety checker).
@@ -62,18 +68,24 @@ def families() -> Mapping[type, Family]:
     """The table: diffusers pipeline class → :class:`Family` (built on first use)."""
     import diffusers
 
+    from .flux import FluxBackend
     from .pixel import PixelBackend
+    from .sd3 import SD3Backend
     from .stable_diffusion import StableDiffusionBackend
 
     sd = Family("sd", "Stable Diffusion 1.x/2.x", StableDiffusionBackend, _NO_SAFETY_CHECKER)
     sdxl = Family("sdxl", "SDXL base", StableDiffusionBackend, upcast_vae=True)
     pixel = Family("pixel", "pixel-space UNet2DModel", PixelBackend)
+    sd3 = Family("sd3", "Stable Diffusion 3", SD3Backend)
+    flux = Family("flux", "Flux", FluxBackend)
     return MappingProxyType(
         {
             diffusers.StableDiffusionPipeline: sd,
             diffusers.StableDiffusionXLPipeline: sdxl,
             diffusers.DDPMPipeline: pixel,
             diffusers.DDIMPipeline: pixel,
+            diffusers.StableDiffusion3Pipeline: sd3,
+            diffusers.FluxPipeline: flux,
         }
     )
 

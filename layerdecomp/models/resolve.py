@@ -211,6 +211,8 @@ def _load_single_file(source: ModelSource, dtype: torch.dtype):
             **family.single_file_kwargs(),
         )
     except Exception as exc:
+        if source.config is not None and type(exc).__name__ == "SingleFileComponentError":
+            return _network_from_single_file(source, cls, family, dtype)
         hint = (
             "is it a checkpoint of the config's architecture?"
             if source.config is not None
@@ -224,8 +226,36 @@ def _load_single_file(source: ModelSource, dtype: torch.dtype):
         ) from None
 
 
+def _network_from_single_file(source: ModelSource, cls: type, family, dtype: torch.dtype):
+    """A checkpoint of the denoising network alone (Flux's, SD 3's without its text encoders):
+    the network from the file, every other component from the config folder."""
+    import diffusers
+
+    index = json.loads((Path(source.config) / "model_index.json").read_text())
+    name = "transformer" if "transformer" in index else "unet"
+    network_cls = getattr(diffusers, index[name][1])
+    try:
+        network = network_cls.from_single_file(
+            source.location, config=source.config, subfolder=name, dtype=dtype
+        )
+        return cls.from_pretrained(
+            source.config,
+            dtype=dtype,
+            use_safetensors=True,
+            **{name: network},
+            **family.load_kwargs,
+        )
+    except Exception as exc:
+        raise ModelSpecError(
+            f"model {source.spec!r}: cannot load the checkpoint ({_short(exc)}); it holds only "
+            f"some components, the others are read from the config folder: is it a {name} "
+            "checkpoint of the config's architecture, with the config's other weights present?"
+        ) from None
+
+
 def _single_file_class(source: ModelSource) -> type:
-    """SD or SDXL, judged from the checkpoint's keys (SDXL has a second text embedder)."""
+    """SD, SDXL, SD 3 or Flux, judged from the checkpoint's keys (SDXL has a second text
+    embedder; SD 3's MMDiT has joint blocks; Flux's transformer double blocks)."""
     import diffusers
 
     keys: list[str] = []
@@ -241,6 +271,10 @@ def _single_file_class(source: ModelSource) -> type:
             ) from None
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return diffusers.StableDiffusionXLPipeline
+    if any(k.startswith("model.diffusion_model.joint_blocks.") for k in keys):
+        return diffusers.StableDiffusion3Pipeline
+    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in keys):
+        return diffusers.FluxPipeline
     return diffusers.StableDiffusionPipeline
 
 

@@ -1,4 +1,5 @@
-"""The family table: pipeline class → sd / sdxl / pixel, refusals, dtype, attention processors."""
+"""The family table: pipeline class → sd / sdxl / pixel / sd3 / flux, refusals, dtype,
+attention processors."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from diffusers.models.attention_processor import (
 
 from layerdecomp.errors import ModelSpecError
 from layerdecomp.models import (
+    FluxBackend,
     PixelBackend,
+    SD3Backend,
     StableDiffusionBackend,
     families,
     from_pipeline,
@@ -46,12 +49,16 @@ def test_table_keys_and_kinds():
         "StableDiffusionXLPipeline": "sdxl",
         "DDPMPipeline": "pixel",
         "DDIMPipeline": "pixel",
+        "StableDiffusion3Pipeline": "sd3",
+        "FluxPipeline": "flux",
     }
     backends = {family.kind: family.backend for family in families().values()}
     assert backends == {
         "sd": StableDiffusionBackend,
         "sdxl": StableDiffusionBackend,
         "pixel": PixelBackend,
+        "sd3": SD3Backend,
+        "flux": FluxBackend,
     }
 
 
@@ -81,7 +88,8 @@ def test_unsupported_pipeline_class_lists_the_families(sd1_folder):
     [
         ("StableDiffusionXLImg2ImgPipeline", "SDXL refiner checkpoints are not supported"),
         ("StableDiffusionInpaintPipeline", "inpainting-specific checkpoints are not supported"),
-        ("FluxPipeline", "unsupported pipeline"),
+        ("FluxFillPipeline", "Flux Fill checkpoints are not supported"),
+        ("StableDiffusion3Img2ImgPipeline", "unsupported pipeline"),
     ],
 )
 def test_folder_of_an_unsupported_class_is_refused_before_loading(tmp_path, class_name, reason):
