@@ -1,0 +1,105 @@
+"""``layerdecomp serve``: the web page and HTTP API for decomposition (the ``serve`` extra).
+
+The address is bound first (a port in use is one error line at once), then the model is loaded,
+once, and shared by every request; runs queue one at a time. Binds to 127.0.0.1 unless ``--host``
+says otherwise: the server has no accounts, so only expose it on a network you trust.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import click
+
+from .options import MODEL_OPTIONS, load_backend, model_options, plain
+
+EXTRA = ("fastapi", "uvicorn", "multipart")
+"""Modules of the ``serve`` extra (``multipart`` is python-multipart, for uploads)."""
+
+
+def missing_extra() -> list[str]:
+    """The modules of the ``serve`` extra that cannot be imported."""
+    missing = []
+    for name in EXTRA:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a module set to None in sys.modules, say
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every interface; there are no accounts).",
+)
+@click.option(
+    "--port",
+    default=7860,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: a free one, printed).",
+)
+@click.option(
+    "--max-upload-mb",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="Larger uploads are refused (413).",
+)
+@click.option(
+    "--max-work-side",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=8),
+    help="The largest work size (longer side, px) a request may ask for.",
+)
+@click.option(
+    "--keep",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Finished runs kept for download; the oldest beyond are deleted.",
+)
+@model_options
+def serve(host, port, max_upload_mb, max_work_side, keep, **params):
+    """Serve a web page and an HTTP API (POST /api/decompose) for decomposition.
+
+    --seed fixes the seed of requests that give none; -q turns the access log off.
+    """
+    missing = missing_extra()
+    if missing:
+        raise click.ClickException(
+            f"serve needs the web extra (missing: {', '.join(missing)}): "
+            "pip install 'layerdecomp[serve]'"
+        )
+    from ..serve import Settings, address, create_app, listen, run_server
+
+    sock = listen(host, port)
+    try:
+        started = time.perf_counter()
+        backend = load_backend(params)
+        settings = Settings(
+            max_upload_bytes=int(max_upload_mb * 2**20),
+            max_work_side=max_work_side,
+            keep=keep,
+            default_seed=params["seed"],
+        )
+        app = create_app(backend, settings=settings, metadata=plain(params, MODEL_OPTIONS))
+        click.echo(
+            f"serving {address(sock)} (model {params['model']}, loaded in "
+            f"{time.perf_counter() - started:.1f}s; Ctrl+C stops)",
+            err=True,
+        )
+        try:
+            run_server(app, sock, quiet=params["quiet"])
+        except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
+            pass
+        click.echo("stopped", err=True)
+    finally:
+        sock.close()

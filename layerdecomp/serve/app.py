@@ -1,0 +1,262 @@
+"""The web app: the page, and the HTTP API beside it (FastAPI).
+
+Routes:
+
+- ``GET /``: the page (``static/index.html``), which uses the API below.
+- ``GET /api/info``: the model, the defaults, the limits and the output formats (from
+  :data:`layerdecomp.layers.WRITERS`, so a new format shows up on the page by itself).
+- ``POST /api/jobs`` (multipart, the fields below): queue a run; ``202`` with its id.
+- ``GET /api/jobs/{id}``: its state, place in the queue, progress, and once done its files.
+- ``GET /api/jobs/{id}/files/{name}``, ``GET /api/jobs/{id}/zip``: its outputs.
+- ``POST /api/decompose`` (multipart): queue a run, wait for it, answer ``application/zip``
+  holding the files ``layerdecomp decompose`` writes to its output folder.
+
+Multipart fields: ``image`` (file), ``fg`` (repeatable: one per foreground layer), ``bg``,
+``seed`` and the options ``iterations``, ``samples``, ``restarts``, ``newton_iters``,
+``noise_level``, ``guidance``, ``negative_prompt``, ``work_side`` and ``formats`` (repeatable;
+default all). Errors are JSON (:mod:`.http_errors`).
+
+(No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and
+those name ``read_order``, a local of :func:`create_app`.)
+"""
+
+import io
+import secrets
+import shutil
+import tempfile
+import zipfile
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, UploadFile
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from ..errors import InputError
+from ..layers import WRITERS, DecomposeConfig
+from . import http_errors
+from .jobs import DONE, FAILED, Job, JobQueue
+from .runner import MAX_FOREGROUNDS, Order, make_order, read_upload, run_order
+
+STATIC = Path(__file__).parent / "static"
+D = DecomposeConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's limits and defaults.
+
+    Attributes:
+        max_upload_bytes: a request body over this is refused (413).
+        max_pixels: an image with more pixels is refused (422), before it is decoded.
+        max_work_side: the largest ``work_side`` a request may ask for.
+        keep: finished runs kept for download; the oldest beyond are deleted.
+        max_queued: runs that may wait at once (503 beyond).
+        default_seed: the seed of a request that gives none (``None``: drawn per request).
+    """
+
+    max_upload_bytes: int = 20 * 2**20
+    max_pixels: int = 4096 * 4096
+    max_work_side: int = 1024
+    keep: int = 32
+    max_queued: int = 16
+    default_seed: int | None = None
+
+
+def create_app(
+    backend,
+    *,
+    settings: Settings | None = None,
+    root: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The app around a loaded model: the model is shared, runs queue one at a time.
+
+    Args:
+        backend: a loaded model (:func:`layerdecomp.models.load_model`).
+        settings: limits and defaults (:class:`Settings`).
+        root: the folder for the runs' outputs (default: a new temporary folder, deleted when
+            the app shuts down).
+        metadata: more parameters recorded in each ``run.json`` (the model options, say).
+    """
+    from ..models.base import native_size
+
+    settings = settings or Settings()
+    owned = root is None
+    root = Path(tempfile.mkdtemp(prefix="layerdecomp-serve-") if owned else root)
+    describe = backend.describe()
+    native = native_size(backend, default=None)
+    jobs = JobQueue(
+        lambda job: run_order(backend, job, describe=describe, extra=metadata),
+        root,
+        keep=settings.keep,
+        max_queued=settings.max_queued,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        jobs.close(timeout=5)
+        if owned:
+            shutil.rmtree(root, ignore_errors=True)
+
+    app = FastAPI(
+        title="layerdecomp",
+        summary="Split an image into foreground, background and mask layers.",
+        lifespan=lifespan,
+    )
+    app.state.jobs, app.state.settings = jobs, settings
+    http_errors.install(app, settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def read_order(
+        image: Annotated[UploadFile, File(description="The image to decompose.")],
+        fg: Annotated[list[str], Form(description="Foreground prompt (one per layer).")],
+        bg: Annotated[str, Form(description="Background prompt.")],
+        seed: Annotated[int | None, Form(ge=0, lt=2**63)] = None,
+        iterations: Annotated[int, Form(ge=1, le=1000)] = D.iterations,
+        samples: Annotated[int, Form(ge=1, le=64)] = D.samples,
+        restarts: Annotated[int, Form(ge=1, le=16)] = D.restarts,
+        newton_iters: Annotated[int, Form(ge=1, le=100)] = D.newton_iters,
+        noise_level: Annotated[float, Form(gt=0, lt=1)] = D.noise_level,
+        guidance: Annotated[float, Form(ge=0, le=100)] = D.guidance,
+        negative_prompt: Annotated[str, Form()] = D.negative_prompt,
+        work_side: Annotated[
+            int | None, Form(ge=0, description="Longer side the model works at; 0: the image's.")
+        ] = None,
+        formats: Annotated[list[str] | None, Form(description="Output formats.")] = None,
+    ):
+        """The request's fields, checked, with the image decoded: an ``Order``."""
+        if work_side is not None and work_side > settings.max_work_side:
+            raise InputError(f"work_side: at most {settings.max_work_side} on this server")
+        picture = read_upload(image.file.read(), image.filename, root, settings.max_pixels)
+        if work_side == 0 and max(picture.size) > settings.max_work_side:
+            raise InputError(
+                f"work_side: 0 works at the image's own size, {max(picture.size)} px, over this "
+                f"server's limit of {settings.max_work_side}; give a smaller work_side"
+            )
+        if seed is None:
+            seed = settings.default_seed
+        options = dict(
+            iterations=iterations,
+            samples=samples,
+            restarts=restarts,
+            newton_iters=newton_iters,
+            noise_level=noise_level,
+            guidance=guidance,
+            negative_prompt=negative_prompt,
+        )
+        return make_order(
+            picture,
+            image.filename,
+            fg,
+            bg,
+            secrets.randbits(32) if seed is None else seed,
+            options,
+            work_side,
+            formats,
+        )
+
+    def find(job_id: str) -> Job:
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no run {job_id!r} (unknown, or deleted to make room)")
+        return job
+
+    def finished(job: Job) -> Job:
+        if job.state == FAILED:
+            raise HTTPException(409, f"run {job.id!r} failed: {job.error}")
+        if job.state != DONE:
+            raise HTTPException(409, f"run {job.id!r} is {job.state}; its files are not ready")
+        return job
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        """The model, the defaults, the limits and the output formats."""
+        defaults = {k: v for k, v in asdict(D()).items() if k in _FORM_OPTIONS}
+        return {
+            "model": describe,
+            "native_side": max(native) if native else None,
+            "defaults": {**defaults, "seed": settings.default_seed},
+            "limits": {
+                "max_upload_bytes": settings.max_upload_bytes,
+                "max_pixels": settings.max_pixels,
+                "max_work_side": settings.max_work_side,
+                "max_foregrounds": MAX_FOREGROUNDS,
+            },
+            "formats": {
+                name: {"files": list(writer.files), "description": writer.description}
+                for name, writer in WRITERS.items()
+            },
+        }
+
+    @app.post("/api/jobs", status_code=202)
+    def submit(order: Annotated[Order, Depends(read_order)]) -> dict[str, Any]:
+        """Queue a run; poll ``GET /api/jobs/{id}`` for its progress and files."""
+        job = jobs.submit(order)
+        return job.public(jobs.position(job))
+
+    @app.get("/api/jobs/{job_id}")
+    def status(job_id: str) -> dict[str, Any]:
+        """The run's state, place in the queue (while queued), progress and files (once done)."""
+        job = find(job_id)
+        return job.public(jobs.position(job))
+
+    @app.get("/api/jobs/{job_id}/files/{name}")
+    def output_file(job_id: str, name: str) -> FileResponse:
+        """One output file of a finished run."""
+        job = finished(find(job_id))
+        if name not in job.files:
+            raise HTTPException(404, f"run {job_id!r} has no file {name!r}")
+        return FileResponse(job.folder / name)
+
+    @app.get("/api/jobs/{job_id}/zip")
+    def archive(job_id: str) -> Response:
+        """Every output file of a finished run, zipped."""
+        return zip_response(finished(find(job_id)))
+
+    @app.post(
+        "/api/decompose",
+        response_class=Response,
+        responses={200: {"content": {"application/zip": {}}, "description": "The run's files."}},
+    )
+    def decompose(order: Annotated[Order, Depends(read_order)]) -> Response:
+        """Run a decomposition (queued behind the others) and answer its files as a zip."""
+        job = jobs.submit(order)
+        job.done.wait()
+        if job.state != DONE:
+            return http_errors.error_response(job.status, job.error or "the run failed")
+        return zip_response(job)
+
+    return app
+
+
+_FORM_OPTIONS = ("iterations", "samples", "restarts", "newton_iters", "noise_level", "guidance")
+
+
+def zip_bytes(job: Job) -> bytes:
+    """The run's files (the names ``layerdecomp decompose`` gives them) in one zip archive."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in job.files:
+            archive.write(job.folder / name, name)
+    return buffer.getvalue()
+
+
+def zip_response(job: Job) -> Response:
+    stem = Path(job.summary.get("image", "") or "layers").stem or "layers"
+    return Response(
+        zip_bytes(job),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{stem}-layers.zip"'},
+    )
+
+
+__all__ = ["STATIC", "Settings", "create_app", "zip_bytes"]

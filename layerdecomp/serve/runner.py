@@ -1,0 +1,218 @@
+"""What one request asks for, checked before it is queued, and how the queue's worker runs it.
+
+An :class:`Order` is a validated request: the uploaded image (decoded with
+:func:`layerdecomp.io.open_image`, so the same checks as the command line apply, the
+decompression-bomb limit included), the layer prompts, the seed and a
+:class:`~layerdecomp.layers.DecomposeConfig`. :func:`run_order` runs it with
+:func:`layerdecomp.tasks.decompose_image` and writes the job's folder with
+:func:`layerdecomp.layers.save_decomposition`: the same files as ``layerdecomp decompose``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, fields
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..errors import InputError
+from ..layers import WRITERS, DecomposeConfig, save_decomposition
+from ..layers.writers import METADATA
+from .jobs import Job
+
+MAX_FOREGROUNDS = 1
+"""Foreground prompts one run takes (one foreground over one background for now)."""
+
+
+@dataclass(frozen=True)
+class Order:
+    """A checked request: everything a run needs."""
+
+    image: Image.Image
+    filename: str
+    fg: str
+    bg: str
+    seed: int
+    config: DecomposeConfig
+    work_side: int | None
+    formats: tuple[str, ...]
+
+
+def safe_filename(name: str | None) -> str:
+    """The upload's base name with anything but letters, digits, ``.-_`` replaced (for labels)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "image"
+
+
+def read_upload(data: bytes, filename: str | None, scratch: Path, max_pixels: int) -> Image.Image:
+    """Decode an uploaded image with :func:`layerdecomp.io.open_image`, as RGB.
+
+    The bytes go to a temporary file in ``scratch`` (removed again) because ``open_image`` reads
+    files; its messages name the upload instead of that file.
+
+    Raises:
+        InputError: empty, not an image, truncated, a decompression bomb, or over ``max_pixels``.
+    """
+    from ..io import open_image, to_rgb
+
+    label = safe_filename(filename)
+    if not data:
+        raise InputError(f"image {label!r}: the upload is empty")
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f"upload-{secrets.token_hex(8)}"  # requests run in parallel threads
+    path.write_bytes(data)
+    try:
+        try:
+            with Image.open(path) as header:  # the size, before anything is decoded
+                width, height = header.size
+        except Exception:
+            width = height = 0  # open_image below says what is wrong
+        if width * height > max_pixels:
+            raise InputError(
+                f"image {label!r}: {width}x{height} pixels is over this server's limit of "
+                f"{max_pixels} pixels"
+            )
+        try:
+            return to_rgb(open_image(path, "image"))
+        except InputError as exc:
+            raise InputError(str(exc).replace(repr(str(path)), repr(label))) from None
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def make_order(
+    image: Image.Image,
+    filename: str | None,
+    fg: list[str],
+    bg: str,
+    seed: int,
+    options: dict[str, Any],
+    work_side: int | None,
+    formats: list[str] | None,
+) -> Order:
+    """Check the prompts, the options and the formats and bundle them with the image.
+
+    Raises:
+        InputError: an empty prompt, too many foregrounds, an option out of range, an unknown
+            format.
+    """
+    if not fg:
+        raise InputError("fg: give the foreground layer's prompt")
+    if len(fg) > MAX_FOREGROUNDS:
+        raise InputError(
+            f"fg: {len(fg)} foreground prompts given; this version takes {MAX_FOREGROUNDS} "
+            "foreground and one background layer"
+        )
+    for name, prompt in (("fg", fg[0]), ("bg", bg)):
+        if not prompt.strip():
+            raise InputError(f"{name}: the prompt is empty; describe the layer")
+    known = {f.name for f in fields(DecomposeConfig)}
+    try:
+        config = DecomposeConfig(**{k: v for k, v in options.items() if k in known})
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    chosen = tuple(dict.fromkeys(formats or WRITERS))
+    unknown = [f for f in chosen if f not in WRITERS]
+    if unknown:
+        raise InputError(f"formats: unknown {', '.join(unknown)} (known: {', '.join(WRITERS)})")
+    return Order(image, safe_filename(filename), fg[0], bg, seed, config, work_side, chosen)
+
+
+def versions() -> dict[str, str]:
+    """The versions of this package and the libraries that shape its results (for ``run.json``)."""
+    out = {}
+    for name in ("layerdecomp", "torch", "diffusers", "transformers", "fastapi"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def run_order(
+    backend, job: Job, *, describe: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
+    """Decompose ``job.order`` on ``backend`` and write ``job.folder`` (the :data:`~jobs.Runner`).
+
+    ``job.progress`` follows the run: ``{"phase": "layers", "iteration": i, "iterations": n,
+    "change": c}`` after each mask update, then ``final`` (the final layers) and ``writing``.
+    ``describe`` is the model's description and ``extra`` more metadata for ``run.json``.
+    """
+    from ..tasks.decompose import decompose_image
+
+    order: Order = job.order
+    config = order.config
+    waited = (job.started or time.time()) - job.submitted
+
+    def progress(info: dict) -> None:
+        last = info["change"] < config.tol or info["iteration"] + 1 >= config.iterations
+        job.progress = {
+            "phase": "final" if last else "layers",
+            "iteration": info["iteration"] + 1,
+            "iterations": config.iterations,
+            "change": round(float(info["change"]), 6),
+        }
+
+    job.progress = {"phase": "layers", "iteration": 0, "iterations": config.iterations}
+    begin = time.perf_counter()
+    layers = decompose_image(
+        backend,
+        order.image,
+        order.fg,
+        order.bg,
+        seed=order.seed,
+        config=config,
+        disable=True,
+        work_side=order.work_side,
+        callback=progress,
+    )
+    job.progress = {**job.progress, "phase": "writing"}
+    metadata = {
+        "command": "serve",
+        "image": order.filename,
+        "output": job.folder.name,
+        "size": list(order.image.size),
+        "fg_prompt": order.fg,
+        "bg_prompt": order.bg,
+        "seed": order.seed,
+        "parameters": {
+            **{f.name: getattr(config, f.name) for f in fields(config)},
+            "work_side": order.work_side,
+            **(extra or {}),
+        },
+        "model": describe,
+        "timestep": layers.config.get("timestep"),
+        "work_size": layers.config.get("work_size"),
+        "nfe": layers.nfe,
+        "mask_change": [round(c, 6) for c in layers.history],
+        "iterations_run": len(layers.history),
+        "swapped": layers.swapped,
+        "restart": layers.restart,
+        "timings": {
+            "queued": round(waited, 4),
+            "decompose": round(layers.seconds, 4),
+            "image_total": round(time.perf_counter() - begin, 4),
+        },
+        "versions": versions(),
+    }
+    save_decomposition(job.folder, order.image, layers, metadata, order.formats)
+    job.formats = {name: list(WRITERS[name].files) for name in order.formats}
+    job.files = [*(f for files in job.formats.values() for f in files), METADATA]
+    job.summary = {
+        "image": order.filename,
+        "seed": order.seed,
+        "nfe": layers.nfe,
+        "size": list(order.image.size),
+        "work_size": layers.config.get("work_size"),
+        "iterations_run": len(layers.history),
+        "timings": metadata["timings"],
+    }
+    job.progress = {**job.progress, "phase": "done"}
+
+
+__all__ = ["MAX_FOREGROUNDS", "Order", "make_order", "read_upload", "run_order", "safe_filename"]
