@@ -19,21 +19,37 @@ from .parameterization import (
 from .refine import ConstraintFn, RefineOutput, refine
 from .sampler import SampleOutput, sample
 from .schedules import dynamic_step, step_sizes
+from .spectrum import (
+    ArnoldiResult,
+    JacobianProducts,
+    JacobianSpectrum,
+    arnoldi,
+    asymmetry,
+    jacobian_matrix,
+    jacobian_spectrum,
+)
 
 __all__ = [
     "DIRECTIONS",
     "PREDICTION_TYPES",
+    "ArnoldiResult",
     "ConstraintFn",
     "Denoiser",
     "DenoiserFn",
     "Direction",
+    "JacobianProducts",
+    "JacobianSpectrum",
     "NonFiniteError",
     "RefineOutput",
     "SampleOutput",
     "add_noise",
+    "arnoldi",
+    "asymmetry",
     "dynamic_step",
     "get_direction",
     "gradient",
+    "jacobian_matrix",
+    "jacobian_spectrum",
     "newton",
     "output_from_x0",
     "refine",
