@@ -61,7 +61,7 @@ def model_options(function: F) -> F:
                 help="Network precision (auto: float16 on GPU, float32 on CPU).",
             ),
             click.option("--seed", type=int, default=None, help="Seed (default: drawn, recorded)."),
-            click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+            click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes."),
         ],
     )
 
@@ -187,11 +187,20 @@ def quiet_libraries() -> None:
     transformers_logging.disable_progress_bar()
 
 
+MINI_NOTICE = (
+    "note: the default model 'mini' is a 64x64 toy that knows emoji over textures only; "
+    "pass a real checkpoint with --model (a hub id, a folder or a .safetensors file)"
+)
+"""Said once per run when the embedded model runs (``-q`` hides it)."""
+
+
 def load_backend(params: dict[str, Any]):
     """Quiet the libraries and load the model the options name (``models.load_model``)."""
     quiet_libraries()
     from ..models import load_model
 
+    if params["model"] == "mini" and not params.get("quiet"):
+        click.echo(MINI_NOTICE, err=True)
     return load_model(
         params["model"],
         device=params["device"],

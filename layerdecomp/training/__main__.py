@@ -7,6 +7,7 @@ import sys
 import click
 
 from layerdecomp.training.config import load_config
+from layerdecomp.training.progress import Budget
 from layerdecomp.training.train import train
 
 
@@ -25,16 +26,36 @@ from layerdecomp.training.train import train
 )
 @click.option("--device", default=None, help="Override the config's device (cpu, cuda).")
 @click.option("--seed", type=int, default=None, help="Override the config's seed.")
-def main(config_path: str, out: str, device: str | None, seed: int | None) -> None:
-    """Train the miniature SD-format model on emoji composites and save it to OUT."""
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Stop cleanly after this many minutes, saving OUT/checkpoint; run the same command "
+    "again to continue (0: no limit).",
+)
+def main(
+    config_path: str, out: str, device: str | None, seed: int | None, max_minutes: float
+) -> None:
+    """Train the miniature SD-format model on emoji composites and save it to OUT.
+
+    A run continues from OUT's checkpoint when there is one.
+    """
     overrides = {k: v for k, v in (("device", device), ("seed", seed)) if v is not None}
-    config = load_config(config_path, **overrides)
-    train(
-        config,
-        out,
-        log=lambda line: click.echo(line, err=True),
-        command="python -m layerdecomp.training " + " ".join(sys.argv[1:]),
-    )
+    try:
+        config = load_config(config_path, **overrides)
+        result = train(
+            config,
+            out,
+            log=lambda line: click.echo(line, err=True),
+            command="python -m layerdecomp.training " + " ".join(sys.argv[1:]),
+            budget=Budget(max_minutes=max_minutes),
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from None
+    if result is None:
+        click.echo(f"stopped after {max_minutes:g} min; run the same command to continue")
+    else:
+        click.echo(f"finished: {out}")
 
 
 if __name__ == "__main__":

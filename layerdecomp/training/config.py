@@ -30,6 +30,8 @@ class DataConfig:
     seed: int = 0
     caption_dropout: float = 0.15
     caption_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # fg-only, bg-only, both
+    pairs: float = 0.0  # share of two-object composites ("a cat face and a red apple on ...")
+    workers: int = 1  # processes rendering the composites; 0: one per CPU core
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # torch threads; 0 keeps torch's default
+    precision: str = "fp32"  # "bf16": bf16 autocast in both loops (on a GPU)
+    compile: str = ""  # a torch.compile backend for the UNet's forward ("inductor"); "" = eager
     data: DataConfig = field(default_factory=DataConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
     text: TextConfig = field(default_factory=TextConfig)

