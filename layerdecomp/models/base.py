@@ -158,6 +158,32 @@ class Backend:
         )
 
 
+class LatentBackend(Backend):
+    """A backend whose model space is a VAE's latents: the VAE codec shared by SD and flow models.
+
+    Latents are ``(VAE posterior mean − shift factor) × scaling factor``, as diffusers' pipelines
+    make them (the shift is 0 for SD 1.x/2.x/XL).
+    """
+
+    def _set_vae(self, vae: Any) -> None:
+        self.vae = vae
+        self.latent_channels = int(vae.config.latent_channels)
+        self.scaling_factor = float(vae.config.scaling_factor)
+        self.shift_factor = float(getattr(vae.config, "shift_factor", None) or 0.0)
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """Image in [−1, 1] → (VAE latent mean − shift factor) × scaling factor (float32)."""
+        x = image.to(device=self.device, dtype=self.vae.dtype)
+        mean = self.vae.encode(x).latent_dist.mean
+        return ((mean.float() - self.shift_factor) * self.scaling_factor).float()
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent → image in about [−1, 1] (differentiable: pixel constraints backprop here)."""
+        z = latent / self.scaling_factor + self.shift_factor
+        image = self.vae.decode(z.to(device=self.device, dtype=self.vae.dtype)).sample
+        return image.to(latent.dtype)
+
+
 def _attention_modules(module: torch.nn.Module):
     """The attention layers of ``module``: diffusers modules that hold a swappable processor."""
     for sub in module.modules():
@@ -216,6 +242,7 @@ def native_size(
 
 
 __all__ = [
+    "LatentBackend",
     "Backend",
     "attention_processors",
     "native_size",

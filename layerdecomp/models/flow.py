@@ -23,7 +23,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from solvers import Denoiser
 
 from ..errors import ModelSpecError
-from .base import Backend
+from .base import LatentBackend
 from .stable_diffusion import TextConditioning, _expand
 
 
@@ -88,7 +88,7 @@ class PipelineFlowMatchScheduler(FlowMatchEulerDiscreteScheduler):
         )
 
 
-class FlowBackend(Backend):
+class FlowBackend(LatentBackend):
     """Shared by :class:`~layerdecomp.models.sd3.SD3Backend` and
     :class:`~layerdecomp.models.flux.FluxBackend`: the VAE codec, the flow-matching scheduler,
     and the guided velocity call. Subclasses encode prompts and call their transformer.
@@ -115,12 +115,10 @@ class FlowBackend(Backend):
         if kind != self.kind:
             raise ModelSpecError(f"model {spec!r}: a {kind} pipeline is not a {self.kind} one")
         super().__init__(spec, pipeline, device, dtype)
-        self.transformer, self.vae = pipeline.transformer, pipeline.vae
-        self.latent_channels = int(self.vae.config.latent_channels)
+        self.transformer = pipeline.transformer
+        self._set_vae(pipeline.vae)
         self.factor = int(pipeline.vae_scale_factor)
         self.size_multiple = self.factor * self.patch
-        self.scaling_factor = float(self.vae.config.scaling_factor)
-        self.shift_factor = float(getattr(self.vae.config, "shift_factor", None) or 0.0)
 
     def new_scheduler(self, config: Any = None) -> PipelineFlowMatchScheduler:
         """A fresh flow-matching Euler scheduler with the pipeline's timestep defaults."""
@@ -173,19 +171,6 @@ class FlowBackend(Backend):
             raise ValueError(f"guidance: expected ≥ 0, got {guidance}")
         cond = self.encode_prompt(prompt, negative_prompt, guidance)
         return Denoiser(self.model_fn(cond, guidance), self.new_scheduler(), "flow")
-
-    # ------------------------------------------------------------------ the codec
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """Image in [−1, 1] → (VAE latent mean − shift factor) × scaling factor (float32)."""
-        x = image.to(device=self.device, dtype=self.vae.dtype)
-        mean = self.vae.encode(x).latent_dist.mean
-        return ((mean.float() - self.shift_factor) * self.scaling_factor).float()
-
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latent → image in about [−1, 1] (differentiable: pixel constraints backprop here)."""
-        z = latent / self.scaling_factor + self.shift_factor
-        image = self.vae.decode(z.to(device=self.device, dtype=self.vae.dtype)).sample
-        return image.to(latent.dtype)
 
 
 __all__ = ["FlowBackend", "PipelineFlowMatchScheduler"]

@@ -17,7 +17,7 @@ import torch
 from solvers import Denoiser
 
 from ..errors import ModelSpecError
-from .base import Backend
+from .base import LatentBackend
 
 
 @dataclass
@@ -40,7 +40,7 @@ def _expand(tensor: torch.Tensor, batch: int) -> torch.Tensor:
     return tensor.repeat_interleave(batch // prompts, dim=0)
 
 
-class StableDiffusionBackend(Backend):
+class StableDiffusionBackend(LatentBackend):
     """SD 1.x, 2.x (ε or v prediction) and SDXL base, from a loaded diffusers pipeline.
 
     Inpainting-specific UNets (more input channels than the VAE has latent channels) are refused.
@@ -61,8 +61,8 @@ class StableDiffusionBackend(Backend):
             raise ModelSpecError(f"model {spec!r}: a {kind} pipeline is not a Stable Diffusion one")
         super().__init__(spec, pipeline, device, dtype)
         self.kind = kind
-        self.unet, self.vae = pipeline.unet, pipeline.vae
-        self.latent_channels = int(self.vae.config.latent_channels)
+        self.unet = pipeline.unet
+        self._set_vae(pipeline.vae)
         if int(self.unet.config.in_channels) != self.latent_channels:
             raise ModelSpecError(
                 f"model {spec!r}: the UNet takes {self.unet.config.in_channels} channels, not the "
@@ -71,8 +71,6 @@ class StableDiffusionBackend(Backend):
             )
         self.factor = int(pipeline.vae_scale_factor)  # diffusers: 2 ** (VAE levels − 1)
         self.size_multiple = self.factor
-        self.scaling_factor = float(self.vae.config.scaling_factor)
-        self.shift_factor = float(getattr(self.vae.config, "shift_factor", None) or 0.0)
         self._time_ids: dict[tuple[int, int], torch.Tensor] = {}
 
     # ------------------------------------------------------------------ text conditioning
@@ -171,19 +169,6 @@ class StableDiffusionBackend(Backend):
             raise ValueError(f"guidance: expected ≥ 0, got {guidance}")
         cond = self.encode_prompt(prompt, negative_prompt, guidance)
         return Denoiser(self.model_fn(cond, guidance), self.new_scheduler(), self.prediction_type)
-
-    # ------------------------------------------------------------------ the codec
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """Image in [−1, 1] → VAE latent mean × scaling factor (float32)."""
-        x = image.to(device=self.device, dtype=self.vae.dtype)
-        mean = self.vae.encode(x).latent_dist.mean
-        return ((mean.float() - self.shift_factor) * self.scaling_factor).float()
-
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latent → image in about [−1, 1] (differentiable: pixel constraints backprop here)."""
-        z = latent / self.scaling_factor + self.shift_factor
-        image = self.vae.decode(z.to(device=self.device, dtype=self.vae.dtype)).sample
-        return image.to(latent.dtype)
 
 
 __all__ = ["StableDiffusionBackend", "TextConditioning"]

@@ -23,17 +23,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from layerdecomp.data.composites import Composite, make_composite
 from layerdecomp.data.pairs import PairComposite, make_pair
 from layerdecomp.training.config import DataConfig, UNetConfig, VAEConfig
-from layerdecomp.training.progress import (
-    Budget,
-    Log,
-    Progress,
-    Stepper,
-    advance_schedule,
-    autocast,
-    lr_schedule,
-)
-
-__all__ = ["advance_schedule", "lr_schedule"]  # re-exported: the loops' schedule
+from layerdecomp.training.progress import Budget, Log, Progress, Stepper, autocast, lr_schedule
 
 PAIR_CHOICE = 7
 """Stream id (after the data seed) of the draw that picks which training samples are pairs."""

@@ -16,14 +16,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from layerdecomp.training.components import make_components, make_vae
 from layerdecomp.training.config import UNetConfig, VAEConfig, load_config
-from layerdecomp.training.loops import (
-    TrainingData,
-    advance_schedule,
-    lr_schedule,
-    tokenize,
-    train_unet,
-    train_vae,
-)
+from layerdecomp.training.loops import TrainingData, tokenize, train_unet, train_vae
+from layerdecomp.training.progress import advance_schedule, lr_schedule
 from layerdecomp.training.report import image_grid
 from layerdecomp.training.train import reconstructions
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -76,33 +75,6 @@ def test_bundled_configs_fit_the_size_budget(name):
 def test_unknown_config_key_is_an_error():
     with pytest.raises(ValueError, match="unknown key"):
         load_config(None, vae={"stepz": 3})
-
-
-@pytest.fixture
-def synthetic_composites(monkeypatch):
-    """Random images with fixed captions in place of the emoji composites (no font needed)."""
-    import importlib
-    from types import SimpleNamespace
-
-    loops = importlib.import_module("layerdecomp.training.loops")
-    train = importlib.import_module("layerdecomp.training.train")  # the package exports train()
-
-    def fake(index, split="train", size=64, seed=0):
-        rng = np.random.default_rng([seed, index, split == "heldout"])
-        image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        fg, bg = "a cat face", "blue stripes"
-        return SimpleNamespace(image=image, caption_fg=fg, caption_bg=bg, caption=f"{fg} on {bg}")
-
-    monkeypatch.setattr(loops, "make_composite", fake)
-    monkeypatch.setattr(train, "make_composite", fake)
-
-
-@pytest.mark.usefixtures("synthetic_composites")
-def test_two_step_smoke_run_on_synthetic_composites(tmp_path):
-    """The whole run (train.py, reports, saving) without the emoji font."""
-    test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path)
-    card = (tmp_path / "mini" / "MODEL_CARD.md").read_text()
-    assert "VAE PSNR on 16 held-out composites (dB)" in card
 
 
 def test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path):
