@@ -18,7 +18,7 @@ import warnings
 import click
 
 from ..errors import LayerdecompError
-from . import constrain, constraints, decompose, inpaint, run, serve, style, superres
+from . import analyze, constrain, constraints, decompose, inpaint, run, serve, style, superres
 
 
 def _fail(message: str, code: int) -> int:
@@ -82,7 +82,7 @@ def main() -> None:
     """Constrained sampling in pre-trained diffusion models with inexact-Newton steps."""
 
 
-for _module in (decompose, inpaint, superres, style, run, constrain, constraints, serve):
+for _module in (decompose, inpaint, superres, style, run, constrain, constraints, serve, analyze):
     main.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
 
 __all__ = ["main"]
