@@ -1,28 +1,35 @@
 """Layers: the engine that splits an image into foreground, background and a soft mask (§4.2).
 
 - :mod:`.engine`: :func:`decompose` and its :class:`DecomposeConfig` (the EM loop, batched).
+- :mod:`.result`: :class:`Layers`, L layers front to back with their shares (and alphas).
 - :mod:`.stats`: the per-pixel statistics and the mask update the engine uses.
-- :mod:`.recompose`: exact recomposition, ``x = m·x¹ + (1−m)·x²``.
+- :mod:`.recompose`: exact recomposition, ``x = Σ_l m_l·x_l``.
 - :mod:`.writers`: the output formats (PNG, contact sheet, OpenRaster) behind one table, and
   :func:`save_decomposition`, which writes a run's folder atomically.
 
 The task that runs on a PIL image of any size is :func:`layerdecomp.tasks.decompose_image`.
 """
 
-from .engine import DecomposeConfig, Layers, decompose
+from .engine import MAX_LAYERS, DecomposeConfig, decompose, layer_prompts
 from .recompose import exact_layers, recompose
+from .result import Layers, alphas_from_shares, composite_over, shares_from_alphas
 from .writers import OUTPUTS, WRITERS, Writer, is_complete, layer_images, save_decomposition
 
 __all__ = [
+    "MAX_LAYERS",
     "OUTPUTS",
     "WRITERS",
     "DecomposeConfig",
     "Layers",
     "Writer",
+    "alphas_from_shares",
+    "composite_over",
     "decompose",
     "exact_layers",
     "is_complete",
     "layer_images",
+    "layer_prompts",
     "recompose",
     "save_decomposition",
+    "shares_from_alphas",
 ]

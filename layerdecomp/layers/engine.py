@@ -1,27 +1,28 @@
-"""The layer-inference engine: foreground, background and a soft mask from two prompts (§4.2).
+"""The layer-inference engine: L layers and their soft masks from L prompts (§4.2).
 
-Given an image x and prompts for two layers, find layers x¹, x² and a mask m with
-``x = m·x¹ + (1−m)·x²``. Each iteration, for each layer l, K binary masks keep the pixels that m
-assigns to l (Bernoulli(m) for the foreground, Bernoulli(1−m) for the background), and every
-cell is held out of at least one of a layer's K samples; the image is inpainted from each kept
-set under that layer's prompt with inexact-Newton iterations at a single noise level (the x̂0 of
-a perturbed x_t, not a full sampling run). R runs start from different random masks, and all
-2RK samples go through the denoiser as one batch.
+Given an image x and prompts for L ≥ 2 layers (front to back, the background last), find layers
+x_l and shares m_l with ``x = Σ_l m_l·x_l`` and ``Σ_l m_l = 1`` (two layers: a foreground, a
+background and the mask m = m_1). Each iteration, for each layer l, K binary masks keep the
+pixels that m_l assigns to l (Bernoulli(m_l)), and every cell is held out of at least one of a
+layer's K samples; the image is inpainted from each kept set under that layer's prompt with
+inexact-Newton iterations at a single noise level (the x̂0 of a perturbed x_t, not a full
+sampling run). R runs start from different random shares, and all L·R·K samples go through the
+denoiser as one batch.
 Each layer becomes a per-pixel Gaussian, fitted to the samples in which that pixel was *held
 out* (so a layer is scored on how well its other pixels predict it), its variance calibrated by
-the layer's own prediction error; m moves toward the posterior responsibility of the foreground
-layer (EM for a two-component mixture, the foreground's share of the image as the prior, the
-evidence pooled over a pixel's neighbours). A last check swaps a partition if the background
-prompt denoises its foreground side better than the foreground prompt does, and keeps the run
-whose partition agrees best with the prompts.
+the layer's own prediction error; the shares move toward the posterior responsibilities (EM for
+an L-component mixture, each layer's share of the image as its prior, the evidence pooled over a
+pixel's neighbours). A last check gives each component of a partition
+the prompt that denoises it best (for two layers: swap or not) and keeps the run whose partition
+agrees best with the prompts.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,16 +30,20 @@ import torch.nn.functional as F
 from solvers import add_noise, refine
 
 from ..constraints import Mask
-from .recompose import exact_layers, recompose
+from .recompose import exact_layers
+from .result import Layers
 from .stats import (
     keep_masks,
     layer_stats,
     log_likelihood,
+    log_prior,
     pool_evidence,
-    prior_log_odds,
     residual_variance,
     select_run,
 )
+
+MAX_LAYERS = 8
+"""The most layers one run infers (the orientation check tries every assignment of prompts)."""
 
 
 @dataclass(frozen=True)
@@ -109,30 +114,6 @@ class DecomposeConfig:
             raise ValueError(f"prior: {self.prior!r} is not one of 'uniform', 'mask', 'mixture'")
 
 
-@dataclass
-class Layers:
-    """Result of :func:`decompose`; images are (1, 3, H, W) in [−1, 1], the mask (1, 1, H, W).
-
-    ``recompose(mask, foreground, background)`` reproduces the input image. ``history`` holds the
-    largest mean mask change of every update (over the restarts); ``swapped`` tells whether the
-    orientation check swapped the partition the updates found, ``restart`` which run was kept.
-    """
-
-    foreground: torch.Tensor
-    background: torch.Tensor
-    mask: torch.Tensor
-    history: list[float] = field(default_factory=list)
-    swapped: bool = False
-    restart: int = 0
-    nfe: int = 0
-    seconds: float = 0.0
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def recomposition(self) -> torch.Tensor:
-        return recompose(self.mask, self.foreground, self.background)
-
-
 def _cells(mask: torch.Tensor, factor: int) -> torch.Tensor:
     return mask if factor == 1 else F.avg_pool2d(mask, factor)
 
@@ -142,11 +123,12 @@ def _pixels(cells: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class _Sampler:
-    """Draws inpainted x̂0 samples for both layers in one batch."""
+    """Draws inpainted x̂0 samples for every layer in one batch."""
 
     def __init__(self, backend, image, prompts, config: DecomposeConfig, generator):
         self.backend, self.config, self.generator = backend, config, generator
         self.factor = backend.factor
+        self.count = len(prompts)
         self.denoiser = backend.denoiser(list(prompts), config.negative_prompt, config.guidance)
         scheduler = self.denoiser.scheduler
         self.scheduler = scheduler
@@ -157,27 +139,27 @@ class _Sampler:
 
     @torch.no_grad()
     def prompt_errors(self, levels: int) -> torch.Tensor:
-        """Per-cell denoising error of the image under each prompt (2, 1, h, w).
+        """Per-cell denoising error of the image under each prompt (L, 1, h, w).
 
         The image latent is noised to ``levels`` noise levels spread over (0.2, 0.9) with the same
-        noise for both prompts, and each prompt's x̂0 is compared with the latent: the prompt that
+        noise for every prompt, and each prompt's x̂0 is compared with the latent: the prompt that
         describes a region denoises it better (a diffusion classifier, per cell).
         """
         steps = self.scheduler.config.num_train_timesteps
         times = torch.linspace(0.2, 0.9, levels) * (steps - 1)
-        errors = torch.zeros(2, 1, *self.y.shape[-2:], device=self.y.device)
+        errors = torch.zeros(self.count, 1, *self.y.shape[-2:], device=self.y.device)
         for t in times.round().long().tolist():
             noise = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
-            x_t = add_noise(self.y, noise, t, self.scheduler).expand(2, -1, -1, -1)
+            x_t = add_noise(self.y, noise, t, self.scheduler).expand(self.count, -1, -1, -1)
             x0 = self.denoiser(x_t, t)
             errors += (x0 - self.y).pow(2).sum(1, keepdim=True) / levels
         self.nfe += levels
         return errors
 
     def draw(self, keep: torch.Tensor) -> torch.Tensor:
-        """Inpaint ``y`` from the cells each row of ``keep`` (2n, 1, h, w) holds; decode to pixels.
+        """Inpaint ``y`` from the cells each row of ``keep`` (L·n, 1, h, w) holds; decode to pixels.
 
-        The first n rows use the first prompt, the rest the second (one batched call).
+        Rows l·n … l·n + n − 1 use prompt l (one batched call).
         """
         y = self.y.expand(keep.shape[0], -1, -1, -1)
         kept = keep.sum((2, 3), keepdim=True).clamp_min(1.0)
@@ -196,12 +178,56 @@ class _Sampler:
             return self.backend.decode(out.x0).float().clamp(-1, 1)
 
 
+def layer_prompts(prompts: Sequence[str | Sequence[str]]) -> list[str]:
+    """The prompts of ``decompose(…, "fg", "bg")`` or ``decompose(…, ["a", "b", "bg"])``, checked.
+
+    Raises:
+        ValueError: fewer than two layers, more than :data:`MAX_LAYERS`, or an empty prompt.
+    """
+    flat: list[str] = []
+    for prompt in prompts:
+        flat.extend([prompt] if isinstance(prompt, str) else list(prompt))
+    if not 2 <= len(flat) <= MAX_LAYERS:
+        raise ValueError(
+            f"prompts: expected 2 to {MAX_LAYERS} layers (front to back, the background last), "
+            f"got {len(flat)}"
+        )
+    for index, prompt in enumerate(flat):
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"prompts[{index}]: a layer needs a non-empty prompt")
+    return flat
+
+
+def initial_shares(runs: int, count: int, size: tuple[int, int], generator, device) -> torch.Tensor:
+    """Random shares (R, L, H, W) summing to 1: two layers draw the foreground's uniformly in
+    [0.01, 0.99]; more layers draw each from the flat Dirichlet (normalised exponentials)."""
+    if count == 2:
+        fg = torch.rand((runs, 1, *size), generator=generator, device=device) * 0.98 + 0.01
+        return torch.cat([fg, 1 - fg], 1)
+    draws = torch.rand((runs, count, *size), generator=generator, device=device)
+    weights = -torch.log(draws.clamp_min(1e-6))
+    return _normalised((weights / weights.sum(1, keepdim=True)).clamp(0.01, 0.99))
+
+
+def _normalised(shares: torch.Tensor) -> torch.Tensor:
+    """Shares (R, L, H, W) scaled to sum to 1, the last layer taking the remainder exactly."""
+    front = shares[:, :-1] / shares.sum(1, keepdim=True).clamp_min(1e-12)
+    return torch.cat([front, (1 - front.sum(1, keepdim=True)).clamp_min(0)], 1)
+
+
+def responsibilities(scores: torch.Tensor) -> torch.Tensor:
+    """Categorical responsibilities (R, L, H, W) from the layers' log-evidence (R, L, H, W): the
+    softmax; two layers: the sigmoid of the log-likelihood ratio."""
+    if scores.shape[1] == 2:
+        fg = torch.sigmoid(scores[:, :1] - scores[:, 1:])
+        return torch.cat([fg, 1 - fg], 1)
+    return _normalised(torch.softmax(scores, 1))
+
+
 def decompose(
     backend,
     image: torch.Tensor,
-    fg_prompt: str,
-    bg_prompt: str,
-    *,
+    *prompts: str | Sequence[str],
     config: DecomposeConfig | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict], None] | None = None,
@@ -209,27 +235,28 @@ def decompose(
     init_mask: torch.Tensor | None = None,
     **overrides,
 ) -> Layers:
-    """Decompose ``image`` into a foreground, a background and a soft mask (§4.2).
+    """Decompose ``image`` into L layers and their shares (§4.2).
 
     Args:
         backend: a loaded model (:func:`layerdecomp.models.load_model`).
         image: (1, 3, H, W) in [−1, 1]; sides a multiple of ``backend.size_multiple``.
-        fg_prompt, bg_prompt: the layers' prompts.
+        prompts: the layers' prompts, front to back, the background last: two or more strings,
+            or one list (``decompose(b, x, "a cat", "a lawn")``, ``decompose(b, x, [p1, p2, p3])``).
         config: the parameters (defaults: :class:`DecomposeConfig`); keyword ``overrides``
             replace single fields.
         generator: seeds the mask initialisation, the Bernoulli masks and the noise.
-        callback: called after every iteration with a dict (iteration, mask: the R runs' masks
-            (R, 1, H, W), change, nfe).
+        callback: called after every iteration with a dict (iteration, mask: the R runs' shares
+            (R, L, H, W), change, nfe).
         disable: disable the progress bar.
-        init_mask: (1, 1, H, W) in [0, 1] to start from instead of a uniformly random mask (every
-            run starts from it; they differ by their samples only).
+        init_mask: shares to start from instead of random ones (every run starts from them; they
+            differ by their samples only): (1, L, H, W), or for two layers the foreground's
+            (1, 1, H, W); values in [0, 1].
     """
     config = config or DecomposeConfig()
     if overrides:
         config = DecomposeConfig(**{**asdict(config), **overrides})
-    for name, prompt in (("fg_prompt", fg_prompt), ("bg_prompt", bg_prompt)):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"{name}: a layer needs a non-empty prompt")
+    prompts = layer_prompts(prompts)
+    count = len(prompts)
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"image: expected a (1, 3, H, W) tensor, got {tuple(image.shape)}")
     multiple = getattr(backend, "size_multiple", backend.factor)
@@ -238,72 +265,82 @@ def decompose(
 
     start = time.perf_counter()
     image = image.float().to(getattr(backend, "device", image.device))
-    sampler = _Sampler(backend, image, (fg_prompt, bg_prompt), config, generator)
+    sampler = _Sampler(backend, image, prompts, config, generator)
     k, runs, factor = config.samples, config.restarts, sampler.factor
-    shape = (1, 1, *image.shape[-2:])
+    size = tuple(image.shape[-2:])
     if init_mask is None:
-        mask = torch.rand((runs, *shape[1:]), generator=generator, device=image.device)
-        mask = mask * 0.98 + 0.01
-    elif tuple(init_mask.shape) != shape:
-        raise ValueError(f"init_mask: expected shape {shape}, got {tuple(init_mask.shape)}")
+        masks = initial_shares(runs, count, size, generator, image.device)
     else:
-        mask = init_mask.float().to(image.device).clamp(0.01, 0.99).expand(runs, -1, -1, -1)
+        masks = _initial(init_mask, count, size).to(image.device).expand(runs, -1, -1, -1)
+    min_share = min(config.min_share, 1.0 / count)
     history: list[float] = []
     from tqdm.auto import trange
 
     for iteration in trange(config.iterations, desc="layers", disable=disable, leave=False):
-        keep = keep_masks(_cells(mask, factor), k, generator)
-        samples = sampler.draw(keep).unflatten(0, (2, runs, k))
-        held_out = (1 - _pixels(keep, factor)).unflatten(0, (2, runs, k))
-        stats = [layer_stats(samples[i], held_out[i], config.variance_floor) for i in range(2)]
+        keep = keep_masks(_cells(masks, factor), k, generator)
+        samples = sampler.draw(keep).unflatten(0, (count, runs, k))
+        held_out = (1 - _pixels(keep, factor)).unflatten(0, (count, runs, k))
+        stats = [layer_stats(samples[i], held_out[i], config.variance_floor) for i in range(count)]
         if config.calibrate:
             stats = [
-                (mean, var + residual_variance(image, mean, weight))
-                for (mean, var), weight in zip(stats, (mask, 1 - mask), strict=True)
+                (mean, var + residual_variance(image, mean, masks[:, i : i + 1]))
+                for i, (mean, var) in enumerate(stats)
             ]
-        log_ratio = log_likelihood(image, *stats[0]) - log_likelihood(image, *stats[1])
-        log_ratio = log_ratio + prior_log_odds(mask, config.prior, config.min_share)
+        scores = torch.cat([log_likelihood(image, *layer) for layer in stats], 1)
+        scores = scores + log_prior(masks, config.prior, min_share)
         # pool the evidence of neighbouring pixels; edges stay sharp
-        responsibility = torch.sigmoid(pool_evidence(log_ratio, config.smoothing))
-        new_mask = (1 - config.damping) * mask + config.damping * responsibility
-        change = (new_mask - mask).abs().mean((1, 2, 3)).max().item()  # the slowest run's
-        mask = new_mask.clamp(0, 1)
+        pooled = pool_evidence(scores, config.smoothing)
+        new_masks = (1 - config.damping) * masks + config.damping * responsibilities(pooled)
+        new_masks = _normalised(new_masks.clamp(0, 1))
+        change = (new_masks - masks)[:, :-1].abs().sum(1).mean((1, 2)).max().item()
+        masks = new_masks
         history.append(change)
         if callback is not None:
-            callback({"iteration": iteration, "mask": mask, "change": change, "nfe": sampler.nfe})
+            callback({"iteration": iteration, "mask": masks, "change": change, "nfe": sampler.nfe})
         if change < config.tol:
             break
 
-    swapped, chosen = False, 0
+    order, chosen = list(range(count)), 0
     if config.orient or runs > 1:
-        # Which side of each partition is which layer: the side the foreground prompt denoises
-        # better than the background prompt (EM alone can settle on the swapped partition); of
-        # several runs, the one whose partition agrees best with the prompts.
+        # Which component of each partition is which layer: the prompt that denoises it best (EM
+        # alone can settle on a permuted partition); of several runs, the one whose partition
+        # agrees best with the prompts.
         errors = sampler.prompt_errors(config.orient_levels)
-        gain = errors[1] - errors[0]  # > 0 where the foreground prompt explains the cell better
-        chosen, swapped = select_run(gain, _cells(mask, factor), config.orient)
-    mask = mask[chosen : chosen + 1]
-    if swapped:
-        mask = 1 - mask
+        chosen, order = select_run(errors, _cells(masks, factor), config.orient)
+    masks = masks[chosen]
+    if order != list(range(count)):
+        masks = masks[torch.tensor(order).argsort()]  # component c holds prompt order[c]'s layer
+    masks = masks.unsqueeze(1)  # (L, 1, H, W)
 
-    # Final layers: each inpainted from the cells the mask gives it outright, averaged.
+    # Final layers: each inpainted from the cells where it holds the largest share, averaged.
     n = config.final_samples
-    cells = _cells(mask, factor)
-    keep = torch.cat([(cells > 0.5).expand(n, -1, -1, -1), (cells < 0.5).expand(n, -1, -1, -1)])
-    samples = sampler.draw(keep.float())
-    fg, bg = samples[:n].mean(0, keepdim=True), samples[n:].mean(0, keepdim=True)
-    fg, bg = exact_layers(image, mask, fg, bg)
+    owner = _cells(masks, factor).argmax(0, keepdim=True)  # (1, 1, h, w)
+    keep = torch.cat([(owner == i).float().expand(n, -1, -1, -1) for i in range(count)])
+    samples = sampler.draw(keep).unflatten(0, (count, n)).mean(1)
     return Layers(
-        foreground=fg,
-        background=bg,
-        mask=mask,
+        images=exact_layers(image, masks, samples),
+        masks=masks,
+        prompts=prompts,
         history=history,
-        swapped=swapped,
+        order=order,
         restart=chosen,
         nfe=sampler.nfe,
         seconds=time.perf_counter() - start,
-        config={**asdict(config), "timestep": sampler.t},
+        config={**asdict(config), "timestep": sampler.t, "layers": count},
     )
 
 
-__all__ = ["DecomposeConfig", "Layers", "decompose"]
+def _initial(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torch.Tensor:
+    if count == 2 and tuple(init_mask.shape) == (1, 1, *size):
+        fg = init_mask.float().clamp(0.01, 0.99)
+        return torch.cat([fg, 1 - fg], 1)
+    if tuple(init_mask.shape) != (1, count, *size):
+        raise ValueError(
+            f"init_mask: expected shape {(1, count, *size)}"
+            + (f" or {(1, 1, *size)}" if count == 2 else "")
+            + f", got {tuple(init_mask.shape)}"
+        )
+    return _normalised(init_mask.float().clamp(0.01, 0.99))
+
+
+__all__ = ["MAX_LAYERS", "DecomposeConfig", "Layers", "decompose", "layer_prompts"]

@@ -1,4 +1,4 @@
-"""Exact recomposition: layers that reproduce the input, ``x = m·x¹ + (1−m)·x²`` (§4.2)."""
+"""Exact recomposition: layers that reproduce the input, ``x = Σ_l m_l·x_l`` (§4.2)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,26 @@ import torch
 from ..constraints.blend import recompose
 
 
-def exact_layers(image, mask, fg, bg):
-    """Layers close to the estimates ``fg``, ``bg`` with ``m·fg + (1−m)·bg = image`` exactly.
+def exact_layers(image: torch.Tensor, masks: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
+    """Layers (L, 3, H, W) close to ``estimates`` with ``Σ_l m_l·x_l = image`` exactly.
 
-    Per pixel, ``fg = x + (1−m)·d`` and ``bg = x − m·d`` satisfy the blend for any d; d is the
-    least-squares fit to the estimates, shrunk where needed to stay in [−1, 1]. Where m is 1 (0),
-    the foreground (background) is the input itself and the other layer keeps its estimate.
+    ``image`` is (1, 3, H, W) in [−1, 1], ``masks`` (L, 1, H, W) shares summing to 1. Per pixel,
+    the least-squares correction of the estimates onto the blend equation is
+    ``x_l = x + d_l`` with ``d_l = (e_l − x) − m_l·c / Σ_j m_j²`` and ``c = Σ_j m_j·(e_j − x)``
+    (so ``Σ_l m_l·d_l = 0``); where a layer would leave [−1, 1], every ``d_l`` of that pixel is
+    shrunk by one factor toward 0 (the input itself satisfies the blend and the range). Where a
+    layer's share is 1, that layer is the input and the others keep their estimates. For two
+    layers this is ``fg = x + (1−m)·d``, ``bg = x − m·d``.
     """
-    d = ((1 - mask) * (fg - image) - mask * (bg - image)) / ((1 - mask) ** 2 + mask**2)
+    offsets = estimates - image
+    energy = (masks**2).sum(0, keepdim=True)
+    residual = (masks * offsets).sum(0, keepdim=True)
+    d = offsets - masks * residual / energy
 
-    def room(step):  # the largest s in [0, 1] with image + s·step inside [−1, 1]
-        up = torch.where(step > 0, (1 - image) / step.clamp_min(1e-12), 1.0)
-        down = torch.where(step < 0, (-1 - image) / step.clamp_max(-1e-12), 1.0)
-        return torch.minimum(up, down).clamp(0, 1)
-
-    s = torch.minimum(room((1 - mask) * d), room(-mask * d))
-    return image + s * (1 - mask) * d, image - s * mask * d
+    up = torch.where(d > 0, (1 - image) / d.clamp_min(1e-12), 1.0)
+    down = torch.where(d < 0, (-1 - image) / d.clamp_max(-1e-12), 1.0)
+    s = torch.minimum(up, down).clamp(0, 1).amin(0, keepdim=True)
+    return image + s * d
 
 
 __all__ = ["exact_layers", "recompose"]

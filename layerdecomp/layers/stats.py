@@ -6,6 +6,8 @@ described with its reason in ``docs/algorithm.md`` ("The layer engine").
 
 from __future__ import annotations
 
+import itertools
+
 import kornia
 import torch
 
@@ -15,21 +17,23 @@ overwhelming evidence cannot decide its neighbours."""
 
 
 def keep_masks(cells: torch.Tensor, k: int, generator) -> torch.Tensor:
-    """K keep masks per layer and mask (2RK, 1, h, w) for R masks ``cells`` (R, 1, h, w):
-    Bernoulli(m) for the foreground (rows r·K … r·K + K − 1), Bernoulli(1 − m) for the background
-    (the same rows after R·K), and each cell is held out of at least one sample of each layer.
+    """K keep masks per layer and run (L·R·K, 1, h, w) for the shares ``cells`` (R, L, h, w):
+    Bernoulli(m_l) for layer l (rows l·R·K + r·K … l·R·K + r·K + K − 1), and each cell is held
+    out of at least one sample of each layer.
 
     Each cell draws a fold in [0, K) and is dropped from that sample, so every pixel of every layer
     is predicted from its context at least once: without it, a cell that a layer keeps in all K
     samples would be scored by the layer's reconstruction of its own kept pixel, and the layer
     holding more of the image would win ever more of it.
     """
-    runs = cells.shape[0]
-    per_sample = cells.repeat_interleave(k, dim=0)
-    keep = torch.bernoulli(torch.cat([per_sample, 1 - per_sample]), generator=generator)
+    runs, count = cells.shape[:2]
+    shares = cells.transpose(0, 1).reshape(count * runs, 1, *cells.shape[-2:])
+    keep = torch.bernoulli(shares.repeat_interleave(k, dim=0), generator=generator)
     rows = torch.arange(k, device=cells.device).repeat(runs).view(runs * k, 1, 1, 1)
-    for layer in range(2):
-        fold = torch.randint(0, k, cells.shape, generator=generator, device=cells.device)
+    for layer in range(count):
+        fold = torch.randint(
+            0, k, (runs, 1, *cells.shape[-2:]), generator=generator, device=cells.device
+        )
         held = fold.repeat_interleave(k, dim=0) == rows
         keep[layer * runs * k : (layer + 1) * runs * k] *= (~held).to(keep.dtype)
     return keep
@@ -56,47 +60,69 @@ def residual_variance(image, mean, weight):
     return error / (3 * weight.sum((1, 2, 3), keepdim=True)).clamp_min(1e-6)
 
 
-def prior_log_odds(mask: torch.Tensor, prior: str, min_share: float) -> torch.Tensor:
-    """The prior log-odds of the foreground for masks (R, 1, H, W).
+def log_prior(masks: torch.Tensor, prior: str, min_share: float) -> torch.Tensor:
+    """The log prior (unnormalised) of each layer for shares (R, L, H, W).
 
-    ``prior`` is ``"mask"`` (the mask itself, per pixel), ``"mixture"`` (the foreground's share of
-    the image, kept in [min_share, 1 − min_share]) or ``"uniform"`` (0).
+    ``prior`` is ``"mask"`` (the shares themselves, per pixel), ``"mixture"`` (each layer's share
+    of the image, kept in [min_share, 1 − min_share]) or ``"uniform"`` (0). For two layers the
+    difference of the two is the foreground's prior log-odds.
     """
     if prior == "mask":
-        return torch.logit(mask.clamp(1e-4, 1 - 1e-4))
+        return masks.clamp(1e-4, 1 - 1e-4).log()
     if prior == "mixture":
-        share = mask.mean((1, 2, 3), keepdim=True)
-        return torch.logit(share.clamp(min_share, 1 - min_share))
-    return torch.zeros_like(mask[:, :, :1, :1])
+        share = masks.mean((2, 3), keepdim=True)
+        return share.clamp(min_share, 1 - min_share).log()
+    return torch.zeros_like(masks[:, :, :1, :1])
 
 
 def log_likelihood(image, mean, var):
     return (-0.5 * (image - mean) ** 2 / var - 0.5 * var.log()).sum(1, keepdim=True)
 
 
-def select_run(gain: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple[int, bool]:
-    """The run (of R masks ``cells``, (R, 1, h, w)) whose partition agrees best with the prompts,
-    and whether to swap it.
+def orderings(count: int, orient: bool) -> torch.Tensor:
+    """The assignments of prompts to a partition's components to try (P, L): every permutation
+    with ``orient`` (the identity first), else the identity alone."""
+    if not orient:
+        return torch.arange(count).unsqueeze(0)
+    return torch.tensor(list(itertools.permutations(range(count))))
 
-    A run's agreement is Σ gain·(2m − 1), ``gain`` (1, h, w) being > 0 where the foreground
-    prompt denoises a cell better: high when the foreground side is where the foreground prompt
-    fits. With ``orient``, a run found the wrong way round counts by its swapped agreement.
+
+def select_run(errors: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple[int, list[int]]:
+    """The run (of R partitions ``cells``, (R, L, h, w)) that agrees best with the prompts, and
+    which prompt each of its components gets.
+
+    ``errors`` (L, 1, h, w) is each prompt's per-cell denoising error of the image. Giving
+    component c to prompt π(c) scores −Σ_c Σ_cells m_c·err_π(c): the partition is explained best
+    when each component holds the cells its prompt denoises best. With ``orient`` every
+    assignment is tried (for two layers: swap or not), else only the identity; returns the run
+    and the assignment ``order`` (``order[c]`` = prompt of component c) with the highest score.
     """
-    agreement = (gain * (2 * cells - 1)).sum((1, 2, 3))
-    flip = agreement < 0 if orient else torch.zeros_like(agreement, dtype=torch.bool)
-    chosen = int(torch.where(flip, -agreement, agreement).argmax())
-    return chosen, bool(flip[chosen])
+    # fit[r, c, l] = −Σ m_{r,c} · err_l
+    fit = -torch.einsum("rchw,lhw->rcl", cells, errors[:, 0])
+    perms = orderings(cells.shape[1], orient).to(cells.device)  # (P, L)
+    index = perms.unsqueeze(0).expand(cells.shape[0], -1, -1)  # (R, P, L)
+    scores = torch.gather(
+        fit.unsqueeze(1).expand(-1, perms.shape[0], -1, -1), 3, index.unsqueeze(-1)
+    )
+    scores = scores.squeeze(-1).sum(-1)  # (R, P)
+    best = int(scores.flatten().argmax())
+    run, choice = divmod(best, perms.shape[0])
+    return run, perms[choice].tolist()
 
 
-def pool_evidence(log_ratio: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Pool each pixel's log-likelihood ratio with its neighbours' (Gaussian, σ pixels).
+def pool_evidence(scores: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Pool each layer's log-evidence (R, L, H, W) with its neighbours' (Gaussian, σ pixels).
 
-    The ratios are clipped to ±:data:`EVIDENCE_CAP` first; σ = 0 returns them unchanged.
+    Each pixel's scores are taken relative to its best layer's and floored at −:data:`EVIDENCE_CAP`
+    first, so one pixel's overwhelming evidence cannot decide its neighbours while front layers
+    stay distinguishable from each other (for two layers this clips the log-likelihood ratio to
+    ±the cap); σ = 0 returns the relative scores unclipped.
     """
+    relative = scores - scores.amax(1, keepdim=True)
     if sigma <= 0:
-        return log_ratio
-    log_ratio = log_ratio.clamp(-EVIDENCE_CAP, EVIDENCE_CAP)
+        return relative
+    relative = relative.clamp_min(-EVIDENCE_CAP)
     size = 2 * int(3 * sigma) + 1
     return kornia.filters.gaussian_blur2d(
-        log_ratio, (size, size), (float(sigma), float(sigma)), border_type="replicate"
+        relative, (size, size), (float(sigma), float(sigma)), border_type="replicate"
     )

@@ -7,6 +7,8 @@ and brings the mask and layers back to the input's size, re-fitted to recompose 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import kornia
 import torch
 from PIL import Image
@@ -20,9 +22,7 @@ from .generate import round_up
 def decompose_image(
     backend,
     image: Image.Image,
-    fg_prompt: str,
-    bg_prompt: str,
-    *,
+    *prompts: str | Sequence[str],
     seed: int = 0,
     config: DecomposeConfig | None = None,
     disable: bool | None = None,
@@ -30,6 +30,9 @@ def decompose_image(
     **overrides,
 ) -> Layers:
     """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
+
+    ``prompts`` are the layers' prompts front to back, the background last: two or more strings
+    (``decompose_image(b, im, "a cat", "a lawn")``) or one list.
 
     The model works on the image resized (antialiased) so that its longer side is ``work_side``
     (default: the model's native resolution where the backend tells it; 0 keeps the image's own
@@ -55,22 +58,20 @@ def decompose_image(
     layers = decompose(
         backend,
         pixels,
-        fg_prompt,
-        bg_prompt,
+        *prompts,
         config=config,
         generator=generator,
         disable=disable,
         **overrides,
     )
     if work != (height, width):
-        mask = _resize(layers.mask, (height, width)).clamp(0, 1)
-        fg = _resize(layers.foreground, (height, width)).clamp(-1, 1)
-        bg = _resize(layers.background, (height, width)).clamp(-1, 1)
-        layers.mask = mask
-        layers.foreground, layers.background = exact_layers(original, mask, fg, bg)
+        masks = _resize(layers.masks, (height, width)).clamp(0, 1)
+        masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-12)
+        masks[-1] = (1 - masks[:-1].sum(0)).clamp_min(0)
+        estimates = _resize(layers.images, (height, width)).clamp(-1, 1)
+        layers.masks, layers.images = masks, exact_layers(original, masks, estimates)
     else:  # decompose already fitted the layers to this very image
-        layers.mask = layers.mask.cpu()
-        layers.foreground, layers.background = layers.foreground.cpu(), layers.background.cpu()
+        layers.masks, layers.images = layers.masks.cpu(), layers.images.cpu()
     layers.config["seed"] = seed
     layers.config["work_size"] = [work[1], work[0]]
     return layers

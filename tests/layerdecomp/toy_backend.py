@@ -72,12 +72,19 @@ class ToyBackend:
 
 
 def toy_decompose(image, fg="red", bg="blue", seed=0, backend=None, **overrides):
-    """:func:`layerdecomp.layers.decompose` on the toy model, seeded, without a progress bar."""
+    """:func:`layerdecomp.layers.decompose` on the toy model, seeded, without a progress bar;
+    ``fg`` is one prompt or a list of them (front to back)."""
     from layerdecomp.layers import decompose
 
     generator = torch.Generator().manual_seed(seed)
+    prompts = [fg] if isinstance(fg, str) else list(fg)
     return decompose(
-        backend or ToyBackend(), image, fg, bg, generator=generator, disable=True, **overrides
+        backend or ToyBackend(),
+        image,
+        [*prompts, bg],
+        generator=generator,
+        disable=True,
+        **overrides,
     )
 
 
@@ -89,3 +96,15 @@ def disk_image(side: int = 16, radius: float = 4.5, fg="red", bg="blue"):
     fg_rgb = torch.tensor(COLOURS[fg]).view(1, 3, 1, 1)
     bg_rgb = torch.tensor(COLOURS[bg]).view(1, 3, 1, 1)
     return alpha * fg_rgb + (1 - alpha) * bg_rgb, alpha
+
+
+def three_layer_image(side: int = 16):
+    """A red disk in front of a green bar on blue: the image (1, 3, side, side) and the true
+    visible shares (3, 1, side, side), front to back."""
+    disk, alpha = disk_image(side, radius=side * 0.22)
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    bar = ((xs >= side // 2) & (ys >= side // 4) & (ys < 3 * side // 4)).float()[None, None]
+    bar = bar * (1 - alpha)  # the disk is in front
+    shares = torch.cat([alpha, bar, 1 - alpha - bar]).clamp(0, 1)
+    colours = torch.tensor([COLOURS["red"], COLOURS["green"], COLOURS["blue"]]).view(3, 3, 1, 1)
+    return (shares * colours).sum(0, keepdim=True), shares

@@ -5,9 +5,15 @@ import torch
 
 from layerdecomp.constraints import recompose
 from layerdecomp.layers import DecomposeConfig, exact_layers
-from layerdecomp.layers.stats import keep_masks, prior_log_odds, residual_variance, select_run
+from layerdecomp.layers.stats import keep_masks, log_prior, residual_variance, select_run
 from layerdecomp.tasks.decompose import decompose_image
-from tests.layerdecomp.toy_backend import COLOURS, ToyBackend, disk_image, toy_decompose
+from tests.layerdecomp.toy_backend import (
+    COLOURS,
+    ToyBackend,
+    disk_image,
+    three_layer_image,
+    toy_decompose,
+)
 
 
 def iou(pred, truth):
@@ -46,6 +52,43 @@ def test_layers_recompose_the_input_and_the_background_is_completed(disk):
     assert (layers.foreground - red).abs()[hidden].mean() <= 0.1
 
 
+def test_three_layers_find_each_region_and_recompose_the_input():
+    image, truth = three_layer_image()
+    backend = ToyBackend()
+    layers = toy_decompose(image, fg=["red", "green"], bg="blue", backend=backend)
+    assert layers.count == 3 and layers.prompts == ["red", "green", "blue"]
+    assert torch.allclose(layers.masks.sum(0), torch.ones(1, 16, 16), atol=1e-6)
+    owner = layers.masks.argmax(0)
+    for index in range(3):
+        assert iou(owner == index, truth.argmax(0) == index) >= 0.9, index
+    assert (layers.recomposition - image).abs().max() <= 1e-5
+    # the background is completed behind both objects (where the engine found them)
+    blue = torch.tensor(COLOURS["blue"]).view(3, 1, 1)
+    hidden = ((truth[0] + truth[1]) > 0.5) & (layers.masks[-1] < 0.1)
+    assert (layers.background[0] - blue).abs()[:, hidden[0]].mean() <= 0.1
+    # every layer's samples in one batched call: 3 layers × K × runs
+    config = DecomposeConfig()
+    assert 3 * config.samples * config.restarts in backend.batch_sizes
+    assert set(backend.batch_sizes) == {
+        3 * config.samples * config.restarts,
+        3 * config.final_samples,
+        3,
+    }
+
+
+def test_three_layers_found_in_another_order_get_their_prompts_back():
+    image, truth = three_layer_image()
+    start = truth[[1, 2, 0], 0].unsqueeze(0)  # each component starts on another prompt's region
+    run = dict(seed=0, init_mask=start, iterations=1, damping=0.05, restarts=1)
+    kept = toy_decompose(image, fg=["red", "green"], bg="blue", orient=False, **run)
+    assert kept.order == [0, 1, 2] and not kept.swapped
+    assert iou(kept.masks.argmax(0) == 0, truth.argmax(0) == 1) >= 0.9  # still permuted
+    fixed = toy_decompose(image, fg=["red", "green"], bg="blue", **run)
+    assert fixed.swapped and fixed.order == [1, 2, 0]
+    for index in range(3):
+        assert iou(fixed.masks.argmax(0) == index, truth.argmax(0) == index) >= 0.9
+
+
 def test_all_samples_share_one_batched_call(disk):
     backend, _, _, layers = disk
     config = DecomposeConfig()
@@ -63,7 +106,7 @@ def test_all_samples_share_one_batched_call(disk):
 def test_every_cell_is_held_out_of_some_sample_of_each_layer(value):
     k = 5
     cells = torch.full((1, 1, 6, 7), value)
-    keep = keep_masks(cells, k, torch.Generator().manual_seed(0))
+    keep = keep_masks(torch.cat([cells, 1 - cells], 1), k, torch.Generator().manual_seed(0))
     assert keep.shape == (2 * k, 1, 6, 7)
     for layer in range(2):
         held_out = (1 - keep[layer * k : (layer + 1) * k]).sum(0)
@@ -75,9 +118,10 @@ def test_every_cell_is_held_out_of_some_sample_of_each_layer(value):
         assert keep[(1 - owner) * k : (2 - owner) * k].sum() == 0
 
 
-def testkeep_masks_of_several_runs_follow_each_runs_mask():
+def test_keep_masks_of_several_runs_follow_each_runs_mask():
     k = 4
     cells = torch.stack([torch.zeros(1, 5, 5), torch.ones(1, 5, 5), torch.zeros(1, 5, 5)])
+    cells = torch.cat([cells, 1 - cells], 1)  # (runs, layers, 5, 5)
     keep = keep_masks(cells, k, torch.Generator().manual_seed(0)).view(2, 3, k, 1, 5, 5)
     fg, bg = keep[0].sum(1), keep[1].sum(1)  # (runs, 1, 5, 5): samples keeping each cell
     owned = torch.tensor([0.0, k - 1.0, 0.0]).view(3, 1, 1, 1).expand(3, 1, 5, 5)
@@ -90,29 +134,42 @@ def test_the_run_that_agrees_best_with_the_prompts_is_chosen():
     gain = torch.zeros(1, 6, 6)
     gain[:, 1:4, 1:4] = 1.0  # the foreground prompt fits the centre
     gain[:, 4:, 4:] = -1.0
+    errors = torch.stack([1 - gain, 1 + gain])  # per prompt: lower where it fits
     centre = torch.zeros(1, 6, 6)
     centre[:, 1:4, 1:4] = 1.0
     noise = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(0))
     eroded = centre.clone()
     eroded[:, 1, 1] = 0.0
     runs = torch.stack([noise, 1 - eroded, centre])
-    assert select_run(gain, runs, orient=True) == (2, False)
-    assert select_run(gain, runs[:2], orient=True) == (1, True)  # swapped, it fits best
-    assert select_run(gain, runs[:2], orient=False) == (0, False)
+    runs = torch.cat([runs, 1 - runs], 1)
+    assert select_run(errors, runs, orient=True) == (2, [0, 1])
+    assert select_run(errors, runs[:2], orient=True) == (1, [1, 0])  # swapped, it fits best
+    assert select_run(errors, runs[:2], orient=False) == (0, [0, 1])
+
+
+def test_three_components_get_the_prompts_that_denoise_them_best():
+    regions = torch.zeros(3, 6, 6)
+    regions[0, :2], regions[1, 2:4], regions[2, 4:] = 1.0, 1.0, 1.0
+    errors = (1 - regions).unsqueeze(1)  # prompt l fits region l exactly
+    permuted = regions[[2, 0, 1]].unsqueeze(0)  # component c holds region (2, 0, 1)[c]
+    assert select_run(errors, permuted, orient=True) == (0, [2, 0, 1])
+    assert select_run(errors, permuted, orient=False) == (0, [0, 1, 2])
 
 
 def test_the_mixture_prior_keeps_each_layers_share_within_bounds():
     masks = torch.stack([torch.full((1, 4, 4), 0.01), torch.full((1, 4, 4), 0.6)])
     masks[1, :, 0, 0] = 0.2  # mean 0.575
-    odds = prior_log_odds(masks, "mixture", 0.2).flatten()
+    masks = torch.cat([masks, 1 - masks], 1)
+    prior = log_prior(masks, "mixture", 0.2)
+    odds = (prior[:, 0] - prior[:, 1]).flatten()
     assert odds[0].item() == pytest.approx(torch.logit(torch.tensor(0.2)).item())  # not logit(0.01)
     assert odds[1].item() == pytest.approx(torch.logit(torch.tensor(0.575)).item())
-    per_pixel = prior_log_odds(masks, "mask", 0.2)
-    assert torch.allclose(per_pixel, torch.logit(masks))
-    assert prior_log_odds(masks, "uniform", 0.2).abs().sum() == 0
+    per_pixel = log_prior(masks, "mask", 0.2)
+    assert torch.allclose(per_pixel[:, :1] - per_pixel[:, 1:], torch.logit(masks[:, :1]))
+    assert log_prior(masks, "uniform", 0.2).abs().sum() == 0
 
 
-def testresidual_variance_is_the_owned_pixels_mean_squared_error():
+def test_residual_variance_is_the_owned_pixels_mean_squared_error():
     image = torch.zeros(1, 3, 2, 2)
     mean = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
     weight = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 1, 2, 2)
@@ -154,25 +211,41 @@ def test_runs_are_reproducible_from_the_seed():
     assert not torch.equal(runs[0].mask, runs[2].mask)
 
 
-def testexact_layers_hold_the_blend_equation_inside_the_pixel_range():
+def test_exact_layers_hold_the_blend_equation_inside_the_pixel_range():
     g = torch.Generator().manual_seed(0)
     image, fg, bg = (torch.rand(3, 1, 3, 8, 8, generator=g) * 2 - 1).unbind(0)
     mask = torch.rand(1, 1, 8, 8, generator=g)
     mask[..., 0, :] = 1.0
     mask[..., 1, :] = 0.0
-    new_fg, new_bg = exact_layers(image, mask, fg, bg)
-    assert torch.allclose(recompose(mask, new_fg, new_bg), image, atol=1e-6)
+    new_fg, new_bg = exact_layers(image, torch.cat([mask, 1 - mask]), torch.cat([fg, bg]))
+    assert torch.allclose(recompose(mask, new_fg[None], new_bg[None]), image, atol=1e-6)
     assert new_fg.abs().max() <= 1 + 1e-6 and new_bg.abs().max() <= 1 + 1e-6
-    assert torch.equal(new_fg[..., 0, :], image[..., 0, :])  # certain foreground: the input
-    assert torch.allclose(new_bg[..., 0, :], bg[..., 0, :])  # ... and the estimate behind it
-    assert torch.equal(new_bg[..., 1, :], image[..., 1, :])
+    assert torch.equal(new_fg[..., 0, :], image[0, :, 0, :])  # certain foreground: the input
+    assert torch.allclose(new_bg[..., 0, :], bg[0, :, 0, :])  # ... and the estimate behind it
+    assert torch.equal(new_bg[..., 1, :], image[0, :, 1, :])
+
+
+def test_exact_layers_of_several_layers_are_the_least_squares_fit_inside_the_range():
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 3, 8, 8, generator=g) * 1.6 - 0.8
+    estimates = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1
+    masks = torch.softmax(torch.randn(4, 1, 8, 8, generator=g) * 2, 0)
+    layers = exact_layers(image, masks, estimates)
+    assert torch.allclose((masks * layers).sum(0, keepdim=True), image, atol=1e-6)
+    assert layers.abs().max() <= 1 + 1e-6
+    # where no layer leaves the range, the fit is the least-squares one: the correction of each
+    # layer is proportional to its share
+    correction = (layers - estimates) / masks
+    inside = (layers.abs() < 0.999).all(0) & (masks > 0.05).all(0)
+    spread = correction.amax(0) - correction.amin(0)
+    assert spread[inside].max() <= 1e-3
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(fg_prompt=" "), "^fg_prompt"),
-        (dict(bg_prompt=""), "^bg_prompt"),
+        (dict(fg_prompt=" "), r"^prompts\[0\]"),
+        (dict(bg_prompt=""), r"^prompts\[1\]"),
         (dict(samples=0), "^samples"),
         (dict(noise_level=1.0), "^noise_level"),
         (dict(damping=0.0), "^damping"),
@@ -188,6 +261,15 @@ def test_bad_arguments_name_themselves(kwargs, message):
         toy_decompose(image, fg=fg, bg=bg, **kwargs)
 
 
+@pytest.mark.parametrize("prompts", [["red"], ["red"] * 9])
+def test_the_number_of_layers_is_checked(prompts):
+    from layerdecomp.layers import decompose
+
+    image, _ = disk_image()
+    with pytest.raises(ValueError, match="^prompts: expected 2 to 8 layers"):
+        decompose(ToyBackend(), image, prompts)
+
+
 def test_decompose_image_works_at_work_side_and_returns_the_input_size():
     from layerdecomp.io import image_to_tensor, tensor_to_image
 
@@ -198,5 +280,13 @@ def test_decompose_image_works_at_work_side_and_returns_the_input_size():
     assert layers.mask.shape[-2:] == (16, 16)
     original = image_to_tensor(pil)
     assert (layers.recomposition - original).abs().max() <= 1e-5
+    three, _ = three_layer_image(side=16)
+    pil = tensor_to_image(three)
+    layers = decompose_image(
+        ToyBackend(side=8), pil, ["red", "green", "blue"], work_side=8, disable=True
+    )
+    assert layers.masks.shape == (3, 1, 16, 16) and layers.images.shape == (3, 3, 16, 16)
+    assert torch.allclose(layers.masks.sum(0), torch.ones(1, 16, 16), atol=1e-6)
+    assert (layers.recomposition - image_to_tensor(pil)).abs().max() <= 1e-5
     with pytest.raises(ValueError, match="work_side"):
         decompose_image(ToyBackend(), pil, "red", "blue", work_side=-1, disable=True)

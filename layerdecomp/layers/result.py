@@ -1,0 +1,131 @@
+"""What a decomposition returns: L layers, front to back, and the share of each pixel each holds.
+
+``x = Σ_l m_l·x_l`` with ``Σ_l m_l = 1``: the masks are *visible shares* (per-pixel categorical
+responsibilities). Editors stack layers with *alphas* instead: the front layer's alpha is its
+share, each layer behind it covers what the layers in front left, ``a_l = m_l / (1 − Σ_{j<l} m_j)``,
+and the background is opaque; compositing the layers "over" each other from the back gives the
+same image (:meth:`Layers.recomposition` and :func:`composite_over` agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+def alphas_from_shares(masks: torch.Tensor) -> torch.Tensor:
+    """Stacking alphas (L, 1, H, W) of visible shares (L, 1, H, W), front first.
+
+    Where the layers in front already cover a pixel entirely, the layer's alpha is 0 there; the
+    last layer's alpha is 1.
+    """
+    covered = torch.cumsum(masks, 0) - masks  # Σ_{j<l} m_j
+    left = (1 - covered).clamp_min(0)
+    alphas = torch.where(left > 1e-6, masks / left.clamp_min(1e-6), torch.zeros_like(masks))
+    alphas = alphas.clamp(0, 1)
+    alphas[-1] = 1.0
+    return alphas
+
+
+def shares_from_alphas(alphas: torch.Tensor) -> torch.Tensor:
+    """Visible shares (L, 1, H, W) of stacking alphas, front first (the inverse of
+    :func:`alphas_from_shares`; the last alpha is taken as 1)."""
+    alphas = alphas.clone()
+    alphas[-1] = 1.0
+    left = torch.cumprod(torch.cat([torch.ones_like(alphas[:1]), 1 - alphas[:-1]]), 0)
+    return alphas * left
+
+
+def composite_over(images: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """Layers (L, 3, H, W) with alphas (L, 1, H, W), front first, composited "over" from the
+    back."""
+    out = images[-1:]
+    for layer in range(images.shape[0] - 2, -1, -1):
+        a = alphas[layer : layer + 1]
+        out = a * images[layer : layer + 1] + (1 - a) * out
+    return out
+
+
+@dataclass
+class Layers:
+    """Result of :func:`layerdecomp.layers.decompose`.
+
+    Attributes:
+        images: (L, 3, H, W) in [−1, 1], front to back; the last is the background.
+        masks: (L, 1, H, W) visible shares in [0, 1] summing to 1 over the layers.
+        prompts: the L prompts, front to back (``images[l]`` is ``prompts[l]``'s layer).
+        history: the largest mean mask change of every update (over the restarts).
+        order: ``order[c]`` is the prompt the orientation check gave the partition's component
+            c (the identity when it kept the order the updates found).
+        restart: which of the independent runs was kept.
+        nfe, seconds: denoiser evaluations and wall time.
+        config: the parameters of the run.
+
+    Two layers keep the names of the two-layer API: :attr:`foreground`, :attr:`background` and
+    :attr:`mask` (the foreground's share).
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    prompts: list[str] = field(default_factory=list)
+    history: list[float] = field(default_factory=list)
+    order: list[int] = field(default_factory=list)
+    restart: int = 0
+    nfe: int = 0
+    seconds: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or self.images.shape[1] != 3 or self.images.shape[0] < 2:
+            raise ValueError(f"images: expected (L ≥ 2, 3, H, W), got {tuple(self.images.shape)}")
+        expected = (self.images.shape[0], 1, *self.images.shape[-2:])
+        if tuple(self.masks.shape) != expected:
+            raise ValueError(f"masks: expected {expected}, got {tuple(self.masks.shape)}")
+        if self.prompts and len(self.prompts) != self.images.shape[0]:
+            raise ValueError(f"prompts: {len(self.prompts)} for {self.images.shape[0]} layers")
+        if not self.order:
+            self.order = list(range(self.images.shape[0]))
+
+    @classmethod
+    def two(cls, foreground, background, mask, **fields) -> Layers:
+        """Two layers from a foreground, a background (1, 3, H, W) and its mask (1, 1, H, W)."""
+        return cls(torch.cat([foreground, background]), torch.cat([mask, 1 - mask]), **fields)
+
+    @property
+    def count(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def foreground(self) -> torch.Tensor:
+        """The front layer (1, 3, H, W)."""
+        return self.images[:1]
+
+    @property
+    def background(self) -> torch.Tensor:
+        """The back layer (1, 3, H, W)."""
+        return self.images[-1:]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """The front layer's share (1, 1, H, W)."""
+        return self.masks[:1]
+
+    @property
+    def swapped(self) -> bool:
+        """Whether the orientation check reassigned the prompts to the partition's components."""
+        return self.order != list(range(self.count))
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """Stacking alphas (L, 1, H, W) for editors; the background's is 1."""
+        return alphas_from_shares(self.masks)
+
+    @property
+    def recomposition(self) -> torch.Tensor:
+        """Σ_l m_l·x_l (1, 3, H, W): the input image, exactly."""
+        return (self.masks * self.images).sum(0, keepdim=True)
+
+
+__all__ = ["Layers", "alphas_from_shares", "composite_over", "shares_from_alphas"]
