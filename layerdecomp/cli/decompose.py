@@ -1,20 +1,22 @@
 """``layerdecomp decompose``: foreground, background and mask from two prompts (§4.2).
 
-IMAGE is a file, a folder, or a glob. For one file the outputs go to DIR; otherwise each image
-gets ``DIR/<name>/``, and images whose folder is already complete are skipped, so an interrupted
-run resumes where it stopped.
+IMAGE is a file, a folder, or a glob. For one file the outputs go to DIR. For a folder or glob
+each image gets ``DIR/<name>/``, and the run goes through :func:`layerdecomp.runs.run_folder`:
+under ``torchrun`` or ``accelerate launch`` every process takes its shard; an image whose folder
+was made with the same fingerprint (input, prompts, settings, model, seed, version) is skipped,
+one made otherwise is refused (or redone with ``--overwrite``), and ``DIR/manifest.jsonl``
+records every image. The work of one image is :func:`decompose_one`.
 """
 
 from __future__ import annotations
 
-import glob
 import secrets
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import click
-from PIL import Image
 
 from ..errors import InputError
 from ..layers import DecomposeConfig
@@ -29,37 +31,18 @@ from .options import (
     versions,
 )
 
-_GLOB_CHARS = set("*?[")
 
+def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], bool]:
+    """(input file, output folder) pairs for IMAGE (file, folder or glob) under DIR, and whether
+    IMAGE named many (a folder or glob: one sub-folder each) rather than one file."""
+    from ..runs import image_files, outputs_by_stem
 
-def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
-    """(input file, output folder) pairs for IMAGE (file, folder or glob) under DIR."""
     if output.exists() and not output.is_dir():
         raise InputError(f"output {str(output)!r}: is a file, not a folder")
-    path = Path(image)
-    if path.is_file():
-        return [(path, output)]
-    if path.is_dir():
-        extensions = set(Image.registered_extensions())
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in extensions)
-        what = f"folder {image!r}"
-    elif _GLOB_CHARS & set(image):
-        files = sorted(Path(p) for p in glob.glob(image) if Path(p).is_file())
-        what = f"pattern {image!r}"
-    else:
-        raise InputError(f"image {image!r}: no such file, folder or pattern")
-    if not files:
-        raise InputError(f"{what}: no image files")
-    pairs, seen = [], {}
-    for file in files:
-        if file.stem in seen:
-            raise InputError(
-                f"{what}: {str(seen[file.stem])!r} and {str(file)!r} would both write to "
-                f"{str(output / file.stem)!r}"
-            )
-        seen[file.stem] = file
-        pairs.append((file, output / file.stem))
-    return pairs
+    files, many = image_files(image)
+    if not many:
+        return [(files[0], output)], False
+    return outputs_by_stem(image, files, lambda file: output / file.stem), True
 
 
 @click.command()
@@ -119,78 +102,158 @@ def collect_inputs(image: str, output: Path) -> list[tuple[Path, Path]]:
     help="Longer side, in pixels, the model works at (default: the model's native size; "
     "0: the image's own). The outputs always have the input's size.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Folder or glob: redo the images whose folder was made with other settings (default: "
+    "refuse them; folders made with these settings are skipped).",
+)
 @model_options
-def decompose(image, fg, bg, output, work_side, **params):
-    """Split IMAGE into foreground, background and mask; write them to OUTPUT."""
+def decompose(**params):
+    """Split IMAGE into foreground, background and mask; write them to OUTPUT.
+
+    Under torchrun or accelerate launch, the images of a folder or glob are shared among the
+    processes. The layer engine already batches every sample of one image into each denoiser
+    call, so images are not batched together (inpaint's --batch-images does that).
+    """
+    from ..runs import fingerprint
+    from ..runs.shards import dtype_name
+
     started = time.perf_counter()
-    for name, prompt in (("--fg", fg), ("--bg", bg)):
-        if not prompt.strip():
-            raise InputError(f"{name}: the prompt is empty; describe the layer")
+    for name in ("fg", "bg"):
+        if not params[name].strip():
+            raise InputError(f"--{name}: the prompt is empty; describe the layer")
     config = config_from(DecomposeConfig, params)
-    quiet, seed = params["quiet"], params["seed"]
-    pairs = collect_inputs(image, output)
-    from ..io import open_image, to_rgb
-    from ..layers import is_complete, save_decomposition
-
-    todo = [(src, dst) for src, dst in pairs if len(pairs) == 1 or not is_complete(dst)]
-    for src, _ in todo:  # validate every input before any work
-        open_image(src, "image")
-    if not todo:
-        click.echo(f"all {len(pairs)} images already decomposed in {output}", err=True)
+    pairs, many = collect_inputs(params["image"], params["output"])
+    if many:
+        _folder(pairs, config, params, started)
         return
-    seed = secrets.randbits(32) if seed is None else seed
+    from ..io import open_image
 
+    src, dst = pairs[0]
+    open_image(src, "image")  # a bad input before the model loads
+    seed = secrets.randbits(32) if params["seed"] is None else params["seed"]
+    dtype = dtype_name(params["dtype"], params["device"])
+    stamp = fingerprint(decompose, params, {"image": src}, seed=seed, dtype=dtype)
+    backend = load_backend(params)
+    load = time.perf_counter() - started
+    decompose_one(backend, src, dst, config, params, seed=seed, fingerprint=stamp, load=load)
+
+
+def _folder(pairs, config, params, started) -> None:
+    """The folder or glob run: this process's shard, resumable (:mod:`layerdecomp.runs`)."""
+    from ..io import open_image
+    from ..layers import is_complete
+    from ..layers.writers import METADATA
+    from ..runs import Item, Ranks, Task, fingerprint, run_folder
+    from ..runs.shards import dtype_name, place
+
+    ranks = Ranks.from_env()
+    device = place(params["device"], ranks)
+    dtype = dtype_name(params["dtype"], device)
+    placed = {**params, "device": device, "quiet": params["quiet"] or not ranks.main}
+    loaded: dict[str, Any] = {}
+
+    def work(batch: list[Item], seed: int) -> None:
+        if "backend" not in loaded:
+            loaded["backend"] = load_backend(placed)
+            loaded["load"] = time.perf_counter() - started
+        for item in batch:
+            decompose_one(
+                loaded["backend"],
+                item.source,
+                item.output,
+                config,
+                placed,
+                seed=seed,
+                fingerprint=item.fingerprint,
+                load=loaded["load"],
+            )
+
+    task = Task(
+        fingerprint=lambda item, seed: fingerprint(
+            decompose, params, item.inputs, seed=seed, dtype=dtype
+        ),
+        complete=lambda item: is_complete(item.output),
+        validate=lambda item: open_image(item.source, "image"),
+        work=work,
+    )
+    items = [Item(src, dst, dst / METADATA, {"image": src}) for src, dst in pairs]
+    run_folder(
+        task,
+        items,
+        params["output"],
+        seed=params["seed"],
+        overwrite=params["overwrite"],
+        quiet=params["quiet"],
+        verb="decomposed",
+        ranks=ranks,
+    )
+
+
+def decompose_one(
+    backend,
+    src: Path,
+    dst: Path,
+    config: DecomposeConfig,
+    params: dict[str, Any],
+    *,
+    seed: int,
+    fingerprint: dict[str, Any],
+    load: float,
+) -> None:
+    """Decompose the image ``src`` and write its folder ``dst`` (``run.json`` last)."""
+    from ..io import open_image, to_rgb
+    from ..layers import save_decomposition
+    from ..layers.writers import METADATA
     from ..tasks.decompose import decompose_image
 
-    backend = load_backend(params)
-    loaded = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(todo, desc="images", disable=quiet or len(todo) == 1, unit="image")
-    for src, dst in bar:
-        begin = time.perf_counter()
-        rgb = to_rgb(open_image(src, "image"))
-        layers = decompose_image(
-            backend,
-            rgb,
-            fg,
-            bg,
-            seed=seed,
-            config=config,
-            disable=True if quiet else None,
-            work_side=work_side,
-        )
-        metadata = {
-            "command": "decompose",
-            "image": str(src),
-            "output": str(dst),
-            "size": list(rgb.size),
-            "fg_prompt": fg,
-            "bg_prompt": bg,
-            "seed": seed,
-            "parameters": {
-                **{f.name: getattr(config, f.name) for f in fields(config)},
-                "work_side": work_side,
-                **plain(params, MODEL_OPTIONS),
-            },
-            "model": backend.describe(),
-            "timestep": layers.config.get("timestep"),
-            "work_size": layers.config.get("work_size"),
-            "nfe": layers.nfe,
-            "mask_change": [round(c, 6) for c in layers.history],
-            "iterations_run": len(layers.history),
-            "swapped": layers.swapped,
-            "restart": layers.restart,
-            "timings": {
-                "load": round(loaded - started, 4),
-                "decompose": round(layers.seconds, 4),
-                "image_total": round(time.perf_counter() - begin, 4),
-            },
-            "versions": versions(),
-        }
-        recipe = click.get_current_context().meta.get(RECIPE_META)
-        if recipe is not None:
-            metadata["recipe"] = recipe
-        save_decomposition(dst, rgb, layers, metadata)
-        if not quiet:
-            click.echo(f"wrote {dst} (nfe={layers.nfe}, {layers.seconds:.1f}s)", err=True)
+    begin = time.perf_counter()
+    quiet, fg, bg, work_side = params["quiet"], params["fg"], params["bg"], params["work_side"]
+    rgb = to_rgb(open_image(src, "image"))
+    layers = decompose_image(
+        backend,
+        rgb,
+        fg,
+        bg,
+        seed=seed,
+        config=config,
+        disable=True if quiet else None,
+        work_side=work_side,
+    )
+    metadata = {
+        "command": "decompose",
+        "image": str(src),
+        "output": str(dst),
+        "size": list(rgb.size),
+        "fg_prompt": fg,
+        "bg_prompt": bg,
+        "seed": seed,
+        "parameters": {
+            **{f.name: getattr(config, f.name) for f in fields(config)},
+            "work_side": work_side,
+            **plain(params, MODEL_OPTIONS),
+        },
+        "model": backend.describe(),
+        "timestep": layers.config.get("timestep"),
+        "work_size": layers.config.get("work_size"),
+        "nfe": layers.nfe,
+        "mask_change": [round(c, 6) for c in layers.history],
+        "iterations_run": len(layers.history),
+        "swapped": layers.swapped,
+        "restart": layers.restart,
+        "timings": {
+            "load": round(load, 4),
+            "decompose": round(layers.seconds, 4),
+            "image_total": round(time.perf_counter() - begin, 4),
+        },
+        "versions": versions(),
+        "fingerprint": fingerprint,
+    }
+    recipe = click.get_current_context().meta.get(RECIPE_META)
+    if recipe is not None:
+        metadata["recipe"] = recipe
+    (dst / METADATA).unlink(missing_ok=True)  # never new files next to an old run.json
+    save_decomposition(dst, rgb, layers, metadata)
+    if not quiet:
+        click.echo(f"wrote {dst} (nfe={layers.nfe}, {layers.seconds:.1f}s)", err=True)

@@ -98,7 +98,7 @@ def test_folder_and_glob_resume_without_redoing(tmp_path, toy, cli):
     out = tmp_path / "out"
     result = cli("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c"]
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b", "c", "manifest.jsonl"]
     # a killed run: b lost its run.json; only b is redone
     (out / "b" / "run.json").unlink()
     stamp = (out / "a" / "run.json").stat().st_mtime_ns
@@ -110,6 +110,14 @@ def test_folder_and_glob_resume_without_redoing(tmp_path, toy, cli):
     assert (out / "a" / "run.json").stat().st_mtime_ns == stamp
     result = cli("decompose", images, "--fg", "red", "--bg", "blue", "-o", out, *FAST)
     assert result.exit_code == 0 and "already decomposed" in result.stderr
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(line["output"][-1], line["status"]) for line in lines] == [
+        *[(n, "done") for n in "abc"],
+        ("a", "skipped"),
+        ("c", "skipped"),
+        ("b", "done"),
+        *[(n, "skipped") for n in "abc"],
+    ]
 
 
 def test_the_real_loader_runs_a_tiny_stable_diffusion(tmp_path, sd1_folder, cli):

@@ -1,4 +1,5 @@
-"""The inpainting API: sizes, exact paste-back, masks as images or tensors, batching."""
+"""The inpainting API: sizes, exact paste-back, masks as images or tensors, batches of samples
+and batches of images (``inpaint_batch``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from PIL import Image
 
 from layerdecomp.errors import InputError
 from layerdecomp.models import load_model
-from layerdecomp.tasks.inpaint import inpaint
+from layerdecomp.tasks.inpaint import inpaint, inpaint_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -80,3 +81,65 @@ def test_latent_model_residual_falls(sd1_folder):
     )
     first, last = out.residuals[:, 0, 0], out.residuals[:, -1, 0]
     assert (last < first).all()  # the Newton iterations reduce the constraint residual
+
+
+def _shifted_mask(width, height, shift):
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, (shift, 2, width // 2 + shift, height - 3))
+    return mask
+
+
+def test_a_batch_of_one_is_inpaint_bit_for_bit(sd1_folder):
+    backend = load_model(str(sd1_folder), device="cpu")
+    image, mask = _image(13, 9), _mask(13, 9)  # resized to 16×16 and back
+    kwargs = {"steps": 2, "iterations": 1, "seed": 3, "disable_progress": True}
+    alone = inpaint(backend, image, mask, **kwargs)
+    (batched,) = inpaint_batch(backend, [image], [mask], **kwargs)
+    assert batched.raw[0].tobytes() == alone.raw[0].tobytes()
+    assert batched.image.tobytes() == alone.image.tobytes()
+    assert torch.equal(batched.residuals, alone.residuals) and batched.nfe == alone.nfe
+    assert batched.metadata()["parameters"]["batch_images"] == 1
+
+
+def test_a_batch_goes_through_the_denoiser_together(sd1_folder):
+    backend = load_model(str(sd1_folder), device="cpu")
+    sizes = []
+    hook = backend.pipeline.unet.register_forward_pre_hook(
+        lambda module, args: sizes.append(args[0].shape[0])
+    )
+    images = [_image(16, 16).rotate(90 * i) for i in range(3)]
+    masks = [_shifted_mask(16, 16, i) for i in range(3)]
+    kwargs = {"steps": 2, "iterations": 1, "seed": 5, "disable_progress": True}
+    try:
+        outs = inpaint_batch(backend, images, masks, **kwargs)
+        assert sizes and set(sizes) == {3}  # every call of the network takes the three
+        sizes.clear()
+        alone = [inpaint(backend, im, m, **kwargs) for im, m in zip(images, masks, strict=True)]
+        assert set(sizes) == {1}
+    finally:
+        hook.remove()
+    for out, single, image, mask in zip(outs, alone, images, masks, strict=True):
+        keep = np.asarray(mask) == 0
+        assert (np.asarray(out.image)[keep] == np.asarray(image)[keep]).all()
+        difference = np.abs(np.asarray(out.raw[0], int) - np.asarray(single.raw[0], int))
+        assert difference.max() <= 2  # the batched network's rounding, nothing else
+        assert out.residuals.shape == single.residuals.shape == (2, 2, 1)
+        assert torch.allclose(out.residuals, single.residuals, rtol=1e-3, atol=1e-5)
+        assert out.nfe == single.nfe and out.metadata()["parameters"]["batch_images"] == 3
+
+
+def test_what_a_batch_refuses(pixel):
+    image, mask = _image(8, 8), _mask(8, 8)
+    two = ([image, image], [mask, mask])
+    with pytest.raises(InputError, match="one size"):
+        inpaint_batch(pixel, [image, _image(9, 8)], [mask, _mask(9, 8)], steps=1)
+    with pytest.raises(InputError, match="restart"):
+        inpaint_batch(pixel, *two, steps=1, restarts=1)
+    with pytest.raises(InputError, match="restart"):
+        inpaint_batch(pixel, *two, steps=1, eta=0.5)
+    with pytest.raises(InputError, match="tile"):
+        inpaint_batch(pixel, *two, steps=1, tile=4)
+    with pytest.raises(ValueError, match="one per image"):
+        inpaint_batch(pixel, *two[:1], [mask], steps=1)
+    (out,) = inpaint_batch(pixel, [image], [mask], steps=1, iterations=1, restarts=1, seed=0)
+    assert out.image.size == (8, 8)  # one image may restart: its noise is its own
