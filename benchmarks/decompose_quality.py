@@ -7,10 +7,22 @@ touches the border less is the foreground). Metrics: IoU of mask > 0.5 against a
 (sum of |m − α| per image), recomposition PSNR, background PSNR in the hidden region (α > 0.5)
 against the true background, and seconds per image.
 
+``--matting`` adds, per image, :func:`layerdecomp.layers.matting.matte` applied to the engine's
+layers (one row per ``--bands`` value), and alpha-matting errors against the true alpha for the
+engine's mask and for the matted alpha, over the whole image: SAD = Σ|α − α*| / 1000 (thousands,
+the usual unit of matting benchmarks), MSE = mean (α − α*)², and the gradient error of Rhemann et
+al. 2009 = Σ (|∇α| − |∇α*|)² / 1000 with Gaussian-derivative gradients of σ = 1.4 px
+(``scipy.ndimage.gaussian_gradient_magnitude``); means over the images, and the median SAD;
+"better" counts the images whose SAD matting lowers. ``--bands`` are in the engine's working
+pixels (``matte``'s ``band``), ``--sure`` is ``matte``'s ``sure``.
+
     pip install opencv-python-headless    # GrabCut and k-means (the `bench` extra)
     python benchmarks/decompose_quality.py --n 100
+    python benchmarks/decompose_quality.py --n 24 --matting
 
-The last line is ``iou=<x> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``.
+The last line is ``iou=<x> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``, with ``--matting``
+followed by ``engine_sad= matting_sad= engine_sad_median= matting_sad_median= engine_mse=
+matting_mse= engine_grad= matting_grad= matting_better= matting_seconds=`` (the first band's).
 """
 
 from __future__ import annotations
@@ -23,6 +35,8 @@ import numpy as np
 import torch
 
 from layerdecomp.data.composites import make_composite
+from layerdecomp.io import image_to_tensor
+from layerdecomp.layers.matting import DEFAULT_BAND, SURE, matte
 from layerdecomp.models import load_model
 from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
 
@@ -41,6 +55,19 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
 def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     union = (pred | truth).sum()
     return float((pred & truth).sum() / union) if union else 1.0
+
+
+def alpha_errors(alpha: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """SAD / 1000, MSE and the gradient error / 1000 (σ = 1.4) of an alpha against the truth."""
+    from scipy.ndimage import gaussian_gradient_magnitude
+
+    alpha, truth = alpha.astype(np.float64), truth.astype(np.float64)
+    grad = gaussian_gradient_magnitude(alpha, 1.4) - gaussian_gradient_magnitude(truth, 1.4)
+    return {
+        "sad": float(np.abs(alpha - truth).sum() / 1000),
+        "mse": float(((alpha - truth) ** 2).mean()),
+        "grad": float((grad**2).sum() / 1000),
+    }
 
 
 def grabcut(image: np.ndarray, margin: float) -> np.ndarray:
@@ -81,10 +108,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mini")
     parser.add_argument("--n", type=int, default=100, help="the first N held-out composites")
-    parser.add_argument("--split", default="heldout", choices=["heldout", "novel"])
+    parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--margin", type=float, default=0.05, help="GrabCut's rectangle margin")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--matting", action="store_true", help="also matte the engine's layers")
+    parser.add_argument(
+        "--bands", type=int, nargs="+", default=[DEFAULT_BAND], help="matting's trimap bands"
+    )
+    parser.add_argument("--sure", type=float, default=SURE, help="matting's sure share")
     for field_name in ("iterations", "samples", "newton_iters"):
         parser.add_argument(f"--{field_name.replace('_', '-')}", type=int, default=None)
     for field_name in ("noise_level", "guidance", "damping", "smoothing"):
@@ -117,8 +149,21 @@ def main(argv: list[str] | None = None) -> None:
         mask = layers.mask[0, 0].cpu().numpy()
         to_u8 = lambda t: ((t[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255)  # noqa: E731
         hidden = np.repeat(truth[..., None], 3, axis=2)
+        row = {}
+        if args.matting:
+            row.update({f"engine_{k}": v for k, v in alpha_errors(mask, sample.alpha).items()})
+            tensor = image_to_tensor(Image.fromarray(sample.image)).to(layers.images.device)
+            for band in args.bands:
+                begin = time.perf_counter()
+                matted = matte(tensor, layers, band=band, sure=args.sure)
+                row[f"matting{band}_seconds"] = time.perf_counter() - begin
+                alpha = matted.mask[0, 0].cpu().numpy()
+                errors = alpha_errors(alpha, sample.alpha)
+                row.update({f"matting{band}_{k}": v for k, v in errors.items()})
+                row[f"matting{band}_better"] = float(errors["sad"] < row["engine_sad"])
         rows.append(
             {
+                **row,
                 "iou": iou(mask > 0.5, truth),
                 "sad": float(np.abs(mask - sample.alpha).sum()),
                 "recomposition_psnr": psnr(to_u8(layers.recomposition), sample.image),
@@ -134,9 +179,9 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
 
-    def mean(key):
+    def mean(key, average=statistics.mean):
         values = [r[key] for r in rows if np.isfinite(r[key])]
-        return statistics.mean(values) if values else float("nan")
+        return average(values) if values else float("nan")
 
     print(
         f"model={args.model} split={args.split} n={args.n} size={args.size} "
@@ -152,10 +197,41 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{'grabcut':<10} {mean('grabcut_iou'):>7.3f}")
     print(f"{'kmeans':<10} {mean('kmeans_iou'):>7.3f}")
-    print(
+    last = (
         f"iou={mean('iou'):.3f} grabcut_iou={mean('grabcut_iou'):.3f} "
         f"kmeans_iou={mean('kmeans_iou'):.3f} seconds={mean('seconds'):.2f}"
     )
+    if args.matting:
+        median = statistics.median
+        print(f"\nmatting: sure={args.sure}; means, and the median SAD")
+        print(
+            f"{'alpha':<18} {'SAD/1000':>9} {'median':>8} {'MSE':>8} {'grad/1000':>10} "
+            f"{'better':>7} {'s/image':>8}"
+        )
+        print(
+            f"{'engine mask':<18} {mean('engine_sad'):>9.4f} {mean('engine_sad', median):>8.4f} "
+            f"{mean('engine_mse'):>8.4f} {mean('engine_grad'):>10.4f}"
+        )
+        for band in args.bands:
+            key = f"matting{band}"
+            better = sum(r[f"{key}_better"] for r in rows)
+            print(
+                f"{f'matting, band {band}':<18} {mean(key + '_sad'):>9.4f} "
+                f"{mean(key + '_sad', median):>8.4f} "
+                f"{mean(key + '_mse'):>8.4f} {mean(key + '_grad'):>10.4f} "
+                f"{f'{better:.0f}/{len(rows)}':>7} {mean(key + '_seconds'):>8.2f}"
+            )
+        key = f"matting{args.bands[0]}"
+        last += (
+            f" engine_sad={mean('engine_sad'):.4f} matting_sad={mean(key + '_sad'):.4f}"
+            f" engine_sad_median={mean('engine_sad', median):.4f}"
+            f" matting_sad_median={mean(key + '_sad', median):.4f}"
+            f" engine_mse={mean('engine_mse'):.4f} matting_mse={mean(key + '_mse'):.4f}"
+            f" engine_grad={mean('engine_grad'):.4f} matting_grad={mean(key + '_grad'):.4f}"
+            f" matting_better={mean(key + '_better'):.3f}"
+            f" matting_seconds={mean(key + '_seconds'):.2f}"
+        )
+    print(last)
 
 
 if __name__ == "__main__":

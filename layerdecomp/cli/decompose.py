@@ -1,4 +1,6 @@
-"""``layerdecomp decompose``: foreground, background and mask from two prompts (§4.2).
+"""``layerdecomp decompose``: layers and their masks from prompts, front to back (§4.2).
+
+``--fg`` is repeatable: ``--fg P1 --fg P2 --bg PB`` asks for three layers, P1 in front.
 
 IMAGE is a file, a folder, or a glob. For one file the outputs go to DIR. For a folder or glob
 each image gets ``DIR/<name>/``, and the run goes through :func:`layerdecomp.runs.run_folder`:
@@ -19,7 +21,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ..layers import DecomposeConfig
+from ..layers import MAX_LAYERS, DecomposeConfig
 from .options import (
     MODEL_OPTIONS,
     RECIPE_META,
@@ -47,7 +49,13 @@ def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], b
 
 @click.command()
 @click.argument("image")
-@click.option("--fg", required=True, help="Prompt of the foreground layer.")
+@click.option(
+    "--fg",
+    required=True,
+    multiple=True,
+    help="Prompt of a foreground layer; repeat it for more layers, the front one first "
+    f"(at most {MAX_LAYERS - 1}).",
+)
 @click.option("--bg", required=True, help="Prompt of the background layer.")
 @output_option("Output folder (one sub-folder per image for a folder or glob).")
 @click.option(
@@ -103,6 +111,13 @@ def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], b
     "0: the image's own). The outputs always have the input's size.",
 )
 @click.option(
+    "--matting/--no-matting",
+    default=True,
+    show_default=True,
+    help="Matte the layers' edges after the engine (closed-form alpha, the layers' own colours "
+    "in soft edges).",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Folder or glob: redo the images whose folder was made with other settings (default: "
@@ -110,7 +125,8 @@ def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], b
 )
 @model_options
 def decompose(**params):
-    """Split IMAGE into foreground, background and mask; write them to OUTPUT.
+    """Split IMAGE into layers (each --fg, front first, and --bg) with their masks; write them to
+    OUTPUT.
 
     Under torchrun or accelerate launch, the images of a folder or glob are shared among the
     processes. The layer engine already batches every sample of one image into each denoiser
@@ -120,9 +136,14 @@ def decompose(**params):
     from ..runs.shards import dtype_name
 
     started = time.perf_counter()
-    for name in ("fg", "bg"):
-        if not params[name].strip():
+    for name, prompt in [*(("fg", p) for p in params["fg"]), ("bg", params["bg"])]:
+        if not prompt.strip():
             raise InputError(f"--{name}: the prompt is empty; describe the layer")
+    if len(params["fg"]) > MAX_LAYERS - 1:
+        raise InputError(
+            f"--fg: {len(params['fg'])} foreground layers given; at most {MAX_LAYERS - 1} "
+            "(with the background)"
+        )
     config = config_from(DecomposeConfig, params)
     pairs, many = collect_inputs(params["image"], params["output"])
     if many:
@@ -214,24 +235,26 @@ def decompose_one(
     layers = decompose_image(
         backend,
         rgb,
-        fg,
-        bg,
+        [*fg, bg],
         seed=seed,
         config=config,
         disable=True if quiet else None,
         work_side=work_side,
+        matting=params["matting"],
     )
     metadata = {
         "command": "decompose",
         "image": str(src),
         "output": str(dst),
         "size": list(rgb.size),
-        "fg_prompt": fg,
+        "fg_prompt": fg[0],
         "bg_prompt": bg,
+        "prompts": [*fg, bg],
         "seed": seed,
         "parameters": {
             **{f.name: getattr(config, f.name) for f in fields(config)},
             "work_side": work_side,
+            "matting": layers.config.get("matting") or False,
             **plain(params, MODEL_OPTIONS),
         },
         "model": backend.describe(),

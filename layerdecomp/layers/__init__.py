@@ -4,13 +4,16 @@
 - :mod:`.result`: :class:`Layers`, L layers front to back with their shares (and alphas).
 - :mod:`.stats`: the per-pixel statistics and the mask update the engine uses.
 - :mod:`.recompose`: exact recomposition, ``x = Σ_l m_l·x_l``.
-- :mod:`.writers`: the output formats (PNG, contact sheet, OpenRaster) behind one table, and
-  :func:`save_decomposition`, which writes a run's folder atomically.
+- :mod:`.matting`: :func:`matte`, matting of the layers' edges after the engine (pymatting).
+- :mod:`.writers`: the output formats (PNG, contact sheet, OpenRaster, Photoshop) behind one
+  table, and :func:`save_decomposition`, which writes a run's folder atomically;
+  :mod:`.layerfiles` writes the sheet, ``layers.ora`` and ``layers.psd``.
 
 The task that runs on a PIL image of any size is :func:`layerdecomp.tasks.decompose_image`.
 """
 
 from .engine import MAX_LAYERS, DecomposeConfig, decompose, layer_prompts
+from .matting import matte
 from .recompose import exact_layers, recompose
 from .result import Layers, alphas_from_shares, composite_over, shares_from_alphas
 from .writers import OUTPUTS, WRITERS, Writer, is_complete, layer_images, save_decomposition
@@ -29,6 +32,7 @@ __all__ = [
     "is_complete",
     "layer_images",
     "layer_prompts",
+    "matte",
     "recompose",
     "save_decomposition",
     "shares_from_alphas",

@@ -1,132 +1,170 @@
 """Writing a decomposition: the output formats behind one table, and the run folder.
 
 :data:`WRITERS` maps a format name to a :class:`Writer` (the files it makes and the function that
-writes them): ``png`` (foreground RGBA, background, mask, recomposition), ``sheet`` (a labelled
-contact sheet) and ``ora`` (OpenRaster, for GIMP and Krita). A new format (PSD, say) joins with
-``WRITERS["psd"] = Writer(("layers.psd",), write_psd)``. :func:`save_decomposition` writes every
-chosen format and ``run.json`` with :func:`layerdecomp.io.write_atomically`, ``run.json`` last:
-a folder with ``run.json`` is complete, and an interrupted run leaves no partial file in it.
+writes each): ``png`` (the layers as PNGs), ``sheet`` (a labelled contact sheet), ``ora``
+(OpenRaster, for GIMP and Krita) and ``psd`` (Photoshop, with psd-tools). A new format joins with
+``WRITERS["name"] = Writer({"file.ext": write}, "description")``. :func:`save_decomposition`
+writes every chosen format and ``run.json`` with :func:`layerdecomp.io.write_atomically`,
+``run.json`` last: a folder with ``run.json`` is complete, and an interrupted run leaves no
+partial file in it. ``run.json`` lists the files each format wrote under ``"files"``
+(``{"png": [...], "sheet": ["sheet.png"], ...}``), which :func:`is_complete` checks.
+
+The PNG files, for L layers front to back (the last is the background):
+
+- two layers (the default): ``foreground.png`` (RGBA, alpha = mask), ``background.png``,
+  ``mask.png`` (the foreground's share) and ``recomposed.png``, as in every earlier version;
+- L > 2 layers: ``layer1.png`` … ``layer{L-1}.png`` (RGBA, front first, each with its stacking
+  alpha: the share of what the layers in front of it leave), ``background.png`` (opaque),
+  ``mask1.png`` … ``mask{L-1}.png`` (each front layer's visible share; the background's is what
+  they leave) and ``recomposed.png``.
+
+Stacked "over" each other from the background up, the RGBA layers give the input (within 1/255).
+With two layers plain rounding to 8 bits guarantees that; with more, the rounding errors of the
+alphas would add up, so each layer's colour is rounded so that the stack so far matches the exact
+composite (:func:`stack_pixels`). Inside ``layers.ora`` and ``layers.psd`` the layers are named by
+their prompts (``foreground`` / ``layerN`` / ``background`` where a prompt is missing).
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
-import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+import torch
+from PIL import Image
 
-from ..io import tensor_to_image, write_atomically
-from .engine import Layers
+from ..io import check_finite, tensor_to_image, write_atomically
+from .layerfiles import checkerboard, contact_sheet, write_ora, write_psd
+from .result import Layers
 
-LayerImages = dict[str, Image.Image]
+NAME_LIMIT = 255
+"""The longest layer name a PSD holds (a Pascal string); longer prompts are cut."""
+
+
+@dataclass(frozen=True)
+class LayerImages(Mapping[str, Image.Image]):
+    """A decomposition's 8-bit images, by the stem of their PNG file (``images["mask"]``).
+
+    Attributes:
+        images: every PNG's image by stem (``foreground``/``layerN``, ``background``,
+            ``mask``/``maskN``, ``recomposed``).
+        stack: ``(stem, name)`` of each layer image, front to back, the background last; the name
+            is its prompt.
+        masks: ``(stem, name)`` of each front layer's share image.
+    """
+
+    images: dict[str, Image.Image]
+    stack: tuple[tuple[str, str], ...]
+    masks: tuple[tuple[str, str], ...]
+
+    def __getitem__(self, stem: str) -> Image.Image:
+        return self.images[stem]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.images["background"].size
+
+
+def png_stems(count: int) -> tuple[str, ...]:
+    """The stems of the PNG files for ``count`` layers (see the module's docstring)."""
+    if count == 2:
+        return ("foreground", "background", "mask", "recomposed")
+    front = range(1, count)
+    return (*(f"layer{i}" for i in front), "background", *(f"mask{i}" for i in front), "recomposed")
+
+
+def layer_names(layers: Layers) -> list[str]:
+    """The layers' names for editors: their prompts (one line, at most :data:`NAME_LIMIT`)."""
+    count = layers.count
+    defaults = ["foreground"] if count == 2 else [f"layer{i}" for i in range(1, count)]
+    defaults.append("background")
+    prompts = list(layers.prompts) or [""] * count
+    names = [" ".join(str(p).split())[:NAME_LIMIT] for p in prompts]
+    return [name or default for name, default in zip(names, defaults, strict=True)]
+
+
+def stack_pixels(layers: Layers) -> tuple[np.ndarray, np.ndarray]:
+    """8-bit RGBA (L, H, W, 4) of the layers with stacking alphas, and the shares (L, H, W).
+
+    Alphas and the background are rounded; from the back to the front, each layer's colour is
+    then the one whose rounded value makes the quantised stack so far closest to the exact
+    composite ``c_l = a_l·x_l + (1 − a_l)·c_{l+1}`` (the colour of a transparent pixel is the
+    layer's own). The stack of all of them is the recomposition to within half a step plus what
+    clipping to [0, 1] leaves. Where an alpha is small a colour may move far from the layer's
+    own, but ``a·(colour − own)``, what any backdrop sees of the change, stays about 1/255.
+    """
+    x = ((check_finite(layers.images.detach(), "the layers").double().cpu() + 1) / 2).clamp(0, 1)
+    shares = check_finite(layers.masks.detach(), "the masks").double().cpu().clamp(0, 1)
+    alphas = layers.alphas.detach().double().cpu()
+    steps = torch.round(alphas * 255) / 255
+    colours = torch.empty_like(x)
+    colours[-1] = quantised = torch.round(x[-1] * 255) / 255
+    exact = x[-1]
+    for layer in range(layers.count - 2, -1, -1):
+        a, q = alphas[layer], steps[layer]
+        exact = a * x[layer] + (1 - a) * exact
+        wanted = (exact - (1 - q) * quantised) / q.clamp_min(1 / 255)
+        colour = torch.round(torch.where(q > 0, wanted, x[layer]).clamp(0, 1) * 255) / 255
+        colours[layer] = colour
+        quantised = q * colour + (1 - q) * quantised
+    rgba = torch.cat([colours, steps], 1).permute(0, 2, 3, 1) * 255
+    return (
+        rgba.round().to(torch.uint8).numpy(),
+        (shares[:, 0] * 255).round().to(torch.uint8).numpy(),
+    )
 
 
 def _gray(mask) -> Image.Image:
     return tensor_to_image(mask.expand(-1, 3, -1, -1) * 2 - 1).convert("L")
 
 
-def layer_images(layers: Layers) -> dict[str, Image.Image]:
-    """The output images: foreground (RGBA, alpha = mask), background, mask, recomposition."""
-    alpha = _gray(layers.mask)
-    foreground = tensor_to_image(layers.foreground).convert("RGBA")
-    foreground.putalpha(alpha)
-    return {
-        "foreground": foreground,
-        "background": tensor_to_image(layers.background),
-        "mask": alpha,
-        "recomposed": tensor_to_image(layers.recomposition),
-    }
-
-
-def checkerboard(size: tuple[int, int], cell: int = 8) -> Image.Image:
-    """A light-grey checkerboard, the usual backdrop for transparency."""
-    w, h = size
-    ys, xs = np.mgrid[0:h, 0:w]
-    board = np.where(((ys // cell) + (xs // cell)) % 2 == 0, 204, 153).astype(np.uint8)
-    return Image.fromarray(board, mode="L").convert("RGB")
-
-
-def contact_sheet(input_image: Image.Image, images: dict[str, Image.Image]) -> Image.Image:
-    """input | mask | foreground over a checkerboard | background | recomposition, labelled."""
-    w, h = input_image.size
-    scale = max(1, math.ceil(128 / max(1, min(w, h))))  # small images are enlarged (nearest)
-    size = (w * scale, h * scale)
-    over = checkerboard(size, cell=max(4, size[0] // 16))
-    fg = images["foreground"].resize(size, Image.NEAREST)
-    over.paste(fg, (0, 0), fg)
-    panels = [
-        ("input", input_image.convert("RGB")),
-        ("mask", images["mask"].convert("RGB")),
-        ("foreground", over),
-        ("background", images["background"]),
-        ("recomposition", images["recomposed"]),
-    ]
-    font = ImageFont.load_default()
-    label_h, gap = 18, 4
-    sheet = Image.new(
-        "RGB", (len(panels) * (size[0] + gap) + gap, size[1] + label_h + 2 * gap), "white"
-    )
-    draw = ImageDraw.Draw(sheet)
-    for i, (label, panel) in enumerate(panels):
-        x = gap + i * (size[0] + gap)
-        sheet.paste(panel.resize(size, Image.NEAREST), (x, gap + label_h))
-        draw.text((x + 2, gap), label, fill="black", font=font)
-    return sheet
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_ora(path: Path, images: dict[str, Image.Image]) -> None:
-    """An OpenRaster file (GIMP, Krita): foreground above background, the mask hidden.
-
-    ``mimetype`` comes first and uncompressed, as the format requires; ``stack.xml`` lists the
-    layers top first; ``mergedimage.png`` and a thumbnail (≤ 256 px) complete it.
-    """
-    w, h = images["background"].size
-    merged = images["background"].convert("RGBA")
-    merged.alpha_composite(images["foreground"])
-    thumbnail = merged.copy()
-    thumbnail.thumbnail((256, 256))
-    layers = [("foreground", "visible"), ("background", "visible"), ("mask", "hidden")]
-    stack = "".join(
-        f'    <layer name={quoteattr(name)} src={quoteattr(f"data/{name}.png")} x="0" '
-        f'y="0" opacity="1.0" visibility="{visibility}"/>\n'
-        for name, visibility in layers
-    )
-    xml = (
-        "<?xml version='1.0' encoding='UTF-8'?>\n"
-        f'<image version="0.0.3" w="{w}" h="{h}">\n  <stack>\n{stack}  </stack>\n</image>\n'
-    )
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(
-            zipfile.ZipInfo("mimetype"), "image/openraster", compress_type=zipfile.ZIP_STORED
+def layer_images(layers: Layers) -> LayerImages:
+    """The output images (see the module's docstring for their names); refuses NaN/Inf."""
+    names = layer_names(layers)
+    stems = png_stems(layers.count)
+    recomposed = tensor_to_image(layers.recomposition)
+    if layers.count == 2:  # exactly the files of the two-layer versions
+        alpha = _gray(layers.mask)
+        foreground = tensor_to_image(layers.foreground).convert("RGBA")
+        foreground.putalpha(alpha)
+        images = [foreground, tensor_to_image(layers.background), alpha, recomposed]
+        return LayerImages(
+            dict(zip(stems, images, strict=True)),
+            (("foreground", names[0]), ("background", names[1])),
+            (("mask", "mask"),),
         )
-        archive.writestr("stack.xml", xml, compress_type=zipfile.ZIP_DEFLATED)
-        for name, _ in layers:
-            archive.writestr(f"data/{name}.png", _png_bytes(images[name]))
-        archive.writestr("mergedimage.png", _png_bytes(merged.convert("RGB")))
-        archive.writestr("Thumbnails/thumbnail.png", _png_bytes(thumbnail))
+    rgba, shares = stack_pixels(layers)
+    front = layers.count - 1
+    images = {f"layer{i + 1}": Image.fromarray(rgba[i], "RGBA") for i in range(front)}
+    images["background"] = Image.fromarray(np.ascontiguousarray(rgba[-1, ..., :3]), "RGB")
+    images.update({f"mask{i + 1}": Image.fromarray(shares[i], "L") for i in range(front)})
+    images["recomposed"] = recomposed
+    stack = (*((f"layer{i + 1}", names[i]) for i in range(front)), ("background", names[-1]))
+    masks = tuple((f"mask{i + 1}", f"mask{i + 1}") for i in range(front))
+    return LayerImages(images, stack, masks)
 
 
 FileWriter = Callable[[Path, Image.Image, LayerImages], None]
 """``write(path, input_image, images)``: writes one file of a format to ``path``."""
 
 
-def _png(name: str) -> FileWriter:
-    return lambda path, input_image, images: images[name].save(path, format="PNG")
+def _png(stem: str) -> FileWriter:
+    return lambda path, input_image, images: images[stem].save(path, format="PNG")
+
+
+def _pngs(count: int) -> dict[str, FileWriter]:
+    return {f"{stem}.png": _png(stem) for stem in png_stems(count)}
 
 
 def _sheet(path: Path, input_image: Image.Image, images: LayerImages) -> None:
@@ -137,36 +175,84 @@ def _ora(path: Path, input_image: Image.Image, images: LayerImages) -> None:
     write_ora(path, images)
 
 
+def _psd(path: Path, input_image: Image.Image, images: LayerImages) -> None:
+    write_psd(path, images)
+
+
 @dataclass(frozen=True)
 class Writer:
-    """An output format: the files it makes (names in the run folder) and how each is written."""
+    """An output format: the files it makes (names in the run folder) and how each is written.
+
+    ``files`` are the files of a two-layer run (what the web page lists); a format whose file
+    names depend on the layer count gives ``layered(count)``, the files for ``count`` layers.
+    """
 
     files: dict[str, FileWriter]
     description: str = ""
+    layered: Callable[[int], dict[str, FileWriter]] | None = None
+
+    def outputs(self, count: int = 2) -> dict[str, FileWriter]:
+        """The files this format writes for ``count`` layers."""
+        return self.files if self.layered is None or count == 2 else self.layered(count)
 
 
 WRITERS: dict[str, Writer] = {
     "png": Writer(
-        {f"{n}.png": _png(n) for n in ("foreground", "background", "mask", "recomposed")},
-        "foreground (RGBA, alpha = mask), background, mask and recomposition PNGs",
+        _pngs(2),
+        "foreground (RGBA, alpha = mask), background, mask and recomposition PNGs "
+        "(with more layers: layer1…, background, mask1…, recomposition)",
+        layered=_pngs,
     ),
     "sheet": Writer(
-        {"sheet.png": _sheet}, "input | mask | foreground | background | recomposition"
+        {"sheet.png": _sheet}, "input | each layer's mask and layer | background | recomposition"
     ),
     "ora": Writer({"layers.ora": _ora}, "OpenRaster layers for GIMP and Krita"),
+    "psd": Writer({"layers.psd": _psd}, "Photoshop layers, named by their prompts"),
 }
 """The output formats by name; every format is written by default."""
 
 METADATA = "run.json"
 OUTPUTS = (*(f for w in WRITERS.values() for f in w.files), METADATA)
-"""Every file of a run folder with the default formats, ``run.json`` last."""
+"""Every file of a two-layer run folder with the default formats, ``run.json`` last."""
+
+
+def output_files(count: int, formats: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The files each of ``formats`` (default: all of :data:`WRITERS`) writes for ``count``
+    layers, as ``run.json`` records them under ``"files"``."""
+    return {name: list(WRITERS[name].outputs(count)) for name in (formats or WRITERS)}
+
+
+def _recorded(directory: Path) -> dict[str, list[str]] | None:
+    """The files ``run.json`` lists; folders written before it listed them had two layers."""
+    try:
+        metadata = json.loads((directory / METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = metadata.get("files") if isinstance(metadata, dict) else None
+    if files is None:
+        return {name: list(writer.files) for name, writer in WRITERS.items()}
+    if not isinstance(files, dict):
+        return None
+    return {k: v for k, v in files.items() if isinstance(v, list)}
 
 
 def is_complete(directory: str | os.PathLike, formats: Sequence[str] | None = None) -> bool:
-    """True when ``directory`` holds every output of a finished run (of ``formats``)."""
+    """True when ``directory`` holds a finished run's ``run.json`` and every file it lists for
+    ``formats`` (default: all of :data:`WRITERS`), whatever the number of layers."""
     directory = Path(directory)
-    names = [f for name in (formats or WRITERS) for f in WRITERS[name].files]
-    return all((directory / name).is_file() for name in (*names, METADATA))
+    files = _recorded(directory)
+    if files is None:
+        return False
+    for name in formats or WRITERS:
+        listed = files.get(name)
+        if listed is None:
+            return False
+        for file in listed:
+            if not isinstance(file, str) or Path(file).name != file:
+                return False
+            if not (directory / file).is_file():
+                return False
+    return True
 
 
 def save_decomposition(
@@ -178,23 +264,25 @@ def save_decomposition(
 ) -> Path:
     """Write the chosen ``formats`` (default: all of :data:`WRITERS`) and ``run.json``.
 
-    ``directory`` is created if missing (and removed again if nothing could be written).
+    ``run.json`` is ``metadata`` with ``"files"``, the files of each format, added. ``directory``
+    is created if missing (and removed again if nothing could be written).
 
     Raises:
         ValueError: an unknown format name.
         InputError: NaN/Inf in the layers, or a file that cannot be written.
     """
-    formats = list(formats or WRITERS)
+    formats = list(dict.fromkeys(formats or WRITERS))
     unknown = [f for f in formats if f not in WRITERS]
     if unknown:
         raise ValueError(f"formats: unknown {unknown} (known: {', '.join(WRITERS)})")
     directory = Path(directory)
     images = layer_images(layers)  # refuses NaN/Inf before anything is created
-    text = json.dumps(metadata, indent=2, default=str) + "\n"
+    record = {**metadata, "files": output_files(layers.count, formats)}
+    text = json.dumps(record, indent=2, default=str) + "\n"
     jobs = [
         (directory / name, lambda p, w=write: w(p, input_image, images))
         for fmt in formats
-        for name, write in WRITERS[fmt].files.items()
+        for name, write in WRITERS[fmt].outputs(layers.count).items()
     ]
     jobs.append((directory / METADATA, lambda p: p.write_text(text, encoding="utf-8")))
     created = not directory.exists()
@@ -209,13 +297,20 @@ def save_decomposition(
 
 
 __all__ = [
+    "METADATA",
     "OUTPUTS",
     "WRITERS",
+    "LayerImages",
     "Writer",
     "checkerboard",
     "contact_sheet",
     "is_complete",
     "layer_images",
+    "layer_names",
+    "output_files",
+    "png_stems",
     "save_decomposition",
+    "stack_pixels",
     "write_ora",
+    "write_psd",
 ]

@@ -94,7 +94,8 @@ def fingerprint(
 
 
 def _show(value: Any) -> str:
-    return repr(tuple(value)) if isinstance(value, list) else repr(value)
+    """A recorded value as a user would type it (a repeated option: its values in turn)."""
+    return " ".join(map(repr, value)) if isinstance(value, list) else repr(value)
 
 
 def difference(

@@ -13,8 +13,8 @@ Routes:
 
 Multipart fields: ``image`` (file), ``fg`` (repeatable: one per foreground layer), ``bg``,
 ``seed`` and the options ``iterations``, ``samples``, ``restarts``, ``newton_iters``,
-``noise_level``, ``guidance``, ``negative_prompt``, ``work_side`` and ``formats`` (repeatable;
-default all). Errors are JSON (:mod:`.http_errors`).
+``noise_level``, ``guidance``, ``negative_prompt``, ``work_side``, ``matting`` (default true)
+and ``formats`` (repeatable; default all). Errors are JSON (:mod:`.http_errors`).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and
 those name ``read_order``, a local of :func:`create_app`.)
@@ -128,6 +128,7 @@ def create_app(
             int | None, Form(ge=0, description="Longer side the model works at; 0: the image's.")
         ] = None,
         formats: Annotated[list[str] | None, Form(description="Output formats.")] = None,
+        matting: Annotated[bool, Form(description="Matte the layers' edges.")] = True,
     ):
         """The request's fields, checked, with the image decoded: an ``Order``."""
         if work_side is not None and work_side > settings.max_work_side:
@@ -148,6 +149,7 @@ def create_app(
             noise_level=noise_level,
             guidance=guidance,
             negative_prompt=negative_prompt,
+            matting=matting,
         )
         return make_order(
             picture,

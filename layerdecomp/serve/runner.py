@@ -21,12 +21,12 @@ from typing import Any
 from PIL import Image
 
 from ..errors import InputError
-from ..layers import WRITERS, DecomposeConfig, save_decomposition
-from ..layers.writers import METADATA
+from ..layers import MAX_LAYERS, WRITERS, DecomposeConfig, save_decomposition
+from ..layers.writers import METADATA, output_files
 from .jobs import Job
 
-MAX_FOREGROUNDS = 1
-"""Foreground prompts one run takes (one foreground over one background for now)."""
+MAX_FOREGROUNDS = MAX_LAYERS - 1
+"""Foreground prompts one run takes (front first; the background is one more layer)."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,13 @@ class Order:
 
     image: Image.Image
     filename: str
-    fg: str
+    fg: tuple[str, ...]
     bg: str
     seed: int
     config: DecomposeConfig
     work_side: int | None
     formats: tuple[str, ...]
+    matting: bool = True
 
 
 def safe_filename(name: str | None) -> str:
@@ -105,10 +106,10 @@ def make_order(
         raise InputError("fg: give the foreground layer's prompt")
     if len(fg) > MAX_FOREGROUNDS:
         raise InputError(
-            f"fg: {len(fg)} foreground prompts given; this version takes {MAX_FOREGROUNDS} "
-            "foreground and one background layer"
+            f"fg: {len(fg)} foreground prompts given; at most {MAX_FOREGROUNDS} foreground "
+            "layers and one background layer"
         )
-    for name, prompt in (("fg", fg[0]), ("bg", bg)):
+    for name, prompt in [*(("fg", p) for p in fg), ("bg", bg)]:
         if not prompt.strip():
             raise InputError(f"{name}: the prompt is empty; describe the layer")
     known = {f.name for f in fields(DecomposeConfig)}
@@ -120,7 +121,9 @@ def make_order(
     unknown = [f for f in chosen if f not in WRITERS]
     if unknown:
         raise InputError(f"formats: unknown {', '.join(unknown)} (known: {', '.join(WRITERS)})")
-    return Order(image, safe_filename(filename), fg[0], bg, seed, config, work_side, chosen)
+    matting = bool(options.get("matting", True))
+    name = safe_filename(filename)
+    return Order(image, name, tuple(fg), bg, seed, config, work_side, chosen, matting)
 
 
 def versions() -> dict[str, str]:
@@ -163,12 +166,12 @@ def run_order(
     layers = decompose_image(
         backend,
         order.image,
-        order.fg,
-        order.bg,
+        [*order.fg, order.bg],
         seed=order.seed,
         config=config,
         disable=True,
         work_side=order.work_side,
+        matting=order.matting,
         callback=progress,
     )
     job.progress = {**job.progress, "phase": "writing"}
@@ -177,12 +180,14 @@ def run_order(
         "image": order.filename,
         "output": job.folder.name,
         "size": list(order.image.size),
-        "fg_prompt": order.fg,
+        "fg_prompt": order.fg[0],
         "bg_prompt": order.bg,
+        "prompts": [*order.fg, order.bg],
         "seed": order.seed,
         "parameters": {
             **{f.name: getattr(config, f.name) for f in fields(config)},
             "work_side": order.work_side,
+            "matting": layers.config.get("matting") or False,
             **(extra or {}),
         },
         "model": describe,
@@ -201,7 +206,7 @@ def run_order(
         "versions": versions(),
     }
     save_decomposition(job.folder, order.image, layers, metadata, order.formats)
-    job.formats = {name: list(WRITERS[name].files) for name in order.formats}
+    job.formats = output_files(layers.count, order.formats)
     job.files = [*(f for files in job.formats.values() for f in files), METADATA]
     job.summary = {
         "image": order.filename,

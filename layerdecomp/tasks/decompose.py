@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from ..io import image_to_tensor
-from ..layers import DecomposeConfig, Layers, decompose, exact_layers
+from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
 from ..models.base import native_size
 from .generate import round_up
 
@@ -27,6 +27,7 @@ def decompose_image(
     config: DecomposeConfig | None = None,
     disable: bool | None = None,
     work_side: int | None = None,
+    matting: bool = True,
     **overrides,
 ) -> Layers:
     """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
@@ -36,9 +37,11 @@ def decompose_image(
 
     The model works on the image resized (antialiased) so that its longer side is ``work_side``
     (default: the model's native resolution where the backend tells it; 0 keeps the image's own
-    size), each side rounded up
-    to the model's size multiple. The mask and layers are resized back and re-fitted so that they
-    recompose the original exactly.
+    size), each side rounded up to the model's size multiple. The masks and layers are resized
+    back and re-fitted so that they recompose the original exactly. With ``matting`` (the
+    default) the edges are then matted at the image's size (:func:`layerdecomp.layers.matte`:
+    closed-form alpha in a band around each boundary, the layers' own colours there), still
+    recomposing it exactly.
     """
     width, height = image.size
     multiple = getattr(backend, "size_multiple", backend.factor)
@@ -74,6 +77,8 @@ def decompose_image(
         layers.masks, layers.images = layers.masks.cpu(), layers.images.cpu()
     layers.config["seed"] = seed
     layers.config["work_size"] = [work[1], work[0]]
+    if matting:
+        layers = matte(original, layers)
     return layers
 
 

@@ -89,7 +89,7 @@ function figure(url, name, caption) {
   img.id = `result-${name.replace(/\.[^.]*$/, "")}`;
   img.alt = caption;
   img.src = url;
-  if (name === "foreground.png") img.classList.add("checker");
+  if (name === "foreground.png" || /^layer\d+\.png$/.test(name)) img.classList.add("checker");
   const text = document.createElement("figcaption");
   text.textContent = caption;
   fig.append(img, text);
@@ -112,8 +112,9 @@ async function showResults(job, started) {
   panels.replaceChildren();
   sheet.replaceChildren();
   const pngs = job.files.filter((name) => name.endsWith(".png"));
-  const ordered = [...Object.keys(LABELS).filter((n) => pngs.includes(n)),
-    ...pngs.filter((n) => !(n in LABELS) && n !== "sheet.png")];
+  const layered = pngs.filter((n) => /^(layer|mask)\d+\.png$/.test(n));  // more than two layers
+  const ordered = [...layered, ...Object.keys(LABELS).filter((n) => pngs.includes(n)),
+    ...pngs.filter((n) => !(n in LABELS) && !layered.includes(n) && n !== "sheet.png")];
   for (const name of ordered) {
     panels.append(figure(`${base}/files/${name}`, name, LABELS[name] || name));
   }
@@ -159,6 +160,7 @@ async function run(event) {
   for (const name of SETTINGS) {
     if ($(name).value !== "") data.append(name, $(name).value);
   }
+  data.append("matting", $("matting").checked ? "true" : "false");
   $("run").disabled = true;
   $("status").dataset.state = "running";
   const started = performance.now();

@@ -11,7 +11,7 @@ from PIL import Image
 
 import layerdecomp.models as models
 from layerdecomp.layers import OUTPUTS
-from tests.layerdecomp.toy_backend import ToyBackend, disk_image
+from tests.layerdecomp.toy_backend import ToyBackend, disk_image, three_layer_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,8 +59,43 @@ def test_single_image_writes_every_output(tmp_path, toy, cli):
     assert meta["parameters"]["samples"] == 2 and meta["nfe"] > 0
     assert len(meta["mask_change"]) == meta["iterations_run"] <= 2
     assert meta["parameters"]["restarts"] == 2 and meta["restart"] in (0, 1)
+    assert meta["parameters"]["matting"]["band"] == 2 and meta["fingerprint"]["--matting"]
     mask = np.asarray(Image.open(out / "mask.png"))
     assert mask.shape == (16, 16)
+    raw = tmp_path / "raw"
+    prompts = ["--fg", "red", "--bg", "blue", "--no-matting"]
+    result = cli("decompose", tmp_path / "disk.png", *prompts, "-o", raw, *FAST)
+    assert result.exit_code == 0, result.output
+    assert json.loads((raw / "run.json").read_text())["parameters"]["matting"] is False
+
+
+def test_three_layers_from_repeated_fg(tmp_path, toy, cli):
+    image, _ = three_layer_image()
+    data = ((image[0].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    Image.fromarray(data).save(tmp_path / "three.png")
+    prompts = ["--fg", "red", "--fg", "green", "--bg", "blue"]
+    result = cli("decompose", tmp_path / "three.png", *prompts, "-o", tmp_path / "out", *FAST)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["prompts"] == ["red", "green", "blue"] and meta["fg_prompt"] == "red"
+    assert meta["fingerprint"]["--fg"] == ["red", "green"]
+    for name in ("layer1.png", "layer2.png", "background.png", "layers.psd", "sheet.png"):
+        assert (out / name).is_file(), name
+    # the RGBA layers stacked over the background give the input back
+    stack = Image.open(out / "background.png").convert("RGBA")
+    for name in ("layer2.png", "layer1.png"):
+        stack.alpha_composite(Image.open(out / name))
+    error = np.abs(np.asarray(stack.convert("RGB"), int) - data.astype(int)).max()
+    assert error <= 2
+
+
+def test_too_many_layers_are_refused(tmp_path, toy, cli, one_line_error):
+    save_disk(tmp_path / "disk.png")
+    many = [arg for i in range(8) for arg in ("--fg", f"p{i}")]
+    result = cli("decompose", tmp_path / "disk.png", *many, "--bg", "b", "-o", tmp_path / "o")
+    one_line_error(result, 1, "--fg: 8 foreground layers given; at most 7")
+    assert not (tmp_path / "o").exists() and toy == []
 
 
 def test_other_sizes_come_back_at_their_size(tmp_path, monkeypatch, cli):

@@ -194,7 +194,7 @@ def test_other_prompts_are_refused_then_redone_with_overwrite(reference, tmp_pat
     assert result.exit_code == 0, result.output
     for name in NAMES:
         meta = json.loads((out / name / "run.json").read_text())
-        assert meta["fg_prompt"] == "a dog" and meta["fingerprint"]["--fg"] == "a dog"
+        assert meta["fg_prompt"] == "a dog" and meta["fingerprint"]["--fg"] == ["a dog"]
     result = _run("decompose", images, *other)
     assert result.exit_code == 0 and "all 6 images already decomposed" in result.stderr
 

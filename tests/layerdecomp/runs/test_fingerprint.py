@@ -101,4 +101,4 @@ def test_the_difference_in_one_phrase():
     assert difference({**base, "--gone": 1}, base) is None  # an option this version dropped
     assert difference(None, base).startswith("made without a fingerprint")
     listed = difference({"--fg": ["a"]}, {"--fg": ["a", "b"]})
-    assert listed == "made with --fg ('a',), not ('a', 'b')"
+    assert listed == "made with --fg 'a', not 'a' 'b'"

@@ -140,6 +140,18 @@ def test_a_new_output_format_is_offered_and_zipped(client, monkeypatch):
     assert sorted(only) == sorted(["size.txt", *WRITERS["png"].files, "run.json"])
 
 
+def test_three_layers_come_back_with_every_layers_file(client):
+    response = client.post("/api/decompose", **upload(fg=["red", "green"]))
+    assert response.status_code == 200, response.text
+    served = unzip(response.content)
+    for name in ("layer1.png", "layer2.png", "mask1.png", "mask2.png", "background.png"):
+        assert name in served, sorted(served)
+    meta = json.loads(served["run.json"])
+    assert meta["prompts"] == ["red", "green", "blue"]
+    assert meta["files"]["png"] == [n for n in meta["files"]["png"] if n in served]
+    assert {"layers.psd", "layers.ora", "sheet.png"} <= set(served)
+
+
 def test_the_page_and_its_assets_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -148,7 +160,7 @@ def test_the_page_and_its_assets_are_served(client):
     for asset in ("app.js", "style.css"):
         assert client.get(f"/static/{asset}").status_code == 200
     info = client.get("/api/info").json()
-    assert info["defaults"]["iterations"] == 12 and info["limits"]["max_foregrounds"] == 1
+    assert info["defaults"]["iterations"] == 12 and info["limits"]["max_foregrounds"] == 7
 
 
 BAD = [
@@ -159,7 +171,8 @@ BAD = [
     ("empty fg", {"fg": "  "}, 422, "fg: the prompt is empty"),
     ("empty bg", {"bg": ""}, 422, "bg: "),
     ("no bg", {"bg": None}, 422, "bg: Field required"),
-    ("two fg", {"fg": ["red", "green"]}, 422, "2 foreground prompts"),
+    ("eight fg", {"fg": [f"p{i}" for i in range(8)]}, 422, "8 foreground prompts"),
+    ("empty second fg", {"fg": ["red", " "]}, 422, "fg: the prompt is empty"),
     ("seed", {"seed": "abc"}, 422, "seed: "),
     ("iterations", {"iterations": "0"}, 422, "iterations: "),
     ("noise", {"noise_level": "1.5"}, 422, "noise_level: "),

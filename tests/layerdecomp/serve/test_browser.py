@@ -99,6 +99,21 @@ def finish(page, timeout_s: float = 300) -> str:
     return page.get_attribute("#status", "data-state")
 
 
+def test_a_second_foreground_field_makes_three_layers(server, page):
+    page.goto(server + "/")
+    fill(page, FOX, "a fox face", "purple stripes", "0", SMALL)
+    page.click("#add-fg")
+    page.locator(".fg").nth(1).fill("a red apple")
+    page.click("#run")
+    assert finish(page) == "done", page.text_content("#status-text")
+    ids = page.eval_on_selector_all("#results img", "els => els.map(e => e.id)")
+    for name in ("layer1", "layer2", "mask1", "mask2", "background", "recomposed"):
+        assert f"result-{name}" in ids, ids
+    job = page.get_attribute("#results", "data-job")
+    meta = page.request.get(f"{server}/api/jobs/{job}/files/run.json").json()
+    assert meta["prompts"] == ["a fox face", "a red apple", "purple stripes"]
+
+
 def test_the_page_decomposes_an_upload_and_the_zip_downloads(server, page, tmp_path):
     page.goto(server + "/")
     assert page.text_content("#model") == "Model: mini."

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from layerdecomp.errors import InputError
-from layerdecomp.layers import OUTPUTS, DecomposeConfig
+from layerdecomp.layers import OUTPUTS, WRITERS, DecomposeConfig
 from layerdecomp.serve.jobs import Job
 from layerdecomp.serve.runner import make_order, read_upload, run_order, safe_filename
 from tests.layerdecomp.serve.helpers import bomb_png, disk_png
@@ -56,7 +56,7 @@ def test_read_upload_refuses_bad_uploads_naming_the_upload(tmp_path, data, fragm
 def test_make_order_checks_prompts_options_and_formats():
     image = Image.new("RGB", (4, 4))
     order = make_order(image, "x.png", ["a"], "b", 5, {"samples": 2, "other": 1}, None, None)
-    assert order.config == DecomposeConfig(samples=2) and order.formats == ("png", "sheet", "ora")
+    assert order.config == DecomposeConfig(samples=2) and order.formats == tuple(WRITERS)
     for fg, bg, options, formats, fragment in [
         ([], "b", {}, None, "fg: give the foreground"),
         (["a"], " ", {}, None, "bg: the prompt is empty"),
