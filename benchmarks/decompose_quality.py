@@ -19,6 +19,11 @@ pixels (``matte``'s ``band``), ``--sure`` is ``matte``'s ``sure``.
     pip install opencv-python-headless    # GrabCut and k-means (the `bench` extra)
     python benchmarks/decompose_quality.py --n 100
     python benchmarks/decompose_quality.py --n 24 --matting
+    python benchmarks/decompose_quality.py --layers 3 --n 12    # decompose_layers.py's table
+
+``--layers 3`` runs ``decompose_layers.py`` instead (three layers on two-object composites, joint
+against the two-layer engine run twice; see its docstring) with ``--model``, ``--n``, ``--split``,
+``--size`` and ``--device``.
 
 The last line is ``iou=<x> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``, with ``--matting``
 followed by ``engine_sad= matting_sad= engine_sad_median= matting_sad_median= engine_mse=
@@ -121,7 +126,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{field_name.replace('_', '-')}", type=int, default=None)
     for field_name in ("noise_level", "guidance", "damping", "smoothing"):
         parser.add_argument(f"--{field_name.replace('_', '-')}", type=float, default=None)
+    parser.add_argument("--layers", type=int, default=2, choices=[2, 3])
     args = parser.parse_args(argv)
+    if args.layers == 3:
+        import decompose_layers
+
+        split = args.split if args.split != "train" else "heldout"
+        return decompose_layers.main(
+            ["--model", args.model, "--n", str(args.n), "--split", split, "--size", str(args.size)]
+            + (["--device", args.device] if args.device else [])
+        )
     overrides = {
         k: v
         for k, v in vars(args).items()
@@ -144,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=index,
             config=config,
             disable=True,
+            matting=False,  # the engine's own layers; --matting mattes them below
         )
         seconds = time.perf_counter() - start
         mask = layers.mask[0, 0].cpu().numpy()

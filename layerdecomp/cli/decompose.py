@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +226,7 @@ def decompose_one(
     from ..io import open_image, to_rgb
     from ..layers import save_decomposition
     from ..layers.writers import METADATA
-    from ..tasks.decompose import decompose_image
+    from ..tasks.decompose import decompose_image, run_record
 
     begin = time.perf_counter()
     quiet, fg, bg, work_side = params["quiet"], params["fg"], params["bg"], params["work_side"]
@@ -242,29 +241,14 @@ def decompose_one(
         work_side=work_side,
         matting=params["matting"],
     )
+    record = run_record(layers, rgb, config, work_side)
     metadata = {
         "command": "decompose",
         "image": str(src),
         "output": str(dst),
-        "size": list(rgb.size),
-        "fg_prompt": fg[0],
-        "bg_prompt": bg,
-        "prompts": [*fg, bg],
-        "seed": seed,
-        "parameters": {
-            **{f.name: getattr(config, f.name) for f in fields(config)},
-            "work_side": work_side,
-            "matting": layers.config.get("matting") or False,
-            **plain(params, MODEL_OPTIONS),
-        },
+        **record,
+        "parameters": {**record["parameters"], **plain(params, MODEL_OPTIONS)},
         "model": backend.describe(),
-        "timestep": layers.config.get("timestep"),
-        "work_size": layers.config.get("work_size"),
-        "nfe": layers.nfe,
-        "mask_change": [round(c, 6) for c in layers.history],
-        "iterations_run": len(layers.history),
-        "swapped": layers.swapped,
-        "restart": layers.restart,
         "timings": {
             "load": round(load, 4),
             "decompose": round(layers.seconds, 4),

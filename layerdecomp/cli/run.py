@@ -4,6 +4,8 @@ Every key of the recipe and every ``KEY=VALUE`` override is a parameter of the t
 (``layerdecomp TASK --help``), converted by that parameter's own click type, so a recipe, an
 override and a command-line option go through the same checks and the same defaults (the task's
 config dataclass). A TOML value must also have the parameter's type (``steps = "5"`` is refused).
+A repeatable option (``decompose``'s ``fg``) takes a TOML list or one value, and repeated
+overrides add up: ``fg="a cat" fg="a dog"``.
 A constraint's recipe runs ``layerdecomp constrain``: its ``[constraint]`` table, keys the command
 does not know and ``constraint.KEY=VALUE`` overrides become the constraint's own arguments.
 """
@@ -62,16 +64,20 @@ def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> di
     sub = click.Context(command, parent=ctx, info_name=command.name)
 
     def convert(param: click.Parameter, value: Any) -> Any:
+        if param.multiple and not isinstance(value, (list, tuple)):
+            value = [value]  # a repeatable option given once
         try:
             return param.type_cast_value(sub, value)
         except click.BadParameter as exc:
             raise _recipe_error(recipe, f"key {param.name!r}: {exc.message}") from None
 
+    repeated: set[str] = set()  # repeatable options given on the command line: they add up
     for key, value in recipe.values.items():
         if key == "constraint" and constraint and isinstance(value, dict):
             arguments.update(value)
         elif key in params:
-            _check_type(recipe, params[key], value)
+            for item in value if params[key].multiple and isinstance(value, list) else [value]:
+                _check_type(recipe, params[key], item)
             values[key] = None if value is None else convert(params[key], value)
         elif constraint:
             arguments[key] = value
@@ -82,6 +88,10 @@ def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> di
         head, dot, rest = key.partition(".")
         if constraint and dot and head == "constraint" and rest:
             arguments[rest] = literal(raw)
+        elif key in params and params[key].multiple:
+            before = values.get(key, ()) if key in repeated else ()
+            values[key] = (*before, *convert(params[key], raw))
+            repeated.add(key)
         elif key in params:
             values[key] = convert(params[key], raw)
         elif constraint and not dot:

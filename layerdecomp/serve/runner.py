@@ -146,7 +146,7 @@ def run_order(
     "change": c}`` after each mask update, then ``final`` (the final layers) and ``writing``.
     ``describe`` is the model's description and ``extra`` more metadata for ``run.json``.
     """
-    from ..tasks.decompose import decompose_image
+    from ..tasks.decompose import decompose_image, run_record
 
     order: Order = job.order
     config = order.config
@@ -175,29 +175,14 @@ def run_order(
         callback=progress,
     )
     job.progress = {**job.progress, "phase": "writing"}
+    record = run_record(layers, order.image, config, order.work_side)
     metadata = {
         "command": "serve",
         "image": order.filename,
         "output": job.folder.name,
-        "size": list(order.image.size),
-        "fg_prompt": order.fg[0],
-        "bg_prompt": order.bg,
-        "prompts": [*order.fg, order.bg],
-        "seed": order.seed,
-        "parameters": {
-            **{f.name: getattr(config, f.name) for f in fields(config)},
-            "work_side": order.work_side,
-            "matting": layers.config.get("matting") or False,
-            **(extra or {}),
-        },
+        **record,
+        "parameters": {**record["parameters"], **(extra or {})},
         "model": describe,
-        "timestep": layers.config.get("timestep"),
-        "work_size": layers.config.get("work_size"),
-        "nfe": layers.nfe,
-        "mask_change": [round(c, 6) for c in layers.history],
-        "iterations_run": len(layers.history),
-        "swapped": layers.swapped,
-        "restart": layers.restart,
         "timings": {
             "queued": round(waited, 4),
             "decompose": round(layers.seconds, 4),

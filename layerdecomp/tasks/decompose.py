@@ -8,6 +8,8 @@ and brings the mask and layers back to the input's size, re-fitted to recompose 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 import kornia
 import torch
@@ -82,10 +84,37 @@ def decompose_image(
     return layers
 
 
+def run_record(
+    layers: Layers, image: Image.Image, config: DecomposeConfig, work_side: int | None
+) -> dict[str, Any]:
+    """What ``run.json`` records of a decomposition, whoever ran it (the command line, the web
+    page): the prompts, the parameters, the engine's trace; the caller adds where it ran."""
+    prompts = list(layers.prompts)
+    return {
+        "size": list(image.size),
+        "fg_prompt": prompts[0],
+        "bg_prompt": prompts[-1],
+        "prompts": prompts,
+        "seed": layers.config.get("seed"),
+        "parameters": {
+            **asdict(config),
+            "work_side": work_side,
+            "matting": layers.config.get("matting") or False,
+        },
+        "timestep": layers.config.get("timestep"),
+        "work_size": layers.config.get("work_size"),
+        "nfe": layers.nfe,
+        "mask_change": [round(c, 6) for c in layers.history],
+        "iterations_run": len(layers.history),
+        "swapped": layers.swapped,
+        "restart": layers.restart,
+    }
+
+
 def _resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return kornia.geometry.transform.resize(
         tensor.float().cpu(), size, interpolation="bilinear", antialias=True
     )
 
 
-__all__ = ["DecomposeConfig", "decompose_image"]
+__all__ = ["DecomposeConfig", "decompose_image", "run_record"]

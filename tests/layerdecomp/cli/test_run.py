@@ -106,6 +106,21 @@ def test_run_errors_are_one_line(small_images, cli, one_line_error, no_outputs):
     no_outputs(small_images)
 
 
+def test_repeatable_options_take_lists_and_repeated_overrides(cli, tmp_path):
+    base = ["run", "decompose", "--dry-run", "image=x.png", "output=o", "bg=b"]
+    result = cli(*base, "fg=a cat")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["parameters"]["fg"] == ["a cat"]
+    result = cli(*base, "fg=a cat", "fg=a dog")
+    assert json.loads(result.stdout)["parameters"]["fg"] == ["a cat", "a dog"]
+    recipe = tmp_path / "three.toml"
+    recipe.write_text('task = "decompose"\nfg = ["a cat", "a dog"]\nbg = "grass"\n')
+    result = cli("run", str(recipe), "--dry-run", "image=x.png", "output=o")
+    assert json.loads(result.stdout)["parameters"]["fg"] == ["a cat", "a dog"]
+    result = cli("run", str(recipe), "--dry-run", "image=x.png", "output=o", "fg=a fox")
+    assert json.loads(result.stdout)["parameters"]["fg"] == ["a fox"]  # overrides replace
+
+
 def test_run_dry_run_prints_the_resolved_parameters(cli):
     result = cli("run", "style", "--dry-run", "style=a.png", "prompt=p", "output=o.png")
     assert result.exit_code == 0, result.output
