@@ -75,13 +75,29 @@ def trimap(share: torch.Tensor, band: int, sure: float = SURE) -> torch.Tensor:
     return out
 
 
+def _import_pymatting():
+    """pymatting, imported without changing torch's thread count.
+
+    Importing it (numba's OpenMP layer) resets the process's OpenMP threads to the core count,
+    torch's included: a run with one torch thread would then compute every later image with two,
+    in another summation order, and a folder run would differ from single-image runs of the
+    same images. torch's count is put back.
+    """
+    threads = torch.get_num_threads()
+    import pymatting
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return pymatting
+
+
 def _layer_matte(rgb: np.ndarray, share: torch.Tensor, band: int, sure: float):
     """Alpha (H, W), foreground and background colours (H, W, 3) in [0, 1] of one layer, or None
     where the trimap gives closed-form matting nothing to solve or nothing to anchor on."""
     tri = trimap(share, band, sure)
     if not all(bool((tri == value).any()) for value in (0.0, 0.5, 1.0)):
         return None
-    import pymatting
+    pymatting = _import_pymatting()
 
     # The matting Laplacian is only semi-definite: the incomplete Cholesky preconditioner starts
     # with a small diagonal shift rather than fail at 0, and where a shift still fails (it tries

@@ -150,3 +150,23 @@ def test_bad_band_sure_or_image(disk, band):
         matte(image, layers, sure=0.4)
     with pytest.raises(InputError, match="image"):
         matte(image[..., :-1], layers)
+
+
+def test_importing_pymatting_keeps_torchs_thread_count():
+    """numba's import resets OpenMP's threads (seen with OMP_NUM_THREADS=1 on 2 cores: torch went
+    from 1 to 2 threads and later images of a run came out in another summation order)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "before = torch.get_num_threads()\n"
+        "from layerdecomp.layers.matting import _import_pymatting\n"
+        "_import_pymatting()\n"
+        "print(before, torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1"]
