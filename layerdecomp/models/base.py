@@ -183,6 +183,29 @@ class LatentBackend(Backend):
         image = self.vae.decode(z.to(device=self.device, dtype=self.vae.dtype)).sample
         return image.to(latent.dtype)
 
+    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
+        """A denoiser conditioned on ``prompt``; ``guidance`` w > 0 adds batched CFG.
+
+        Subclasses give ``encode_prompt(prompt, negative_prompt, guidance)`` (the conditioning)
+        and ``model_fn(cond, guidance)`` (the network's output for ``(x_t, t)``).
+
+        Args:
+            prompt: one prompt, or one per image (the latent batch must be a multiple).
+            negative_prompt: the unconditional prompt (used only with guidance).
+            guidance: w in ``(1 + w)·out_c − w·out_u``; 0 runs the conditional batch alone.
+        """
+        if guidance < 0:
+            raise ValueError(f"guidance: expected ≥ 0, got {guidance}")
+        cond = self.encode_prompt(prompt, negative_prompt, guidance)
+        return Denoiser(self.model_fn(cond, guidance), self.new_scheduler(), self.prediction_type)
+
+
+def guided(out: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance of a batch ``[unconditional; conditional]``:
+    ``(1 + w)·conditional − w·unconditional``."""
+    uncond, conditional = out.chunk(2)
+    return (1.0 + guidance) * conditional - guidance * uncond
+
 
 def _attention_modules(module: torch.nn.Module):
     """The attention layers of ``module``: diffusers modules that hold a swappable processor."""
@@ -243,6 +266,7 @@ def native_size(
 
 __all__ = [
     "LatentBackend",
+    "guided",
     "Backend",
     "attention_processors",
     "native_size",

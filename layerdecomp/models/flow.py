@@ -20,10 +20,8 @@ import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from solvers import Denoiser
-
 from ..errors import ModelSpecError
-from .base import LatentBackend
+from .base import LatentBackend, guided
 from .stable_diffusion import TextConditioning, _expand
 
 
@@ -152,25 +150,9 @@ class FlowBackend(LatentBackend):
             timestep = torch.as_tensor(t, device=self.device, dtype=torch.float32)
             timestep = timestep.reshape(-1).expand(latents.shape[0])
             out = self.velocity(latents, timestep, embeds, pooled).to(x_t.dtype)
-            if cfg:
-                uncond, conditional = out.chunk(2)
-                out = (1.0 + guidance) * conditional - guidance * uncond
-            return out
+            return guided(out, guidance) if cfg else out
 
         return call
-
-    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
-        """A denoiser conditioned on ``prompt``; ``guidance`` w > 0 adds batched CFG.
-
-        Args:
-            prompt: one prompt, or one per image (the latent batch must be a multiple).
-            negative_prompt: the unconditional prompt (used only with guidance).
-            guidance: w in ``(1 + w)·v_c − w·v_u``; 0 runs the conditional batch alone.
-        """
-        if guidance < 0:
-            raise ValueError(f"guidance: expected ≥ 0, got {guidance}")
-        cond = self.encode_prompt(prompt, negative_prompt, guidance)
-        return Denoiser(self.model_fn(cond, guidance), self.new_scheduler(), "flow")
 
 
 __all__ = ["FlowBackend", "PipelineFlowMatchScheduler"]

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from solvers import Denoiser
-
 from ..errors import ModelSpecError
-from .base import LatentBackend
+from .base import LatentBackend, guided
 
 
 @dataclass
@@ -150,25 +148,9 @@ class StableDiffusionBackend(LatentBackend):
                 added_cond_kwargs=added,
                 return_dict=False,
             )[0].to(x_t.dtype)
-            if cfg:
-                uncond, conditional = out.chunk(2)
-                out = (1.0 + guidance) * conditional - guidance * uncond
-            return out
+            return guided(out, guidance) if cfg else out
 
         return call
-
-    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
-        """A denoiser conditioned on ``prompt``; ``guidance`` w > 0 adds batched CFG.
-
-        Args:
-            prompt: one prompt, or one per image (the latent batch must be a multiple).
-            negative_prompt: the unconditional prompt (used only with guidance).
-            guidance: w in ``(1 + w)·ε_c − w·ε_u``; 0 runs the conditional batch alone.
-        """
-        if guidance < 0:
-            raise ValueError(f"guidance: expected ≥ 0, got {guidance}")
-        cond = self.encode_prompt(prompt, negative_prompt, guidance)
-        return Denoiser(self.model_fn(cond, guidance), self.new_scheduler(), self.prediction_type)
 
 
 __all__ = ["StableDiffusionBackend", "TextConditioning"]
