@@ -253,18 +253,45 @@ def write_composites(
                 record[f"{key}_image"] = f"{stem}_{key}.png"
                 Image.fromarray(array).save(out / record[f"{key}_image"])
         records.append(record)
-    meta = {"split": split, "size": size, "seed": seed, "start": start, "samples": records}
-    (out / "captions.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+    write_captions(out, records, split=split, size=size, seed=seed, start=start)
     return records
 
 
+def write_captions(out: Path, records: list[dict], **meta) -> None:
+    """``out/captions.json``: the run's ``meta`` (split, size, seed, start) and its ``records``."""
+    text = json.dumps({**meta, "samples": records}, indent=1, ensure_ascii=False) + "\n"
+    (out / "captions.json").write_text(text)
+
+
+def sample_options(split: str, min_size: int):
+    """The click options of a module that writes samples: --split, --n, --out, --size, --seed,
+    --start (``split`` the default split, ``min_size`` the smallest side)."""
+
+    def decorate(function):
+        for option in reversed(
+            [
+                click.option(
+                    "--split", type=click.Choice(list(SPLITS)), default=split, show_default=True
+                ),
+                click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True),
+                click.option(
+                    "--out", type=click.Path(file_okay=False), required=True, help="Output folder."
+                ),
+                click.option(
+                    "--size", type=click.IntRange(min=min_size), default=64, show_default=True
+                ),
+                click.option("--seed", type=int, default=0, show_default=True),
+                click.option("--start", type=click.IntRange(min=0), default=0, show_default=True),
+            ]
+        ):
+            function = option(function)
+        return function
+
+    return decorate
+
+
 @click.command()
-@click.option("--split", type=click.Choice(list(SPLITS)), default="train", show_default=True)
-@click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
-@click.option("--size", type=click.IntRange(min=8), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True)
+@sample_options("train", 8)
 @click.option(
     "--layers/--no-layers",
     default=True,

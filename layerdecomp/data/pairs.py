@@ -12,7 +12,6 @@ Run as a module to write samples to a folder::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,14 @@ import click
 import numpy as np
 from PIL import Image
 
-from layerdecomp.data.composites import SCALE_RANGE, SPLITS, Split, split_emoji
+from layerdecomp.data.composites import (
+    SCALE_RANGE,
+    SPLITS,
+    Split,
+    sample_options,
+    split_emoji,
+    write_captions,
+)
 from layerdecomp.data.emoji import emoji_prompt, emoji_rgba
 from layerdecomp.data.textures import COLOURS, FAMILIES, make_texture, texture_caption
 
@@ -195,18 +201,12 @@ def write_pairs(
             Image.fromarray(p.fgs[k]).save(out / name)
         Image.fromarray(p.bg).save(out / record["bg_image"])
         records.append(record)
-    meta = {"split": split, "size": size, "seed": seed, "start": start, "samples": records}
-    (out / "captions.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+    write_captions(out, records, split=split, size=size, seed=seed, start=start)
     return records
 
 
 @click.command()
-@click.option("--split", type=click.Choice(list(SPLITS)), default="heldout", show_default=True)
-@click.option("--n", "n", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
-@click.option("--size", type=click.IntRange(min=16), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True)
+@sample_options("heldout", 16)
 def main(split: str, n: int, out: str, size: int, seed: int, start: int) -> None:
     """Write N two-object composites of SPLIT (PNGs + captions.json) into OUT."""
     write_pairs(out, split, n, size, seed, start)  # type: ignore[arg-type]
