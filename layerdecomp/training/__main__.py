@@ -33,14 +33,27 @@ from layerdecomp.training.train import train
     help="Stop cleanly after this many minutes, saving OUT/checkpoint; run the same command "
     "again to continue (0: no limit).",
 )
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="One run: render, train both models and report within this many minutes, the VAE "
+    "and UNet schedules annealing on the time they get (overrides the config's `minutes`).",
+)
 def main(
-    config_path: str, out: str, device: str | None, seed: int | None, max_minutes: float
+    config_path: str,
+    out: str,
+    device: str | None,
+    seed: int | None,
+    max_minutes: float,
+    minutes: float | None,
 ) -> None:
     """Train the miniature SD-format model on emoji composites and save it to OUT.
 
     A run continues from OUT's checkpoint when there is one.
     """
-    overrides = {k: v for k, v in (("device", device), ("seed", seed)) if v is not None}
+    given = (("device", device), ("seed", seed), ("minutes", minutes))
+    overrides = {k: v for k, v in given if v is not None}
     try:
         config = load_config(config_path, **overrides)
         result = train(

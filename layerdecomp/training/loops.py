@@ -1,100 +1,44 @@
 """The two training loops: the VAE (L1 + KL), then the UNet and text encoder (ε-prediction).
 
-Both loops are plain AdamW loops with diffusers' linear warm-up + cosine decay schedule
+Both loops are AdamW loops with diffusers' linear warm-up + cosine decay schedule
 (:func:`diffusers.optimization.get_scheduler`). The schedule is advanced to the run's progress
 ``max(step, elapsed / max_minutes × steps)``, so a time-limited run still anneals before it stops.
-The UNet loop keeps an exponential moving average of the weights with diffusers'
-:class:`~diffusers.training_utils.EMAModel`.
+The UNet loop keeps an exponential moving average of the weights (:class:`~.steps.EMA`).
+A step does no host work (:mod:`layerdecomp.training.steps`): the generator lives on the
+training device, and the losses are read every ``log_every`` steps.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from diffusers.training_utils import EMAModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel
 
-from layerdecomp.data.composites import Composite, make_composite
-from layerdecomp.data.pairs import PairComposite, make_pair
 from layerdecomp.training.config import DataConfig, UNetConfig, VAEConfig
+from layerdecomp.training.dataset import TrainingData, make_training_data, tokenize
 from layerdecomp.training.progress import Budget, Log, Progress, Stepper, autocast, lr_schedule
+from layerdecomp.training.steps import (
+    EMA,
+    adamw,
+    backward_step,
+    choose,
+    cumulative,
+    random_crops,
+    to_model_range,
+    training_noise,
+)
 
-PAIR_CHOICE = 7
-"""Stream id (after the data seed) of the draw that picks which training samples are pairs."""
-
-
-@dataclass
-class TrainingData:
-    """Pre-generated composites: uint8 images ``(N, 3, H, W)`` and caption token ids ``(N, 3, L)``
-    (fg-only, bg-only, both), plus the empty caption's ids ``(L,)``."""
-
-    images: torch.Tensor
-    tokens: torch.Tensor
-    empty: torch.Tensor
-
-
-def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
-    """Token ids exactly as the SD pipelines make them (pad and truncate to the maximum length)."""
-    return tokenizer(
-        texts,
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-
-
-def make_training_data(
-    cfg: DataConfig, tokenizer: CLIPTokenizer, split: str = "train", n: int | None = None
-) -> TrainingData:
-    """Generate ``n`` composites of a split (default: ``cfg.num_train`` of train), tokenized."""
-    n = cfg.num_train if n is None else n
-    is_pair = np.random.default_rng([cfg.seed, PAIR_CHOICE]).random(n) < cfg.pairs
-    jobs = [(i, bool(pair), split, cfg.size, cfg.seed) for i, pair in enumerate(is_pair)]
-    workers = cfg.workers if cfg.workers > 0 else os.cpu_count() or 1
-    if workers == 1:
-        samples = [_render(job) for job in jobs]
-    else:  # spawn: the parent may hold threads (torch) that a fork would copy half-way
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            samples = list(pool.map(_render, jobs, chunksize=max(1, n // (8 * workers))))
-    images = torch.from_numpy(np.stack([c.image for c in samples])).permute(0, 3, 1, 2)
-    texts = [t for c in samples for t in _captions(c)]
-    tokens = tokenize(tokenizer, texts).view(n, 3, -1)
-    return TrainingData(images.contiguous(), tokens, tokenize(tokenizer, [""])[0])
-
-
-def _render(job: tuple[int, bool, str, int, int]) -> Composite | PairComposite:
-    index, pair, split, size, seed = job
-    make = make_pair if pair else make_composite
-    return make(index, split, size, seed)  # type: ignore[arg-type]
-
-
-def _captions(sample: Composite | PairComposite) -> tuple[str, str, str]:
-    """fg-only, bg-only and both; a pair's objects are joined with "and", front first."""
-    if isinstance(sample, PairComposite):
-        return " and ".join(sample.captions_fg), sample.caption_bg, sample.caption
-    return sample.caption_fg, sample.caption_bg, sample.caption
-
-
-def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[0, 255]`` to float ``[-1, 1]``."""
-    return images.float() / 127.5 - 1.0
-
-
-def _random_crops(x: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
-    if crop >= x.shape[-1]:
-        return x
-    offsets = torch.randint(0, x.shape[-1] - crop + 1, (x.shape[0], 2), generator=generator)
-    return torch.stack(
-        [im[:, i : i + crop, j : j + crop] for im, (i, j) in zip(x, offsets.tolist(), strict=True)]
-    )
+__all__ = [
+    "TrainingData",
+    "encode_latents",
+    "make_training_data",
+    "to_model_range",
+    "tokenize",
+    "train_unet",
+    "train_vae",
+    "training_noise",
+]
 
 
 def train_vae(
@@ -114,7 +58,8 @@ def train_vae(
         vae: The autoencoder (trained in place).
         images: uint8 images ``(N, 3, H, W)``.
         cfg: The VAE config.
-        generator: A CPU generator; draws the batches, crops and posterior samples.
+        generator: A generator on the images' device; draws the batches, crops and posterior
+            samples.
         log: Called with a progress line every ``log_every`` steps.
         log_every: Logging interval.
         progress: Where to start and what to update (a fresh one if None); its ``states``
@@ -127,31 +72,40 @@ def train_vae(
     """
     progress = Progress() if progress is None else progress
     vae.train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    device = images.device
+    opt = adamw(vae.parameters(), cfg.lr, 0.0, device)
     schedule = lr_schedule(opt, cfg)
     if progress.states:
         opt.load_state_dict(progress.states["optimizer"])
         schedule.load_state_dict(progress.states["schedule"])
-    stepper = Stepper("vae", cfg, progress, budget, log)
-    device = images.device
-    while stepper.begin(schedule):
-        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=generator)
-        x = _random_crops(to_model_range(images[idx.to(device)]), cfg.crop, generator)
+    side = min(cfg.crop, images.shape[-1]) // 2 ** (len(vae.config.block_out_channels) - 1)
+    latent_shape = (cfg.batch_size, vae.config.latent_channels, side, side)
+
+    def loss_fn(x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):
             posterior = vae.encode(x).latent_dist
-            recon = vae.decode(posterior.sample(generator)).sample
+            recon = vae.decode(posterior.mean + posterior.std * eps).sample
         kl = posterior.kl().float().mean() / posterior.mean[0].numel()
         loss = (recon.float() - x).abs().mean() + cfg.kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        return torch.stack([loss, kl])
+
+    step_fn = backward_step(loss_fn, "", lambda: opt.zero_grad(set_to_none=True), log)
+    stepper = Stepper("vae", cfg, progress, budget, log)
+    while stepper.begin(schedule):
+        n, b = images.shape[0], cfg.batch_size
+        idx = torch.randint(0, n, (b,), generator=generator, device=device)
+        x = to_model_range(random_crops(images[idx], cfg.crop, generator))
+        eps = torch.randn(latent_shape, generator=generator, device=device)
+        out = step_fn(x, eps)
         opt.step()
-        stepper.end(loss.item())
+        stepper.end(out[0])
         step = progress.step
         if step % log_every == 0 or step == 1:
-            rate = (stepper.elapsed()) / step
+            stepper.read()
+            rate = stepper.elapsed() / step
             log(
                 f"vae step {step}/{cfg.steps} loss {np.mean(progress.losses[-log_every:]):.4f} "
-                f"kl {kl.item():.3f} ({rate:.2f} s/step)"
+                f"kl {out[1].item():.3f} ({rate:.3f} s/step)"
             )
     stepper.stop(optimizer=opt.state_dict(), schedule=schedule.state_dict())
     vae.eval()
@@ -171,20 +125,6 @@ def encode_latents(
         means.append(dist.mean)
         stds.append(dist.std)
     return torch.cat(means), torch.cat(stds)
-
-
-def training_noise(shape: torch.Size, offset: float, generator: torch.Generator) -> torch.Tensor:
-    """Gaussian noise plus, with ``offset`` > 0, a constant per sample and channel ("offset noise").
-
-    On a 16×16 latent the mean of white noise is small (σ = 1/16), so even at the last timestep of
-    SD's schedule the noisy latent's mean still shows the image's mean colour, and a model learns
-    to read the colour from the noise instead of from the text. The offset (σ = ``offset``) hides
-    it; the trained model is sampled with ordinary noise.
-    """
-    noise = torch.randn(shape, generator=generator)
-    if offset > 0:
-        noise += offset * torch.randn((*shape[:2], 1, 1), generator=generator)
-    return noise
 
 
 def train_unet(
@@ -210,7 +150,7 @@ def train_unet(
 
     Args:
         unet: The UNet (trained in place; ends with its EMA weights once finished if
-            ``cfg.ema_decay``: diffusers' ``EMAModel``, whose first update copies the weights
+            ``cfg.ema_decay``: :class:`~.steps.EMA`, whose first update copies the weights
             and update n + 1 blends with decay ``min(ema_decay, (1 + n) / (10 + n))``).
         text_encoder: The text encoder (likewise).
         scheduler: Supplies the noise schedule (``add_noise``).
@@ -218,7 +158,7 @@ def train_unet(
         data: The training data (caption tokens).
         cfg: The UNet config.
         data_cfg: The data config (caption choice).
-        generator: A CPU generator; draws batches, captions, timesteps and noise.
+        generator: A generator on the latents' device; draws batches, captions, timesteps, noise.
         log: Called with a progress line every ``log_every`` steps.
         log_every: Logging interval.
         progress: Where to start and what to update (a fresh one if None); its ``states``
@@ -233,59 +173,64 @@ def train_unet(
     """
     progress = Progress() if progress is None else progress
     params = [*unet.parameters(), *text_encoder.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    mean, std = latents
+    device = mean.device
+    opt = adamw(params, cfg.lr, cfg.weight_decay, device)
     schedule = lr_schedule(opt, cfg)
-    ema = EMAModel(params, decay=cfg.ema_decay, foreach=True) if cfg.ema_decay > 0 else None
+    ema = EMA(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if progress.states:
         opt.load_state_dict(progress.states["optimizer"])
         schedule.load_state_dict(progress.states["schedule"])
         if ema is not None:
             ema.load_state_dict(progress.states["ema"])
-    forward = torch.compile(unet, backend=compile_backend) if compile_backend else unet
-    weights = torch.tensor(data_cfg.caption_weights, dtype=torch.float)
+    cdf = cumulative(data_cfg.caption_weights, device)
+    alphas = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)
+    signal, noise_level = alphas.sqrt(), (1 - alphas).sqrt()
+    tokens, empty = data.tokens.to(device), data.empty.to(device)
+
+    def loss_fn(z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, ids: torch.Tensor):
+        # diffusers' add_noise: sqrt(ᾱ_t) z0 + sqrt(1 - ᾱ_t) ε
+        x_t = signal[t][:, None, None, None] * z0 + noise_level[t][:, None, None, None] * noise
+        with autocast(device, precision):
+            pred = unet(x_t, t, text_encoder(ids)[0]).sample
+        return torch.nn.functional.mse_loss(pred.float(), noise)[None]
+
+    zero = lambda: opt.zero_grad(set_to_none=True)  # noqa: E731
+    step_fn = backward_step(loss_fn, compile_backend, zero, log)
     unet.train()
     text_encoder.train()
-    mean, std = latents
-    device = mean.device
+    b, shape = cfg.batch_size, (cfg.batch_size, *mean.shape[1:])
+    timesteps = scheduler.config.num_train_timesteps
     stepper = Stepper("unet", cfg, progress, budget, log)
     while stepper.begin(schedule):
-        b = cfg.batch_size
-        idx = torch.randint(0, mean.shape[0], (b,), generator=generator)
-        shape = (b, *mean.shape[1:])
-        draw = torch.randn(shape, generator=generator).to(device)
-        z0 = mean[idx.to(device)] + std[idx.to(device)] * draw
-        kind = torch.multinomial(weights, b, replacement=True, generator=generator)
-        ids = data.tokens[idx.to(data.tokens.device), kind.to(data.tokens.device)]
-        ids[(torch.rand(b, generator=generator) < data_cfg.caption_dropout).to(ids.device)] = (
-            data.empty
-        )
-        noise = training_noise(torch.Size(shape), cfg.offset_noise, generator).to(device)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator)
-        t = t.to(device)
-        with autocast(device, precision):
-            pred = forward(scheduler.add_noise(z0, noise, t), t, text_encoder(ids)[0]).sample
-        loss = torch.nn.functional.mse_loss(pred.float(), noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        idx = torch.randint(0, mean.shape[0], (b,), generator=generator, device=device)
+        z0 = mean[idx] + std[idx] * torch.randn(shape, generator=generator, device=device)
+        kind = choose(cdf, b, generator)
+        drop = torch.rand(b, generator=generator, device=device) < data_cfg.caption_dropout
+        ids = torch.where(drop[:, None], empty, tokens[idx, kind])
+        noise = training_noise(shape, cfg.offset_noise, generator, device)
+        t = torch.randint(0, timesteps, (b,), generator=generator, device=device)
+        loss = step_fn(z0, noise, t, ids)
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
         opt.step()
         if ema is not None:
-            ema.step(params)
-        stepper.end(loss.item())
+            ema.step()
+        stepper.end(loss[0])
         step = progress.step
         if step % log_every == 0 or step == 1:
+            stepper.read()
             rate = stepper.elapsed() / step
             log(
                 f"unet step {step}/{cfg.steps} loss {np.mean(progress.losses[-log_every:]):.4f} "
-                f"({rate:.2f} s/step)"
+                f"({rate:.3f} s/step)"
             )
     states = {"optimizer": opt.state_dict(), "schedule": schedule.state_dict()}
     if ema is not None:
         states["ema"] = ema.state_dict()
     stepper.stop(**states)
     if progress.done and ema is not None:
-        ema.copy_to(params)
+        ema.copy_to()
     unet.eval()
     text_encoder.eval()
     return progress.losses

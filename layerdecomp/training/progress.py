@@ -134,6 +134,7 @@ class Stepper:
     ) -> None:
         self.name, self.cfg, self.progress, self.log = name, cfg, progress, log
         self.budget = budget or Budget()
+        self.pending: list[torch.Tensor] = []
         self.start = time.monotonic()
         self.before = progress.elapsed
 
@@ -162,14 +163,25 @@ class Stepper:
         advance_schedule(schedule, p.step, cfg, elapsed)
         return True
 
-    def end(self, loss: float) -> None:
-        """Record a step's loss."""
-        self.progress.losses.append(loss)
+    def end(self, loss: torch.Tensor | float) -> None:
+        """Record a step's loss: a float, or a 0-d tensor kept on its device until :meth:`read`."""
+        if isinstance(loss, torch.Tensor):
+            self.pending.append(loss.detach().reshape(()))
+        else:
+            self.read()
+            self.progress.losses.append(float(loss))
         self.progress.step += 1
         self.budget.steps += 1
 
+    def read(self) -> None:
+        """Move the pending losses into ``progress.losses`` (one device synchronisation)."""
+        if self.pending:
+            self.progress.losses.extend(torch.stack(self.pending).float().cpu().tolist())
+            self.pending.clear()
+
     def stop(self, **states: Any) -> None:
         """Store the time spent and the states to resume from (``name=obj.state_dict()``)."""
+        self.read()
         self.progress.elapsed = self.elapsed()
         self.progress.states = states
 

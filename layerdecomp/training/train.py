@@ -7,6 +7,7 @@ reconstructions, the frozen config and ``MODEL_CARD.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -24,15 +25,11 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from layerdecomp.training.components import make_components, make_pipeline
 from layerdecomp.training.config import TrainConfig
-from layerdecomp.training.loops import (
-    encode_latents,
-    make_training_data,
-    to_model_range,
-    train_unet,
-    train_vae,
-)
+from layerdecomp.training.dataset import CACHE, cached_training_data
+from layerdecomp.training.loops import encode_latents, to_model_range, train_unet, train_vae
 from layerdecomp.training.progress import Budget, Log, Progress
 from layerdecomp.training.report import image_grid, plot_losses, write_model_card
+from layerdecomp.training.steps import device_generator
 from layerdecomp.training.tokenizer import save_tokenizer
 
 CHECKPOINT = "checkpoint"
@@ -131,6 +128,13 @@ def _progress(saved: dict | None) -> Progress:
     return Progress(**saved) if saved else Progress()
 
 
+def _limit(config: TrainConfig, start: float, share: float) -> float:
+    """Minutes a phase of a one-run call (``config.minutes``) may take from now: ``share`` of
+    what is left once the report's reserve is set aside (at least a moment, never 0: no limit)."""
+    left = 60 * config.minutes - (time.monotonic() - start) - 60 * config.report_minutes
+    return max(left * share / 60, 1e-6)
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -169,17 +173,21 @@ def train(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     device = torch.device(config.device)
+    generator = device_generator(device, config.seed)
     budget = budget or Budget()
     state = saved or {"config": config.to_dict(), "phase": "vae", "times": {}, "vae": {}}
     times: dict[str, float] = state["times"]
-    t = time.monotonic()
+    limits: dict[str, float] = state.setdefault("limits", {})
+    start = t = time.monotonic()
 
     parts = make_components(config)
-    data = make_training_data(config.data, parts["tokenizer"])
+    data = cached_training_data(config.data, parts["tokenizer"], out)
     times["data"] = times.get("data", 0.0) + time.monotonic() - t
-    log(f"generated {len(data.images)} training composites in {time.monotonic() - t:.0f} s")
+    log(f"{len(data.images)} training composites ready in {time.monotonic() - t:.1f} s")
+    if config.minutes > 0 and "vae" not in limits:
+        limits["vae"] = _limit(config, start, config.vae_share)
+        log(f"one run of {config.minutes:g} min: the VAE gets {limits['vae']:.2f} min")
     if saved is not None:
         _set_rng_states(generator, saved["rng"])
         parts["vae"].load_state_dict(saved["weights"]["vae"])
@@ -193,7 +201,7 @@ def train(
         train_vae(
             vae,
             images,
-            config.vae,
+            dataclasses.replace(config.vae, max_minutes=limits.get("vae", config.vae.max_minutes)),
             generator,
             log,
             progress=vae_progress,
@@ -213,7 +221,7 @@ def train(
     mean, std = encode_latents(vae, images)
     if state["phase"] == "vae":
         scaling = float(
-            1.0 / (mean + std * torch.randn(mean.shape, generator=generator).to(device)).std()
+            1.0 / (mean + std * torch.randn(mean.shape, generator=generator, device=device)).std()
         )
         vae_progress.states = {}
         state.update(phase="unet", scaling=scaling, vae=vars(vae_progress), unet={})
@@ -227,15 +235,17 @@ def train(
     if saved is not None and "unet" in saved["weights"]:
         unet.load_state_dict(saved["weights"]["unet"])
         text_encoder.load_state_dict(saved["weights"]["text_encoder"])
-    data.tokens, data.empty = data.tokens.to(device), data.empty.to(device)
     unet_progress = _progress(state["unet"])
+    if config.minutes > 0 and "unet" not in limits:
+        limits["unet"] = _limit(config, start, 1.0)
+        log(f"one run of {config.minutes:g} min: the UNet gets {limits['unet']:.2f} min")
     train_unet(
         unet,
         text_encoder,
         parts["scheduler"],
         (mean * scaling, std * scaling),
         data,
-        config.unet,
+        dataclasses.replace(config.unet, max_minutes=limits.get("unet", config.unet.max_minutes)),
         config.data,
         generator,
         log,
@@ -306,5 +316,6 @@ def train(
     (out / "losses.json").write_text(json.dumps({"vae": vae_losses, "unet": unet_losses}) + "\n")
     write_model_card(out / "MODEL_CARD.md", facts)
     save_checkpoint(folder, {"config": config.to_dict(), "phase": "done", "times": times})
+    (out / CACHE).unlink(missing_ok=True)
     log(f"wrote {out} ({size_mb:.1f} MB of weights); VAE PSNR {recon_psnr:.2f} dB")
     return TrainResult(pipe, out, facts)

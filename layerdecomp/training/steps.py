@@ -1,0 +1,181 @@
+"""The pieces of a training step that keep the host out of it (issue #24).
+
+Every random draw comes from one generator on the training device, the data stays there as uint8,
+crops are one gather, the caption choice is an inverse-CDF lookup (no ``multinomial`` check, no
+boolean-mask assignment), the optimizer is AdamW's fused (CUDA) or foreach (CPU) implementation,
+the EMA is one ``torch._foreach_lerp_`` and the losses stay on the device until the loop reads
+them, every ``log_every`` steps. Nothing in a step waits for the device, and every shape is
+fixed, so the forward and loss can be ``torch.compile``'d without recompiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+
+def device_generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed`` (its state is saved by checkpoints)."""
+    return torch.Generator(device=torch.device(device)).manual_seed(seed)
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` to float ``[-1, 1]``."""
+    return images.float() / 127.5 - 1.0
+
+
+def random_crops(images: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """A random ``crop``² window of every image ``(B, C, H, W)``, gathered in one indexing op.
+
+    The offsets are drawn on the images' device; an image no larger than ``crop`` is returned
+    whole (no draw).
+    """
+    b, _, h, w = images.shape
+    if crop >= h and crop >= w:
+        return images
+    device = images.device
+    offsets = torch.randint(0, 2**62, (b, 2), generator=generator, device=device)
+    top = (offsets[:, 0] % (h - crop + 1))[:, None, None]
+    left = (offsets[:, 1] % (w - crop + 1))[:, None, None]
+    span = torch.arange(crop, device=device)
+    rows, cols = top + span[None, :, None], left + span[None, None, :]
+    batch = torch.arange(b, device=device)[:, None, None]
+    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+def choose(cdf: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` draws of an index with the cumulative probabilities ``cdf`` (last entry 1)."""
+    u = torch.rand(n, generator=generator, device=cdf.device)
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=len(cdf) - 1)
+
+
+def cumulative(weights: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """The normalised cumulative sums of ``weights``, on ``device``."""
+    w = torch.tensor(weights, dtype=torch.float64)
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    return (w.cumsum(0) / w.sum()).float().to(device)
+
+
+def training_noise(
+    shape: torch.Size | tuple[int, ...],
+    offset: float,
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Gaussian noise plus, with ``offset`` > 0, a constant per sample and channel ("offset noise").
+
+    On a 16×16 latent the mean of white noise is small (σ = 1/16), so even at the last timestep of
+    SD's schedule the noisy latent's mean still shows the image's mean colour, and a model learns
+    to read the colour from the noise instead of from the text. The offset (σ = ``offset``) hides
+    it; the trained model is sampled with ordinary noise. Drawn on ``device`` (default: the
+    generator's).
+    """
+    device = generator.device if device is None else device
+    noise = torch.randn(shape, generator=generator, device=device)
+    if offset > 0:
+        noise += offset * torch.randn((*shape[:2], 1, 1), generator=generator, device=device)
+    return noise
+
+
+def adamw(
+    params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, device: torch.device
+) -> torch.optim.AdamW:
+    """AdamW with the fused kernels on CUDA and the foreach implementation elsewhere."""
+    if device.type == "cuda":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+class EMA:
+    """An exponential moving average of parameters, updated with one ``_foreach_lerp_``.
+
+    Update 1 copies the parameters; update ``n + 1`` blends with decay
+    ``min(decay, (1 + n) / (10 + n))`` (diffusers' ``EMAModel`` warm-up, which this replaces).
+
+    Args:
+        params: The parameters followed.
+        decay: The largest decay.
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], decay: float) -> None:
+        self.params = list(params)
+        self.decay = decay
+        self.count = 0
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    def decay_at(self, count: int) -> float:
+        """The decay of update ``count`` (1-based)."""
+        return 0.0 if count <= 1 else min(self.decay, count / (count + 9))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Blend the current parameters in."""
+        self.count += 1
+        current = [p.detach() for p in self.params]
+        if self.count == 1:
+            torch._foreach_copy_(self.shadow, current)
+        else:
+            torch._foreach_lerp_(self.shadow, current, 1.0 - self.decay_at(self.count))
+
+    @torch.no_grad()
+    def copy_to(self, params: Iterable[torch.nn.Parameter] | None = None) -> None:
+        """Write the averages into ``params`` (default: the followed ones)."""
+        torch._foreach_copy_([p.data for p in (params or self.params)], self.shadow)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``count`` and the ``shadow`` tensors."""
+        return {"count": self.count, "shadow": list(self.shadow)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        self.count = int(state["count"])
+        with torch.no_grad():
+            saved = [s.to(p.device) for s, p in zip(state["shadow"], self.shadow, strict=True)]
+            torch._foreach_copy_(self.shadow, saved)
+
+
+def backward_step(
+    loss_fn: Callable[..., torch.Tensor],
+    backend: str,
+    zero_grad: Callable[[], None],
+    log: Callable[[str], None],
+) -> Callable[..., torch.Tensor]:
+    """A function that zeroes the gradients, computes ``out = loss_fn(*args)`` (a 1-D tensor:
+    the loss, then anything to log), back-propagates ``out[0]`` and returns ``out`` detached;
+    with a ``backend``, ``loss_fn`` is ``torch.compile``'d (static shapes).
+
+    If compiling fails on the first step (an unsupported op, a missing compiler), the failure is
+    logged and the step runs eagerly from then on, so a one-shot GPU run never dies of it.
+    """
+
+    def eager(*args: Any) -> torch.Tensor:
+        zero_grad()
+        out = loss_fn(*args)
+        out[0].backward()
+        return out.detach()
+
+    if not backend:
+        return eager
+    fast = torch.compile(loss_fn, backend=backend, dynamic=False)
+    state: dict[str, bool | None] = {"ok": None}
+
+    def step(*args: Any) -> torch.Tensor:
+        if state["ok"] is False:
+            return eager(*args)
+        try:
+            zero_grad()
+            out = fast(*args)
+            out[0].backward()
+        except Exception as err:  # noqa: BLE001 - any compiler failure: run eagerly instead
+            if state["ok"]:
+                raise
+            log(f"torch.compile({backend}) failed ({type(err).__name__}: {err}); running eagerly")
+            state["ok"] = False
+            return eager(*args)
+        state["ok"] = True
+        return out.detach()
+
+    return step
