@@ -111,6 +111,7 @@ class TrainConfig:
     threads: int = 0  # torch threads; 0 keeps torch's default
     precision: str = "fp32"  # "bf16": bf16 autocast in both loops (on a GPU)
     compile: str = ""  # a torch.compile backend for the UNet's forward ("inductor"); "" = eager
+    channels_last: bool = False  # the VAE and UNet in the channels-last layout (GPU convolutions)
     minutes: float = 0.0  # one run: data + VAE + UNet + report in this many minutes (0: off)
     vae_share: float = 0.3  # one run: the VAE's share of the time left after the data
     report_minutes: float = 0.5  # one run: kept for encoding, samples and saving

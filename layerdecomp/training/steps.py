@@ -159,7 +159,11 @@ def backward_step(
 
     if not backend:
         return eager
-    fast = torch.compile(loss_fn, backend=backend, dynamic=False)
+    try:
+        fast = torch.compile(loss_fn, backend=backend, dynamic=False)
+    except Exception as err:  # noqa: BLE001 - an unknown backend: run eagerly instead
+        log(f"torch.compile({backend}) unavailable ({type(err).__name__}: {err}); running eagerly")
+        return eager
     state: dict[str, bool | None] = {"ok": None}
 
     def step(*args: Any) -> torch.Tensor:

@@ -207,6 +207,7 @@ def train(
             progress=vae_progress,
             budget=budget,
             precision=config.precision,
+            channels_last=config.channels_last,
         )
         times["vae"] = times.get("vae", 0.0) + time.monotonic() - t
         if not vae_progress.done:
@@ -253,6 +254,7 @@ def train(
         budget=budget,
         precision=config.precision,
         compile_backend=config.compile,
+        channels_last=config.channels_last,
     )
     times["unet"] = times.get("unet", 0.0) + time.monotonic() - t
     if not unet_progress.done:

@@ -80,22 +80,12 @@ def test_bf16_autocast_run_stays_finite(tmp_path, micro):
     assert result is not None and all(map(torch.isfinite, torch.tensor(losses["unet"])))
 
 
-def test_gpu_config_checkpoint_fits_the_transfer_limits(tmp_path):
-    """The largest state of gpu.toml, the UNet phase (the VAE in fp16, UNet and text encoder
-    weights, AdamW moments, EMA if any), in files of at most 16 MiB, 40 MiB in all (what a
-    64 MiB working tree carries beside the code, the wheels and the font)."""
+def test_gpu_config_is_one_run_with_weight_files_under_15_mb():
+    """gpu.toml runs in one call (no checkpoint travels), and each shipped fp16 weight file
+    (UNet, VAE, text encoder) stays under 15 MB, what a 16 MiB transfer limit carries."""
     config = load_config("gpu")
+    assert config.minutes > 0 and config.device == "cuda" and config.precision == "bf16"
     parts = make_components(config)
-    trained = [*parts["unet"].parameters(), *parts["text_encoder"].parameters()]
-    state = {
-        "vae": {k: v.half() for k, v in parts["vae"].state_dict().items()},
-        "weights": {k: parts[k].state_dict() for k in ("unet", "text_encoder")},
-        "adam": [torch.zeros_like(p) for p in trained for _ in range(2)],
-        "ema": [p.detach().clone() for p in trained] if config.unet.ema_decay > 0 else [],
-    }
-    files = save_checkpoint(tmp_path / "ck", state)
-    sizes = [f.stat().st_size for f in files]
-    assert max(sizes) <= MAX_FILE_MB * 10**6 <= 16 * 2**20
-    assert len(files) <= 8 and sum(sizes) <= 40 * 2**20
-    vae_phase = 3 * 4 * sum(p.numel() for p in parts["vae"].parameters())  # weights + 2 moments
-    assert vae_phase <= 40 * 2**20
+    for name in ("unet", "vae", "text_encoder"):
+        fp16 = 2 * sum(p.numel() for p in parts[name].parameters())
+        assert fp16 <= MAX_FILE_MB * 10**6 - 10**5, name
