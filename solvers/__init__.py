@@ -3,10 +3,15 @@
 The numerical core: pure torch, no knowledge of diffusers, images or files. Backends adapt their
 models to the denoiser contract ``x0_hat(x_t, t)``; solvers only call it. NaN/Inf met while
 solving raises :class:`NonFiniteError` (a :class:`FloatingPointError`) naming where it happened.
+The options are frozen dataclasses: :class:`RefineOptions` (the inner loop: K, direction, λ as a
+:class:`Schedule`, δ0…) inside :class:`SampleOptions` (steps, restarts, η)::
+
+    out = solvers.sample(denoiser, constraint, x_t, SampleOptions(refine=RefineOptions(iters=5)))
 """
 
 from .directions import DIRECTIONS, Direction, get_direction, gradient, newton
-from .errors import NonFiniteError
+from .errors import FiniteGuard, NonFiniteError
+from .options import RefineOptions, SampleOptions
 from .parameterization import (
     PREDICTION_TYPES,
     Denoiser,
@@ -17,8 +22,8 @@ from .parameterization import (
     x0_from_output,
 )
 from .refine import ConstraintFn, RefineOutput, refine
-from .sampler import SampleOutput, sample
-from .schedules import dynamic_step, step_sizes
+from .sampler import SampleOutput, initial_noise, sample
+from .schedules import Schedule, dynamic_step
 from .spectrum import (
     ArnoldiResult,
     JacobianProducts,
@@ -37,17 +42,22 @@ __all__ = [
     "Denoiser",
     "DenoiserFn",
     "Direction",
+    "FiniteGuard",
     "JacobianProducts",
     "JacobianSpectrum",
     "NonFiniteError",
+    "RefineOptions",
     "RefineOutput",
+    "SampleOptions",
     "SampleOutput",
+    "Schedule",
     "add_noise",
     "arnoldi",
     "asymmetry",
     "dynamic_step",
     "get_direction",
     "gradient",
+    "initial_noise",
     "jacobian_matrix",
     "jacobian_spectrum",
     "newton",
@@ -55,6 +65,5 @@ __all__ = [
     "refine",
     "sample",
     "scheduler_prediction_type",
-    "step_sizes",
     "x0_from_output",
 ]

@@ -11,7 +11,9 @@ Both share one signature so a caller switches with one argument::
 the gradient direction backpropagates ``⟨x̂0(x_t), e⟩`` through the denoiser. δ and the
 normalisation are per sample, so a batch of independent problems behaves like separate runs.
 NaN/Inf in ``e``, in x̂0 or in ``h`` raises :class:`~solvers.errors.NonFiniteError` (a NaN in
-``e`` would otherwise give δ = 0 and h = 0: the constraint silently dropped).
+``e`` would otherwise give δ = 0 and h = 0: the constraint silently dropped): at once, or, with a
+``guard`` (:class:`~solvers.errors.FiniteGuard`), when the guard is read, so that a loop of
+directions never waits on the host.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal
 import torch
 
 from ._checks import batch_amax, check_like, check_tensor
-from .errors import CONSTRAINT_ERROR, DIRECTION, X0, X0_PROBE, check_finite
+from .errors import CONSTRAINT_ERROR, DIRECTION, X0, X0_PROBE, FiniteGuard
 from .parameterization import DenoiserFn
 
 DirectionName = Literal["newton", "gradient"]
@@ -60,6 +62,7 @@ def newton(
     x0: torch.Tensor | None = None,
     delta0: float = 0.005,
     normalize: bool = True,
+    guard: FiniteGuard | None = None,
 ) -> Direction:
     """Inexact Newton direction ``h ≈ J·e`` by a forward finite difference (§3, Algorithm 1).
 
@@ -75,25 +78,28 @@ def newton(
         x0: x̂0(x_t) if already known (saves one forward pass).
         delta0: finite-difference scale; δ = delta0 / max|e| per sample.
         normalize: divide h by its per-sample max|h|.
+        guard: queue the NaN/Inf checks there (default: check at once).
     """
+    check = (guard or FiniteGuard(immediate=True)).check
     check_tensor("x_t", x_t)
     check_like("e", e, x_t, "x_t")
     if x0 is not None:
         check_like("x0", x0, x_t, "x_t")
     if delta0 <= 0:
         raise ValueError(f"delta0: must be positive, got {delta0}")
-    check_finite(e, CONSTRAINT_ERROR, t)
+    check(e, CONSTRAINT_ERROR, t)
     nfe = 0
     with torch.no_grad():
         if x0 is None:  # a given x0 was checked where it was computed
-            x0 = check_finite(denoiser(x_t, t), X0, t)
+            x0 = check(denoiser(x_t, t), X0, t)
             nfe += 1
         e_max = batch_amax(e)
         delta = torch.where(e_max > 0, delta0 / e_max.clamp_min(torch.finfo(e.dtype).tiny), 0.0)
-        x0_shifted = check_finite(denoiser(x_t + delta * e, t), X0_PROBE, t)
+        x0_shifted = check(denoiser(x_t + delta * e, t), X0_PROBE, t)
         nfe += 1
-        h = torch.where(delta > 0, (x0_shifted - x0) / delta.clamp_min(1e-30), 0.0)
-        check_finite(h, DIRECTION, t)
+        h = check(
+            torch.where(delta > 0, (x0_shifted - x0) / delta.clamp_min(1e-30), 0.0), DIRECTION, t
+        )
     if normalize:
         h = _normalize(h)
     return Direction(h=h, x0=x0, nfe=nfe)
@@ -108,6 +114,7 @@ def gradient(
     x0: torch.Tensor | None = None,
     delta0: float = 0.005,
     normalize: bool = True,
+    guard: FiniteGuard | None = None,
 ) -> Direction:
     """DPS-style direction ``h = Jᵀe`` by backpropagation through the denoiser (§2.2, eq. 2).
 
@@ -116,17 +123,18 @@ def gradient(
     needed anyway for the graph. ``delta0`` is ignored.
     """
     del delta0
+    check = (guard or FiniteGuard(immediate=True)).check
     check_tensor("x_t", x_t)
     check_like("e", e, x_t, "x_t")
     if x0 is not None:
         check_like("x0", x0, x_t, "x_t")
-    check_finite(e, CONSTRAINT_ERROR, t)
+    check(e, CONSTRAINT_ERROR, t)
     with torch.enable_grad():
         x = x_t.detach().requires_grad_(True)
         x0_graph = denoiser(x, t)
-        check_finite(x0_graph.detach(), X0, t)
+        check(x0_graph.detach(), X0, t)
         (h,) = torch.autograd.grad(x0_graph, x, grad_outputs=e.detach())
-    check_finite(h, DIRECTION, t)
+    check(h, DIRECTION, t)
     if normalize:
         h = _normalize(h)
     return Direction(h=h.detach(), x0=x0_graph.detach(), nfe=1, backward=1)

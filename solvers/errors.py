@@ -3,10 +3,14 @@
 A NaN in the constraint error ``e`` would otherwise give ``δ = 0`` and ``h = 0`` (``max|e| > 0`` is
 false for NaN): the constraint would be dropped silently and the run would finish. Every solver
 therefore checks each tensor it uses — x̂0 from the denoiser, the constraint's ``e`` and residual,
-the direction ``h`` and the latent it steps — with one ``torch.isfinite(...).all()`` and raises a
-:class:`NonFiniteError` naming where it happened. The innermost function raises it with what it
-knows (the timestep); :func:`solvers.refine` adds the iteration and :func:`solvers.sample` the
-sampling step, on the same exception object.
+the direction ``h`` and the latent it steps — and raises a :class:`NonFiniteError` naming where it
+happened.
+
+Inside the solvers' loops the checks are deferred (:class:`FiniteGuard`): each one queues a count
+of the non-finite values on the device and records where it was made, and the guard reads all the
+counts back once (at the end of :func:`solvers.sample`, or of a :func:`solvers.refine` called on
+its own), so a GPU never waits on the host inside the loop. The error names the first check that
+failed, exactly as an immediate check would have.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ X_T = "x_t"
 SCHEDULER_OUTPUT = "the scheduler step's output"
 
 _BAD_CONSTRAINT = "a bad constraint? (its error(x0) returned NaN/Inf for a finite x̂0)"
-_HALF_OVERFLOW = "a float16 overflow in the model? try float32 (--dtype float32)"
+HALF_OVERFLOW = "a float16 overflow in the model? run the model in float32"
 _HINTS = {
     CONSTRAINT_ERROR: _BAD_CONSTRAINT,
     CONSTRAINT_RESIDUAL: _BAD_CONSTRAINT,
@@ -129,13 +133,69 @@ def check_finite(
     if bool(torch.isfinite(value).all()):
         return value
     bad = int((~torch.isfinite(value)).sum())
-    hint = _HINTS.get(quantity, "")
-    if not hint:  # x̂0 or a direction: the model (or its backward pass) produced it
-        if value.dtype in (torch.float16, torch.bfloat16):
-            hint = _HALF_OVERFLOW
-        else:
-            hint = "the model diverged, or x_t was far outside its training range"
+    hint = _hint(value, quantity)
     raise NonFiniteError(quantity, timestep=_timestep(t), count=bad, total=value.numel(), hint=hint)
 
 
-__all__ = ["NonFiniteError", "check_finite", "format_timestep"]
+def _hint(value: torch.Tensor, quantity: str) -> str:
+    hint = _HINTS.get(quantity, "")
+    if not hint:  # x̂0 or a direction: the model (or its backward pass) produced it
+        if value.dtype in (torch.float16, torch.bfloat16):
+            hint = HALF_OVERFLOW
+        else:
+            hint = "the model diverged, or x_t was far outside its training range"
+    return hint
+
+
+class FiniteGuard:
+    """NaN/Inf checks without a host read per check: counts queued on the device, read once.
+
+    ``check(value, quantity, t)`` queues ``(~isfinite(value)).sum()`` and records the quantity,
+    the timestep, the hint and the location set with :meth:`at` (the iteration, the sampling
+    step...). :meth:`raise_if_bad` reads every queued count in one transfer and raises the
+    :class:`NonFiniteError` of the first check that found NaN/Inf. A guard that is ``immediate``
+    checks at once instead (one device read per check), for code that wants to stop at the first
+    bad value.
+    """
+
+    def __init__(self, immediate: bool = False) -> None:
+        self.immediate = immediate
+        self._counts: list[torch.Tensor] = []
+        self._records: list[tuple[str, float | int | None, int, str, dict]] = []
+        self._where: dict = {}
+
+    def at(self, **where) -> FiniteGuard:
+        """Set the location recorded with the following checks (``iteration=2, iterations=5``;
+        ``step=3, steps=20, restart=0``); keys already set are replaced."""
+        self._where = {**self._where, **where}
+        return self
+
+    def check(
+        self, value: torch.Tensor, quantity: str, t: float | int | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Queue the check of ``value`` (or run it now when ``immediate``); returns ``value``."""
+        if self.immediate:
+            try:
+                return check_finite(value, quantity, t)
+            except NonFiniteError as exc:
+                raise exc.locate(**self._where) from None
+        self._counts.append((~torch.isfinite(value.detach())).sum())
+        self._records.append((quantity, t, value.numel(), _hint(value, quantity), self._where))
+        return value
+
+    def raise_if_bad(self) -> None:
+        """Read the queued counts (one transfer) and raise for the first non-zero; then clear."""
+        if not self._counts:
+            return
+        counts = torch.stack([c.to(self._counts[0].device) for c in self._counts]).tolist()
+        records, self._counts, self._records = self._records, [], []
+        for count, (quantity, t, total, hint, where) in zip(counts, records, strict=True):
+            if count:
+                t = where.get("timestep") if t is None else t
+                error = NonFiniteError(
+                    quantity, timestep=_timestep(t), count=int(count), total=total, hint=hint
+                )
+                raise error.locate(**{k: v for k, v in where.items() if k != "timestep"})
+
+
+__all__ = ["FiniteGuard", "NonFiniteError", "check_finite", "format_timestep"]

@@ -1,43 +1,91 @@
-"""Step sizes λ_k for the K direction iterations of one sampling step (Algorithm 1)."""
+"""Step sizes λ_k for the K direction iterations of one noise level (Algorithm 1).
+
+:class:`Schedule` is the one shape of λ everywhere (the solver, the task configs, the command
+line's ``--lam``, recipes, ``run.json``): a rule and its end points, written as text
+``linear:0.5:0.1``, ``constant:0.1`` (or just ``0.1``) or ``dynamic:0.5``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from ._checks import batch_amax
 
-LambdaSchedule = Literal["linear", "constant", "dynamic"] | float | Sequence[float]
+RULES = ("linear", "constant", "dynamic")
 
 
-def step_sizes(
-    lam: LambdaSchedule, iterations: int, *, lam_start: float = 0.5, lam_end: float = 0.1
-) -> list[float] | None:
-    """λ for each of ``iterations`` iterations; ``None`` for the ``dynamic`` rule.
+@dataclass(frozen=True)
+class Schedule:
+    """λ over the K iterations of one noise level.
 
-    * ``"linear"``: ``linspace(lam_start, lam_end, K)`` (the authors' 0.5 → 0.1);
-    * ``"constant"``: ``lam_start`` every iteration; a float: that value every iteration;
-    * a sequence: used as given (its length must be K);
-    * ``"dynamic"``: computed per iteration and sample by :func:`dynamic_step`.
+    Attributes:
+        rule: ``"linear"``: ``linspace(start, end, K)`` (the authors' 0.5 → 0.1);
+            ``"constant"``: ``start`` every iteration; ``"dynamic"``: ``start / max|h|`` per
+            iteration and sample (:func:`dynamic_step`).
+        start, end: the end points (``end`` is used by ``linear`` only).
     """
-    if isinstance(lam, str):
-        if lam == "linear":
-            if iterations == 1:
-                return [float(lam_start)]
-            return torch.linspace(lam_start, lam_end, iterations, dtype=torch.float64).tolist()
-        if lam == "constant":
-            return [float(lam_start)] * iterations
-        if lam == "dynamic":
+
+    rule: Literal["linear", "constant", "dynamic"] = "linear"
+    start: float = 0.5
+    end: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"lam: {self.rule!r} is not one of {', '.join(RULES)}")
+        for value in (self.start, self.end):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"lam: step sizes must be numbers ≥ 0, got {value!r}")
+        object.__setattr__(self, "start", float(self.start))
+        object.__setattr__(self, "end", float(self.end))
+
+    @classmethod
+    def parse(cls, value: Schedule | str | float | int) -> Schedule:
+        """A schedule from its text (``linear:0.5:0.1``, ``constant:0.1``, ``dynamic:0.5``,
+        ``linear`` with the default end points) or a number (a constant λ).
+
+        Raises:
+            ValueError: anything else, with the accepted forms.
+        """
+        if isinstance(value, Schedule):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return cls("constant", value, value)
+        text = str(value).strip()
+        rule, _, rest = text.partition(":")
+        try:
+            if rule not in RULES:
+                number = float(text)
+                return cls("constant", number, number)
+            points = [float(p) for p in rest.split(":")] if rest else []
+            if len(points) > (2 if rule == "linear" else 1):
+                raise ValueError
+            default = cls(rule)
+            start = points[0] if points else default.start
+            end = points[1] if len(points) > 1 else (start if rule != "linear" else default.end)
+            return cls(rule, start, end)
+        except ValueError as exc:
+            detail = str(exc) if str(exc).startswith("lam:") else ""
+            raise ValueError(
+                detail
+                or f"lam: {text!r} is not a schedule (linear:START:END, constant:VALUE, "
+                "dynamic:SCALE, or a number)"
+            ) from None
+
+    def __str__(self) -> str:
+        if self.rule == "linear":
+            return f"linear:{self.start:g}:{self.end:g}"
+        return f"{self.rule}:{self.start:g}"
+
+    def sizes(self, iterations: int) -> list[float] | None:
+        """λ for each of ``iterations`` iterations; ``None`` for the ``dynamic`` rule."""
+        if self.rule == "dynamic":
             return None
-        raise ValueError(f"lam: {lam!r} is not one of 'linear', 'constant', 'dynamic'")
-    if isinstance(lam, (int, float)):
-        return [float(lam)] * iterations
-    values = [float(v) for v in lam]
-    if len(values) != iterations:
-        raise ValueError(f"lam: {len(values)} step sizes given for {iterations} iterations")
-    return values
+        if self.rule == "constant" or iterations == 1:
+            return [self.start] * iterations
+        return torch.linspace(self.start, self.end, iterations, dtype=torch.float64).tolist()
 
 
 def dynamic_step(h: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
@@ -47,3 +95,6 @@ def dynamic_step(h: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
     """
     amax = batch_amax(h)
     return torch.where(amax > 0, scale / amax.clamp_min(torch.finfo(h.dtype).tiny), 0.0)
+
+
+__all__ = ["RULES", "Schedule", "dynamic_step"]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from ..io import image_to_tensor
 from ..models.base import native_size
-from ..tasks.generate import round_up
+from ..tasks.tiles import round_up
 
 
 def work_size(backend, image_size: tuple[int, int] | None, side: int | None) -> tuple[int, int]:

@@ -37,6 +37,14 @@ def _is_non_finite(exc: BaseException) -> bool:
     return isinstance(exc, NonFiniteError)
 
 
+def _with_flags(exc: BaseException) -> str:
+    """A solver's message with the option that helps named as the command line spells it."""
+    from solvers.errors import HALF_OVERFLOW
+
+    text = str(exc)
+    return text + " (--dtype float32)" if getattr(exc, "hint", "") == HALF_OVERFLOW else text
+
+
 class _Group(click.Group):
     """A click group that reports every error on one line (click's own included)."""
 
@@ -66,7 +74,7 @@ class _Group(click.Group):
             if debug:
                 raise
             if _is_non_finite(exc):
-                code = _fail(f"{exc}; nothing was written", 1)
+                code = _fail(f"{_with_flags(exc)}; nothing was written", 1)
             else:
                 code = _fail(
                     f"{type(exc).__name__}: {exc} (set LAYERDECOMP_DEBUG=1 for details)", 1

@@ -19,7 +19,8 @@ import click
 import torch
 
 from ..errors import InputError
-from .options import MODEL_OPTIONS, load_backend, model_options, output_option, plain, versions
+from ..runs.fingerprint import versions
+from .options import MODEL_OPTIONS, load_backend, model_options, output_option, plain
 
 FILES = (
     "spectrum.csv",

@@ -15,12 +15,12 @@ import click
 from ..tasks.constraint import ConstraintConfig
 from .options import (
     config_from,
+    config_options,
     finish,
     literal,
     load_backend,
     model_options,
     output_option,
-    sampling_options,
 )
 
 
@@ -47,21 +47,7 @@ class KeyValue(click.ParamType):
     type=KeyValue(),
     help="A keyword argument of the constraint (repeatable).",
 )
-@sampling_options(ConstraintConfig)
-@click.option(
-    "--lam",
-    default=ConstraintConfig.lam,
-    show_default=True,
-    help="λ schedule: linear, constant, dynamic, or a number (constant λ).",
-)
-@click.option("--lam-start", default=ConstraintConfig.lam_start, type=click.FloatRange(min=0.0))
-@click.option("--lam-end", default=ConstraintConfig.lam_end, type=click.FloatRange(min=0.0))
-@click.option(
-    "--perturbation",
-    default=ConstraintConfig.perturbation,
-    type=click.FloatRange(min=0.0),
-    help="Std of the noise around x̂0 before the error.",
-)
+@config_options(ConstraintConfig)
 @model_options
 def constrain(name, image, output, arguments, **params):
     """Sample under the constraint NAME built from IMAGE; write OUTPUT and OUTPUT.json."""

@@ -25,11 +25,11 @@ from .options import (
     MODEL_OPTIONS,
     RECIPE_META,
     config_from,
+    config_options,
     load_backend,
     model_options,
     output_option,
     plain,
-    versions,
 )
 
 
@@ -57,65 +57,7 @@ def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], b
 )
 @click.option("--bg", required=True, help="Prompt of the background layer.")
 @output_option("Output folder (one sub-folder per image for a folder or glob).")
-@click.option(
-    "--iterations",
-    default=DecomposeConfig.iterations,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Mask updates at most.",
-)
-@click.option(
-    "--samples",
-    default=DecomposeConfig.samples,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="K samples per layer and iteration.",
-)
-@click.option(
-    "--noise-level",
-    default=DecomposeConfig.noise_level,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    help="The single noise level, as a fraction of the schedule.",
-)
-@click.option(
-    "--newton-iters",
-    default=DecomposeConfig.newton_iters,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Inexact-Newton iterations per sample.",
-)
-@click.option(
-    "--guidance",
-    default=DecomposeConfig.guidance,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    help="CFG weight w of the layer prompts.",
-)
-@click.option(
-    "--restarts",
-    default=DecomposeConfig.restarts,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Runs from different random masks (batched); the one that fits the prompts best is kept.",
-)
-@click.option(
-    "--negative-prompt", default=DecomposeConfig.negative_prompt, help="Unconditional prompt."
-)
-@click.option(
-    "--work-side",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Longer side, in pixels, the model works at (default: the model's native size; "
-    "0: the image's own). The outputs always have the input's size.",
-)
-@click.option(
-    "--matting/--no-matting",
-    default=True,
-    show_default=True,
-    help="Matte the layers' edges after the engine (closed-form alpha, the layers' own colours "
-    "in soft edges).",
-)
+@config_options(DecomposeConfig)
 @click.option(
     "--overwrite",
     is_flag=True,
@@ -226,22 +168,16 @@ def decompose_one(
     from ..io import open_image, to_rgb
     from ..layers import save_decomposition
     from ..layers.writers import METADATA
-    from ..tasks.decompose import decompose_image, run_record
+    from ..runs.fingerprint import versions
+    from ..tasks.decompose import decompose_image
 
     begin = time.perf_counter()
-    quiet, fg, bg, work_side = params["quiet"], params["fg"], params["bg"], params["work_side"]
+    quiet, fg, bg = params["quiet"], params["fg"], params["bg"]
     rgb = to_rgb(open_image(src, "image"))
     layers = decompose_image(
-        backend,
-        rgb,
-        [*fg, bg],
-        seed=seed,
-        config=config,
-        disable=True if quiet else None,
-        work_side=work_side,
-        matting=params["matting"],
+        backend, rgb, [*fg, bg], seed=seed, config=config, disable=True if quiet else None
     )
-    record = run_record(layers, rgb, config, work_side)
+    record = layers.record()
     metadata = {
         "command": "decompose",
         "image": str(src),

@@ -23,12 +23,11 @@ from ..errors import InputError
 from ..tasks.inpaint import InpaintConfig
 from .options import (
     config_from,
+    config_options,
     finish,
     load_backend,
     model_options,
     output_option,
-    sampling_options,
-    tile_option,
     warn_if_large,
 )
 
@@ -46,14 +45,7 @@ from .options import (
     "Output image (PNG); OUTPUT with .json receives the run's metadata. For a folder or glob: "
     "a folder that receives NAME.png and NAME.json per image, and manifest.jsonl."
 )
-@sampling_options(InpaintConfig)
-@click.option(
-    "--paste-back/--no-paste-back",
-    default=InpaintConfig.paste_back,
-    show_default=True,
-    help="Keep the unmasked pixels exactly (or show the raw decode).",
-)
-@tile_option(InpaintConfig)
+@config_options(InpaintConfig)
 @click.option(
     "--batch-images",
     default=1,
@@ -118,7 +110,7 @@ def _folder(files, config: InpaintConfig, params: dict[str, Any], started: float
     folder, size = params["output"], params["batch_images"]
     if folder.exists() and not folder.is_dir():
         raise InputError(f"output {str(folder)!r}: is a file, not a folder")
-    if size > 1 and (config.restarts or config.tile):
+    if size > 1 and (config.sampling.restarts or config.tile):
         raise InputError(
             f"--batch-images {size}: needs --restarts 0 and --tile 0 (a restart draws noise for "
             "the whole batch; a tiled image is batched by its tiles)"
@@ -210,7 +202,7 @@ def _run(backend, pairs, config: InpaintConfig, seed: int, params: dict[str, Any
 
 
 def _warn(backend, size: tuple[int, int], config: InpaintConfig, hidden: bool = False) -> None:
-    from ..tasks.generate import round_up
+    from ..tasks.tiles import round_up
 
     if not hidden:
         multiple = backend.size_multiple

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import fields
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,78 +64,98 @@ def model_options(function: F) -> F:
     )
 
 
-def sampling_options(config: type) -> Callable[[F], F]:
-    """Prompt, guidance, steps, K iterations, direction and restarts, with ``config``'s defaults."""
-
-    def decorate(function: F) -> F:
-        return _apply(
-            function,
-            [
-                click.option(
-                    "--prompt", default=config.prompt, show_default=True, help="Text prompt."
-                ),
-                click.option(
-                    "--negative-prompt",
-                    default=config.negative_prompt,
-                    help="Unconditional prompt (with --guidance > 0).",
-                ),
-                click.option(
-                    "--guidance",
-                    default=config.guidance,
-                    show_default=True,
-                    type=click.FloatRange(min=0.0),
-                    help="CFG weight w: (1+w)·ε_c − w·ε_u; 0 = no guidance.",
-                ),
-                click.option(
-                    "--steps",
-                    default=config.steps,
-                    show_default=True,
-                    type=click.IntRange(min=1),
-                    help="Sampling steps.",
-                ),
-                click.option(
-                    "--iters",
-                    "iterations",
-                    default=config.iterations,
-                    show_default=True,
-                    type=click.IntRange(min=0),
-                    help="K Newton (or gradient) iterations per step.",
-                ),
-                click.option(
-                    "--direction",
-                    default=config.direction,
-                    show_default=True,
-                    type=click.Choice(["newton", "gradient"]),
-                    help="J·e by finite differences (newton) or Jᵀe by backprop (gradient).",
-                ),
-                click.option(
-                    "--restarts",
-                    default=config.restarts,
-                    show_default=True,
-                    type=click.IntRange(min=0),
-                    help="Warm restarts.",
-                ),
-            ],
-        )
-
-    return decorate
-
-
 def output_option(help: str) -> Callable[[F], F]:
     """``-o/--output PATH`` (required)."""
     return click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help)
 
 
-def tile_option(config: type) -> Callable[[F], F]:
-    """``--tile N``: overlapping tiles of N pixels (use the model's native size)."""
-    return click.option(
-        "--tile",
-        default=config.tile,
-        show_default=True,
-        type=click.IntRange(min=0),
-        help="Work in overlapping tiles of this side in pixels (0 = one piece); the model's "
-        "native size (64 for mini, 512 for SD 1.5) keeps a large image fast.",
-    )
+class ScheduleType(click.ParamType):
+    """``--lam``: a λ schedule as text (``linear:0.5:0.1``, ``constant:0.1``, ``0.1``)."""
+
+    name = "SCHEDULE"
+
+    def convert(self, value, param, ctx):
+        from solvers import Schedule
+
+        try:
+            return Schedule.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc).removeprefix("lam: "), param, ctx)
+
+
+def _click_type(leaf) -> Any:
+    """The click type of an option leaf: its choices, bounds or schedule."""
+    from solvers import Schedule
+
+    if leaf.choices:
+        return click.Choice(list(leaf.choices))
+    if leaf.kind is Schedule:
+        return ScheduleType()
+    meta = leaf.meta
+    if leaf.kind in (int, float):
+        low = meta["gt"] if meta.get("gt") is not None else meta.get("ge")
+        high = meta["lt"] if meta.get("lt") is not None else meta.get("le")
+        kind = click.IntRange if leaf.kind is int else click.FloatRange
+        return kind(
+            low, high, min_open=meta.get("gt") is not None, max_open=meta.get("lt") is not None
+        )
+    return leaf.kind
+
+
+def config_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """One click option per option of the config class ``cls`` (:mod:`layerdecomp.options`):
+    ``--name`` (``--name/--no-name`` for a flag), its default, type, bounds and help from the
+    field; the class's earlier names (``ALIASES``) as hidden options that :func:`config_from`
+    maps to the new ones with a deprecation line."""
+    from ..options import option_fields
+
+    leaves = option_fields(cls)
+
+    def decorate(function: F) -> F:
+        made = []
+        for name, leaf in leaves.items():
+            if name in exclude:
+                continue
+            flag = "--" + name.replace("_", "-")
+            default = (
+                str(leaf.default)
+                if not isinstance(leaf.default, int | float | str | bool | None)
+                else leaf.default
+            )
+            if leaf.kind is bool:
+                made.append(
+                    click.option(
+                        f"{flag}/--no-{flag[2:]}",
+                        name,
+                        default=default,
+                        show_default=True,
+                        help=leaf.help,
+                    )
+                )
+            else:
+                made.append(
+                    click.option(
+                        flag,
+                        name,
+                        default=default,
+                        show_default=True,
+                        type=_click_type(leaf),
+                        help=leaf.help,
+                    )
+                )
+        for old, new in getattr(cls, "ALIASES", {}).items():
+            made.append(
+                click.option(
+                    "--" + old.replace("_", "-"),
+                    old,
+                    default=None,
+                    hidden=True,
+                    type=_click_type(leaves[new]),
+                )
+            )
+        return _apply(function, made)
+
+    return decorate
 
 
 C = TypeVar("C")
@@ -156,24 +174,21 @@ def literal(text: str) -> Any:
 
 
 def config_from(cls: type[C], params: dict[str, Any]) -> C:
-    """The task config built from the parsed options that name its fields."""
-    from ..errors import InputError
+    """The task config built from the parsed options that name its options; an earlier name
+    (``ALIASES``) given on the command line or in a recipe replaces the new one's value, with a
+    one-line deprecation note."""
+    from ..options import from_flat
 
-    try:
-        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def versions() -> dict[str, str]:
-    """The versions of this package and the libraries that shape its results."""
-    out = {}
-    for name in ("layerdecomp", "torch", "diffusers", "transformers"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    values = dict(params)
+    for old, new in getattr(cls, "ALIASES", {}).items():
+        if values.get(old) is not None:
+            click.echo(
+                f"note: --{old.replace('_', '-')} is now --{new.replace('_', '-')} "
+                f"({old} = {new} in recipes); the old name will go",
+                err=True,
+            )
+            values[new] = values[old]
+    return from_flat(cls, values)
 
 
 def quiet_libraries() -> None:
@@ -235,6 +250,7 @@ def plain(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 def finish(command: str, result, backend, output: Path, started, loaded, extra, params) -> None:
     """Assemble a run's metadata (parameters, model, timings, versions) and write image + JSON."""
     from ..io import write_outputs
+    from ..runs.fingerprint import versions
 
     metadata = {
         "command": command,
@@ -243,7 +259,7 @@ def finish(command: str, result, backend, output: Path, started, loaded, extra, 
         "model": backend.describe(),
         "device": str(backend.device),
         "dtype": str(backend.dtype).removeprefix("torch."),
-        **result.metadata(),
+        **result.record(),
         "versions": versions(),
     }
     recipe = click.get_current_context().meta.get(RECIPE_META)
@@ -270,6 +286,7 @@ def finish(command: str, result, backend, output: Path, started, loaded, extra, 
 __all__ = [
     "MODEL_OPTIONS",
     "RECIPE_META",
+    "ScheduleType",
     "config_from",
     "finish",
     "literal",
@@ -278,8 +295,6 @@ __all__ = [
     "output_option",
     "plain",
     "quiet_libraries",
-    "sampling_options",
-    "tile_option",
-    "versions",
+    "config_options",
     "warn_if_large",
 ]

@@ -17,12 +17,13 @@ from typing import Any
 
 import click
 
-from .options import RECIPE_META, literal
+from .options import RECIPE_META, ScheduleType, literal
 
 _PYTHON_TYPES = {
     click.types.IntParamType: (int,),
     click.types.FloatParamType: (int, float),
     click.types.BoolParamType: (bool,),
+    ScheduleType: (int, float, str),
 }
 
 

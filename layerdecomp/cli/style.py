@@ -10,11 +10,11 @@ import click
 from ..tasks.style import StyleConfig
 from .options import (
     config_from,
+    config_options,
     finish,
     load_backend,
     model_options,
     output_option,
-    sampling_options,
 )
 
 
@@ -26,34 +26,7 @@ from .options import (
     help="The style reference image.",
 )
 @output_option("Output image (PNG); OUTPUT with .json receives the metadata.")
-@sampling_options(StyleConfig)
-@click.option("--lam-start", default=StyleConfig.lam_start, type=click.FloatRange(min=0.0))
-@click.option("--lam-end", default=StyleConfig.lam_end, type=click.FloatRange(min=0.0))
-@click.option(
-    "--clip",
-    default=StyleConfig.clip,
-    show_default=True,
-    help="CLIP weights: an open_clip pretrained tag, a checkpoint file, or an open_clip folder.",
-)
-@click.option(
-    "--clip-model",
-    default=StyleConfig.clip_model,
-    show_default=True,
-    help="open_clip architecture (or a model-config JSON file).",
-)
-@click.option(
-    "--block",
-    default=StyleConfig.block,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="CLIP residual block whose tokens give the Gram matrix (0-based).",
-)
-@click.option(
-    "--width", default=StyleConfig.width, type=click.IntRange(min=0), help="0: native size."
-)
-@click.option(
-    "--height", default=StyleConfig.height, type=click.IntRange(min=0), help="0: native size."
-)
+@config_options(StyleConfig)
 @model_options
 def style(style, output, **params):
     """Generate --prompt in the style of the --style image; write OUTPUT and OUTPUT.json."""

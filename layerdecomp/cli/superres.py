@@ -11,12 +11,11 @@ import click
 from ..tasks.superres import SuperresConfig
 from .options import (
     config_from,
+    config_options,
     finish,
     load_backend,
     model_options,
     output_option,
-    sampling_options,
-    tile_option,
     warn_if_large,
 )
 
@@ -26,42 +25,13 @@ from .options import (
 @output_option(
     "Output image (PNG), SCALE times the input; OUTPUT with .json receives the metadata."
 )
-@click.option(
-    "--scale",
-    default=SuperresConfig.scale,
-    show_default=True,
-    type=click.IntRange(min=2),
-    help="Integer factor (4 or 8 in the paper).",
-)
-@click.option(
-    "--method",
-    default=SuperresConfig.method,
-    show_default=True,
-    type=click.Choice(["backprop", "vae_newton"]),
-    help="Error direction: decoder backprop, or a finite difference through the encoder.",
-)
-@sampling_options(SuperresConfig)
-@click.option(
-    "--lam",
-    default=SuperresConfig.lam,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    help="Constant λ.",
-)
-@click.option(
-    "--perturbation",
-    default=SuperresConfig.perturbation,
-    show_default=True,
-    type=click.FloatRange(min=0.0),
-    help="Std of the noise around x̂0 before the error (the paper's SR perturbation).",
-)
-@tile_option(SuperresConfig)
+@config_options(SuperresConfig)
 @model_options
 def superres(image, output, **params):
     """Upscale IMAGE SCALE times; write OUTPUT and OUTPUT.json."""
     from ..io import check_output_path, open_image, to_rgb
-    from ..tasks.generate import round_up
     from ..tasks.superres import superres as run_superres
+    from ..tasks.tiles import round_up
 
     started = time.perf_counter()
     config = config_from(SuperresConfig, params)

@@ -1,6 +1,7 @@
 """Layers: the engine that splits an image into foreground, background and a soft mask (§4.2).
 
-- :mod:`.engine`: :func:`decompose` and its :class:`DecomposeConfig` (the EM loop, batched).
+- :mod:`.engine`: :func:`decompose` (the EM loop, batched); :mod:`.config` its options,
+  :class:`DecomposeConfig` with :class:`EMOptions` and the solver's ``RefineOptions``.
 - :mod:`.result`: :class:`Layers`, L layers front to back with their shares (and alphas).
 - :mod:`.stats`: the per-pixel statistics and the mask update the engine uses.
 - :mod:`.recompose`: exact recomposition, ``x = Σ_l m_l·x_l``.
@@ -12,7 +13,8 @@
 The task that runs on a PIL image of any size is :func:`layerdecomp.tasks.decompose_image`.
 """
 
-from .engine import MAX_LAYERS, DecomposeConfig, decompose, layer_prompts
+from .config import DecomposeConfig, EMOptions
+from .engine import MAX_LAYERS, decompose, layer_prompts
 from .matting import matte
 from .recompose import exact_layers, recompose
 from .result import Layers, alphas_from_shares, composite_over, shares_from_alphas
@@ -23,6 +25,7 @@ __all__ = [
     "OUTPUTS",
     "WRITERS",
     "DecomposeConfig",
+    "EMOptions",
     "Layers",
     "Writer",
     "alphas_from_shares",

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from solvers import add_noise, refine
+from solvers import FiniteGuard, add_noise, refine
 
 from ..constraints import Mask
+from ..options import as_dict, configure
+from .config import DecomposeConfig
 from .recompose import exact_layers
 from .result import Layers
 from .stats import (
@@ -44,74 +44,6 @@ from .stats import (
 
 MAX_LAYERS = 8
 """The most layers one run infers (the orientation check tries every assignment of prompts)."""
-
-
-@dataclass(frozen=True)
-class DecomposeConfig:
-    """Parameters of :func:`decompose` (recorded with every run).
-
-    Attributes:
-        iterations: mask updates at most.
-        samples: K samples per layer and iteration.
-        noise_level: the single noise level, as a fraction of the training timesteps.
-        newton_iters: inexact-Newton iterations per sample (λ linear 0.5 → 0.1).
-        guidance: classifier-free guidance w for the layer prompts.
-        negative_prompt: the unconditional prompt.
-        variance_floor: added to each layer's per-pixel variance (pixel values in [−1, 1]).
-        damping: step of the mask toward the responsibility (1 = jump).
-        smoothing: σ in pixels of a Gaussian blur of the per-pixel log-likelihood ratio before
-            the responsibility is taken (0 = none).
-        prior: ``"uniform"`` (responsibility from the likelihoods alone), ``"mask"`` (the
-            current mask as a per-pixel prior) or ``"mixture"`` (the foreground's share of the
-            image, the mean of the mask, as the prior: a Gaussian mixture's EM update).
-        min_share: the mixture prior's share is kept in [min_share, 1 − min_share], so that a
-            layer that has lost most pixels is not pushed out of the rest by the prior alone.
-        calibrate: add each layer's mean squared prediction error over the pixels it owns to
-            its per-pixel variance (see :func:`_residual_variance`).
-        tol: stop once the mean absolute mask change falls below this.
-        orient: after the updates, swap the mask if the background prompt explains the
-            foreground side better than the foreground prompt (per-cell denoising errors).
-        orient_levels: noise levels (one batched call each) for that check.
-        final_samples: samples averaged for the final layers.
-        restarts: independent runs from different random masks, batched together; the one
-            whose partition agrees best with the prompts (the orientation check's per-cell
-            errors) is kept.
-    """
-
-    iterations: int = 12
-    samples: int = 5
-    noise_level: float = 0.35
-    newton_iters: int = 3
-    guidance: float = 0.0
-    negative_prompt: str = ""
-    variance_floor: float = 2e-3
-    damping: float = 0.7
-    smoothing: float = 1.0
-    prior: Literal["uniform", "mask", "mixture"] = "mixture"
-    min_share: float = 0.2
-    calibrate: bool = True
-    tol: float = 2e-3
-    orient: bool = True
-    orient_levels: int = 8
-    final_samples: int = 4
-    restarts: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("iterations", "samples", "newton_iters", "final_samples", "restarts"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: expected ≥ 1, got {getattr(self, name)}")
-        if not 0.0 < self.noise_level < 1.0:
-            raise ValueError(f"noise_level: expected a value in (0, 1), got {self.noise_level}")
-        if not 0.0 < self.damping <= 1.0:
-            raise ValueError(f"damping: expected a value in (0, 1], got {self.damping}")
-        if self.variance_floor <= 0:
-            raise ValueError(f"variance_floor: expected > 0, got {self.variance_floor}")
-        if self.guidance < 0 or self.smoothing < 0 or self.tol < 0:
-            raise ValueError("guidance, smoothing and tol must be ≥ 0")
-        if not 0.0 < self.min_share <= 0.5:
-            raise ValueError(f"min_share: expected a value in (0, 0.5], got {self.min_share}")
-        if self.prior not in ("uniform", "mask", "mixture"):
-            raise ValueError(f"prior: {self.prior!r} is not one of 'uniform', 'mask', 'mixture'")
 
 
 def _cells(mask: torch.Tensor, factor: int) -> torch.Tensor:
@@ -136,6 +68,7 @@ class _Sampler:
         with torch.no_grad():
             self.y = backend.encode(image).float()
         self.nfe = 0
+        self.guard = FiniteGuard()  # read once, at the end of the run
 
     @torch.no_grad()
     def prompt_errors(self, levels: int) -> torch.Tensor:
@@ -171,7 +104,8 @@ class _Sampler:
             Mask.in_model_space(y, keep),
             x_t,
             self.t,
-            iterations=self.config.newton_iters,
+            self.config.refine,
+            guard=self.guard,
         )
         self.nfe += out.nfe
         with torch.no_grad():
@@ -252,9 +186,7 @@ def decompose(
             differ by their samples only): (1, L, H, W), or for two layers the foreground's
             (1, 1, H, W); values in [0, 1].
     """
-    config = config or DecomposeConfig()
-    if overrides:
-        config = DecomposeConfig(**{**asdict(config), **overrides})
+    config = configure(DecomposeConfig, config, overrides)
     prompts = layer_prompts(prompts)
     count = len(prompts)
     if image.dim() != 4 or image.shape[:2] != (1, 3):
@@ -266,40 +198,44 @@ def decompose(
     start = time.perf_counter()
     image = image.float().to(getattr(backend, "device", image.device))
     sampler = _Sampler(backend, image, prompts, config, generator)
-    k, runs, factor = config.samples, config.restarts, sampler.factor
+    k, runs, factor = config.samples, config.runs, sampler.factor
     size = tuple(image.shape[-2:])
     if init_mask is None:
         masks = initial_shares(runs, count, size, generator, image.device)
     else:
         masks = _initial(init_mask, count, size).to(image.device).expand(runs, -1, -1, -1)
-    min_share = min(config.min_share, 1.0 / count)
+    em = config.em
+    min_share = min(em.min_share, 1.0 / count)
     history: list[float] = []
     from tqdm.auto import trange
 
-    for iteration in trange(config.iterations, desc="layers", disable=disable, leave=False):
+    for iteration in trange(em.updates, desc="layers", disable=disable, leave=False):
         keep = keep_masks(_cells(masks, factor), k, generator)
         samples = sampler.draw(keep).unflatten(0, (count, runs, k))
         held_out = (1 - _pixels(keep, factor)).unflatten(0, (count, runs, k))
-        stats = [layer_stats(samples[i], held_out[i], config.variance_floor) for i in range(count)]
-        if config.calibrate:
+        stats = [layer_stats(samples[i], held_out[i], em.variance_floor) for i in range(count)]
+        if em.calibrate:
             stats = [
                 (mean, var + residual_variance(image, mean, masks[:, i : i + 1]))
                 for i, (mean, var) in enumerate(stats)
             ]
         scores = torch.cat([log_likelihood(image, *layer) for layer in stats], 1)
-        scores = scores + log_prior(masks, config.prior, min_share)
+        scores = scores + log_prior(masks, em.prior, min_share)
         # pool the evidence of neighbouring pixels; edges stay sharp
-        pooled = pool_evidence(scores, config.smoothing)
-        new_masks = (1 - config.damping) * masks + config.damping * responsibilities(pooled)
+        pooled = pool_evidence(scores, em.smoothing)
+        new_masks = (1 - em.damping) * masks + em.damping * responsibilities(pooled)
         new_masks = _normalised(new_masks.clamp(0, 1))
+        # The one host read of an update (≤ em.updates per image): whether to stop. The samples'
+        # NaN/Inf checks are queued on the device (sampler.guard) and read after the loop.
         change = (new_masks - masks)[:, :-1].abs().sum(1).mean((1, 2)).max().item()
         masks = new_masks
         history.append(change)
         if callback is not None:
             callback({"iteration": iteration, "mask": masks, "change": change, "nfe": sampler.nfe})
-        if change < config.tol:
+        if change < em.tol:
             break
 
+    sampler.guard.raise_if_bad()
     order, chosen = list(range(count)), 0
     if config.orient or runs > 1:
         # Which component of each partition is which layer: the prompt that denoises it best (EM
@@ -317,16 +253,17 @@ def decompose(
     owner = _cells(masks, factor).argmax(0, keepdim=True)  # (1, 1, h, w)
     keep = torch.cat([(owner == i).float().expand(n, -1, -1, -1) for i in range(count)])
     samples = sampler.draw(keep).unflatten(0, (count, n)).mean(1)
+    sampler.guard.raise_if_bad()
     return Layers(
         images=exact_layers(image, masks, samples),
         masks=masks,
         prompts=prompts,
         history=history,
         order=order,
-        restart=chosen,
+        run=chosen,
         nfe=sampler.nfe,
         seconds=time.perf_counter() - start,
-        config={**asdict(config), "timestep": sampler.t, "layers": count},
+        config={**as_dict(config), "timestep": sampler.t, "layers": count},
     )
 
 
@@ -343,4 +280,4 @@ def _initial(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torc
     return _normalised(init_mask.float().clamp(0.01, 0.99))
 
 
-__all__ = ["MAX_LAYERS", "DecomposeConfig", "Layers", "decompose", "layer_prompts"]
+__all__ = ["MAX_LAYERS", "decompose", "layer_prompts"]

@@ -56,10 +56,10 @@ class Layers:
         images: (L, 3, H, W) in [−1, 1], front to back; the last is the background.
         masks: (L, 1, H, W) visible shares in [0, 1] summing to 1 over the layers.
         prompts: the L prompts, front to back (``images[l]`` is ``prompts[l]``'s layer).
-        history: the largest mean mask change of every update (over the restarts).
+        history: the largest mean mask change of every update (over the runs).
         order: ``order[c]`` is the prompt the orientation check gave the partition's component
             c (the identity when it kept the order the updates found).
-        restart: which of the independent runs was kept.
+        run: which of the independent runs was kept.
         nfe, seconds: denoiser evaluations and wall time.
         config: the parameters of the run.
 
@@ -72,7 +72,7 @@ class Layers:
     prompts: list[str] = field(default_factory=list)
     history: list[float] = field(default_factory=list)
     order: list[int] = field(default_factory=list)
-    restart: int = 0
+    run: int = 0
     nfe: int = 0
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +126,28 @@ class Layers:
     def recomposition(self) -> torch.Tensor:
         """Σ_l m_l·x_l (1, 3, H, W): the input image, exactly."""
         return (self.masks * self.images).sum(0, keepdim=True)
+
+    def record(self) -> dict[str, Any]:
+        """What ``run.json`` records of the decomposition, whoever ran it (the command line, the
+        web page): the size, the prompts, every option by name, the engine's trace. The caller
+        adds where it ran (command, files, model, timings)."""
+        prompts = list(self.prompts)
+        trace = ("seed", "timestep", "work_size", "layers")
+        return {
+            "size": [int(self.images.shape[-1]), int(self.images.shape[-2])],
+            "fg_prompt": prompts[0] if prompts else None,
+            "bg_prompt": prompts[-1] if prompts else None,
+            "prompts": prompts,
+            "seed": self.config.get("seed"),
+            "parameters": {k: v for k, v in self.config.items() if k not in trace},
+            "timestep": self.config.get("timestep"),
+            "work_size": self.config.get("work_size"),
+            "nfe": self.nfe,
+            "mask_change": [round(c, 6) for c in self.history],
+            "updates_run": len(self.history),
+            "swapped": self.swapped,
+            "run": self.run,
+        }
 
 
 __all__ = ["Layers", "alphas_from_shares", "composite_over", "shares_from_alphas"]

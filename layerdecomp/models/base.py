@@ -9,6 +9,7 @@ and a sampling scheduler (DDIM; flow-matching Euler for rectified-flow models).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -115,8 +116,27 @@ class Backend:
         prompt: str | list[str] = "",
         negative_prompt: str | list[str] = "",
         guidance: float = 0.0,
+        *,
+        shape: tuple[int, ...] | None = None,
     ) -> Denoiser:
-        """A :class:`solvers.Denoiser` with conditioning and guidance bound."""
+        """A :class:`solvers.Denoiser` with conditioning and guidance bound.
+
+        ``shape`` is the latent shape it will sample (:meth:`latent_shape`): schedules whose
+        timesteps depend on the image size (SD3, Flux) read it; the others ignore it.
+        """
+        return Denoiser(
+            self.model_fn(self.encode_prompt(prompt, negative_prompt, guidance), guidance),
+            self.new_scheduler(),
+            self.prediction_type,
+        )
+
+    def encode_prompt(self, prompt="", negative_prompt="", guidance=0.0) -> Any:
+        """The conditioning of ``prompt`` (and, with guidance, ``negative_prompt``)."""
+        raise NotImplementedError
+
+    def model_fn(self, cond: Any, guidance: float) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+        """The raw network call ``model_fn(cond, guidance)(x_t, t) -> output`` (ε, v, x0 or a
+        velocity, as ``prediction_type`` says), the conditioning and guidance bound."""
         raise NotImplementedError
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
@@ -183,7 +203,7 @@ class LatentBackend(Backend):
         image = self.vae.decode(z.to(device=self.device, dtype=self.vae.dtype)).sample
         return image.to(latent.dtype)
 
-    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
+    def denoiser(self, prompt="", negative_prompt="", guidance=0.0, *, shape=None) -> Denoiser:
         """A denoiser conditioned on ``prompt``; ``guidance`` w > 0 adds batched CFG.
 
         Subclasses give ``encode_prompt(prompt, negative_prompt, guidance)`` (the conditioning)
@@ -193,11 +213,11 @@ class LatentBackend(Backend):
             prompt: one prompt, or one per image (the latent batch must be a multiple).
             negative_prompt: the unconditional prompt (used only with guidance).
             guidance: w in ``(1 + w)·out_c − w·out_u``; 0 runs the conditional batch alone.
+            shape: the latent shape it will sample (see :meth:`Backend.denoiser`).
         """
         if guidance < 0:
             raise ValueError(f"guidance: expected ≥ 0, got {guidance}")
-        cond = self.encode_prompt(prompt, negative_prompt, guidance)
-        return Denoiser(self.model_fn(cond, guidance), self.new_scheduler(), self.prediction_type)
+        return super().denoiser(prompt, negative_prompt, guidance, shape=shape)
 
 
 def guided(out: torch.Tensor, guidance: float) -> torch.Tensor:

@@ -39,6 +39,7 @@ class PipelineFlowMatchScheduler(FlowMatchEulerDiscreteScheduler):
 
     patch: int = 2
     linear_sigmas: bool = False
+    sample_shape: tuple[int, ...] | None = None
     init_noise_sigma = 1.0  # x_1 is the noise itself (the sampler scales its start by this)
 
     def set_timesteps(
@@ -59,10 +60,11 @@ class PipelineFlowMatchScheduler(FlowMatchEulerDiscreteScheduler):
         if self.linear_sigmas and sigmas is None and timesteps is None and not flow_sigmas:
             sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
         if self.config.use_dynamic_shifting and mu is None:
+            sample_shape = sample_shape if sample_shape is not None else self.sample_shape
             if sample_shape is None:
                 raise ValueError(
                     "set_timesteps: this schedule's shift depends on the image size; pass "
-                    "sample_shape=(B, C, h, w) or mu"
+                    "sample_shape=(B, C, h, w) or mu, or make the denoiser with its shape"
                 )
             mu = self.shift_for(sample_shape)
         super().set_timesteps(
@@ -125,6 +127,13 @@ class FlowBackend(LatentBackend):
         return scheduler
 
     # ------------------------------------------------------------------ the denoiser
+    def denoiser(self, prompt="", negative_prompt="", guidance=0.0, *, shape=None):
+        """:meth:`LatentBackend.denoiser`, its scheduler bound to the latent ``shape`` it will
+        sample (the resolution-dependent shift of SD3 and Flux schedules reads it)."""
+        denoiser = super().denoiser(prompt, negative_prompt, guidance, shape=shape)
+        denoiser.scheduler.sample_shape = None if shape is None else tuple(shape)
+        return denoiser
+
     def encode_prompt(self, prompt="", negative_prompt="", guidance=0.0) -> TextConditioning:
         """Encode prompts with the pipeline's ``encode_prompt`` (negative ones only with CFG)."""
         raise NotImplementedError

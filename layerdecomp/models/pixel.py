@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from solvers import Denoiser
-
 from ..errors import ModelSpecError
 from .base import Backend
 
@@ -44,20 +42,23 @@ class PixelBackend(Backend):
         # UNet2DModel concatenates skips at every level: sides must halve exactly.
         self.size_multiple = 2 ** (len(self.unet.config.block_out_channels) - 1)
 
-    def model_fn(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
-        """The raw network call ``model_fn(x_t, t)``."""
-        x = x_t.to(device=self.device, dtype=self.unet.dtype)
-        timestep = t if isinstance(t, torch.Tensor) else torch.tensor(t, device=self.device)
-        return self.unet(x, timestep, return_dict=False)[0].to(x_t.dtype)
-
-    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
-        """The unconditional denoiser; prompts and guidance are refused (nothing to condition)."""
+    def encode_prompt(self, prompt="", negative_prompt="", guidance=0.0) -> None:
+        """Nothing to condition: prompts and guidance are refused."""
         if prompt or negative_prompt or guidance:
             raise ModelSpecError(
                 f"model {self.spec!r} is an unconditional pixel-space model: it takes no prompt, "
                 "negative prompt or guidance"
             )
-        return Denoiser(self.model_fn, self.new_scheduler(), self.prediction_type)
+
+    def model_fn(self, cond: None = None, guidance: float = 0.0):
+        """The raw network call ``model_fn(cond, guidance)(x_t, t)`` (no conditioning)."""
+
+        def call(x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+            x = x_t.to(device=self.device, dtype=self.unet.dtype)
+            timestep = torch.as_tensor(t, device=self.device)
+            return self.unet(x, timestep, return_dict=False)[0].to(x_t.dtype)
+
+        return call
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Identity (float32)."""

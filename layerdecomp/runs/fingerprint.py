@@ -38,6 +38,18 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def versions(*extra: str) -> dict[str, str]:
+    """The versions of this package and the libraries that shape its results (for ``run.json``),
+    and of the ``extra`` packages a caller names (the server adds ``fastapi``)."""
+    out = {}
+    for name in ("layerdecomp", "torch", "diffusers", "transformers", *extra):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
 def package_version() -> str:
     try:
         return version("layerdecomp")
@@ -129,4 +141,5 @@ __all__ = [
     "fingerprint",
     "option_names",
     "package_version",
+    "versions",
 ]

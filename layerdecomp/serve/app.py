@@ -12,9 +12,9 @@ Routes:
   holding the files ``layerdecomp decompose`` writes to its output folder.
 
 Multipart fields: ``image`` (file), ``fg`` (repeatable: one per foreground layer), ``bg``,
-``seed`` and the options ``iterations``, ``samples``, ``restarts``, ``newton_iters``,
-``noise_level``, ``guidance``, ``negative_prompt``, ``work_side``, ``matting`` (default true)
-and ``formats`` (repeatable; default all). Errors are JSON (:mod:`.http_errors`).
+``seed``, ``formats`` (repeatable; default all) and the options of :data:`.form.FORM_OPTIONS`,
+named, bounded and described as on the command line (generated from
+:class:`~layerdecomp.layers.DecomposeConfig`'s fields). Errors are JSON (:mod:`.http_errors`).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and
 those name ``read_order``, a local of :func:`create_app`.)
@@ -26,23 +26,23 @@ import shutil
 import tempfile
 import zipfile
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, UploadFile
+from fastapi import Depends, FastAPI, UploadFile
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import InputError
-from ..layers import WRITERS, DecomposeConfig
+from ..layers import WRITERS
 from . import http_errors
+from .form import form_options, form_signature
 from .jobs import DONE, FAILED, Job, JobQueue
 from .runner import MAX_FOREGROUNDS, Order, make_order, read_upload, run_order
 
 STATIC = Path(__file__).parent / "static"
-D = DecomposeConfig
 
 
 @dataclass(frozen=True)
@@ -113,24 +113,15 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def read_order(
-        image: Annotated[UploadFile, File(description="The image to decompose.")],
-        fg: Annotated[list[str], Form(description="Foreground prompt (one per layer).")],
-        bg: Annotated[str, Form(description="Background prompt.")],
-        seed: Annotated[int | None, Form(ge=0, lt=2**63)] = None,
-        iterations: Annotated[int, Form(ge=1, le=1000)] = D.iterations,
-        samples: Annotated[int, Form(ge=1, le=64)] = D.samples,
-        restarts: Annotated[int, Form(ge=1, le=16)] = D.restarts,
-        newton_iters: Annotated[int, Form(ge=1, le=100)] = D.newton_iters,
-        noise_level: Annotated[float, Form(gt=0, lt=1)] = D.noise_level,
-        guidance: Annotated[float, Form(ge=0, le=100)] = D.guidance,
-        negative_prompt: Annotated[str, Form()] = D.negative_prompt,
-        work_side: Annotated[
-            int | None, Form(ge=0, description="Longer side the model works at; 0: the image's.")
-        ] = None,
-        formats: Annotated[list[str] | None, Form(description="Output formats.")] = None,
-        matting: Annotated[bool, Form(description="Matte the layers' edges.")] = True,
+        image: UploadFile,
+        fg: list[str],
+        bg: str,
+        seed: int | None = None,
+        formats: list[str] | None = None,
+        **options: Any,
     ):
         """The request's fields, checked, with the image decoded: an ``Order``."""
+        work_side = options.get("work_side")
         if work_side is not None and work_side > settings.max_work_side:
             raise InputError(f"work_side: at most {settings.max_work_side} on this server")
         picture = read_upload(image.file.read(), image.filename, root, settings.max_pixels)
@@ -141,26 +132,10 @@ def create_app(
             )
         if seed is None:
             seed = settings.default_seed
-        options = dict(
-            iterations=iterations,
-            samples=samples,
-            restarts=restarts,
-            newton_iters=newton_iters,
-            noise_level=noise_level,
-            guidance=guidance,
-            negative_prompt=negative_prompt,
-            matting=matting,
-        )
-        return make_order(
-            picture,
-            image.filename,
-            fg,
-            bg,
-            secrets.randbits(32) if seed is None else seed,
-            options,
-            work_side,
-            formats,
-        )
+        seed = secrets.randbits(32) if seed is None else seed
+        return make_order(picture, image.filename, fg, bg, seed, options, formats)
+
+    read_order.__signature__ = form_signature(settings)  # type: ignore[attr-defined]
 
     def find(job_id: str) -> Job:
         job = jobs.get(job_id)
@@ -181,11 +156,14 @@ def create_app(
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
-        """The model, the defaults, the limits and the output formats."""
-        defaults = {k: v for k, v in asdict(D()).items() if k in _FORM_OPTIONS}
+        """The model, the form's options (defaults, bounds, help), the limits and the output
+        formats."""
+        options = form_options(settings)
+        defaults = {name: spec["default"] for name, spec in options.items()}
         return {
             "model": describe,
             "native_side": max(native) if native else None,
+            "options": options,
             "defaults": {**defaults, "seed": settings.default_seed},
             "limits": {
                 "max_upload_bytes": settings.max_upload_bytes,
@@ -238,9 +216,6 @@ def create_app(
         return zip_response(job)
 
     return app
-
-
-_FORM_OPTIONS = ("iterations", "samples", "restarts", "newton_iters", "noise_level", "guidance")
 
 
 def zip_bytes(job: Job) -> bytes:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass, fields
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,7 @@ class Order:
     bg: str
     seed: int
     config: DecomposeConfig
-    work_side: int | None
     formats: tuple[str, ...]
-    matting: bool = True
 
 
 def safe_filename(name: str | None) -> str:
@@ -93,15 +90,17 @@ def make_order(
     bg: str,
     seed: int,
     options: dict[str, Any],
-    work_side: int | None,
     formats: list[str] | None,
 ) -> Order:
-    """Check the prompts, the options and the formats and bundle them with the image.
+    """Check the prompts, the options (:class:`DecomposeConfig`'s, by name) and the formats and
+    bundle them with the image.
 
     Raises:
-        InputError: an empty prompt, too many foregrounds, an option out of range, an unknown
-            format.
+        InputError: an empty prompt, too many foregrounds, an option out of range or unknown,
+            an unknown format.
     """
+    from ..options import configure
+
     if not fg:
         raise InputError("fg: give the foreground layer's prompt")
     if len(fg) > MAX_FOREGROUNDS:
@@ -112,29 +111,13 @@ def make_order(
     for name, prompt in [*(("fg", p) for p in fg), ("bg", bg)]:
         if not prompt.strip():
             raise InputError(f"{name}: the prompt is empty; describe the layer")
-    known = {f.name for f in fields(DecomposeConfig)}
-    try:
-        config = DecomposeConfig(**{k: v for k, v in options.items() if k in known})
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    config = configure(DecomposeConfig, None, options)
     chosen = tuple(dict.fromkeys(formats or WRITERS))
     unknown = [f for f in chosen if f not in WRITERS]
     if unknown:
         raise InputError(f"formats: unknown {', '.join(unknown)} (known: {', '.join(WRITERS)})")
-    matting = bool(options.get("matting", True))
     name = safe_filename(filename)
-    return Order(image, name, tuple(fg), bg, seed, config, work_side, chosen, matting)
-
-
-def versions() -> dict[str, str]:
-    """The versions of this package and the libraries that shape its results (for ``run.json``)."""
-    out = {}
-    for name in ("layerdecomp", "torch", "diffusers", "transformers", "fastapi"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    return Order(image, name, tuple(fg), bg, seed, config, chosen)
 
 
 def run_order(
@@ -146,22 +129,25 @@ def run_order(
     "change": c}`` after each mask update, then ``final`` (the final layers) and ``writing``.
     ``describe`` is the model's description and ``extra`` more metadata for ``run.json``.
     """
-    from ..tasks.decompose import decompose_image, run_record
+    from ..runs.fingerprint import versions
+    from ..tasks.decompose import decompose_image
 
     order: Order = job.order
     config = order.config
     waited = (job.started or time.time()) - job.submitted
 
+    updates = config.em.updates
+
     def progress(info: dict) -> None:
-        last = info["change"] < config.tol or info["iteration"] + 1 >= config.iterations
+        last = info["change"] < config.em.tol or info["iteration"] + 1 >= updates
         job.progress = {
             "phase": "final" if last else "layers",
-            "iteration": info["iteration"] + 1,
-            "iterations": config.iterations,
+            "update": info["iteration"] + 1,
+            "updates": updates,
             "change": round(float(info["change"]), 6),
         }
 
-    job.progress = {"phase": "layers", "iteration": 0, "iterations": config.iterations}
+    job.progress = {"phase": "layers", "update": 0, "updates": updates}
     begin = time.perf_counter()
     layers = decompose_image(
         backend,
@@ -170,12 +156,10 @@ def run_order(
         seed=order.seed,
         config=config,
         disable=True,
-        work_side=order.work_side,
-        matting=order.matting,
         callback=progress,
     )
     job.progress = {**job.progress, "phase": "writing"}
-    record = run_record(layers, order.image, config, order.work_side)
+    record = layers.record()
     metadata = {
         "command": "serve",
         "image": order.filename,
@@ -188,7 +172,7 @@ def run_order(
             "decompose": round(layers.seconds, 4),
             "image_total": round(time.perf_counter() - begin, 4),
         },
-        "versions": versions(),
+        "versions": versions("fastapi"),
     }
     save_decomposition(job.folder, order.image, layers, metadata, order.formats)
     job.formats = output_files(layers.count, order.formats)
@@ -199,7 +183,7 @@ def run_order(
         "nfe": layers.nfe,
         "size": list(order.image.size),
         "work_size": layers.config.get("work_size"),
-        "iterations_run": len(layers.history),
+        "updates_run": len(layers.history),
         "timings": metadata["timings"],
     }
     job.progress = {**job.progress, "phase": "done"}

@@ -21,48 +21,16 @@ from ..constraints import get
 from ..errors import InputError
 from ..io import image_to_tensor, load_image, to_rgb
 from ..models.base import Backend
-from .config import SamplingConfig, configure
-from .generate import ConstrainedOutput, ImageLike, generate, round_up
-
-SCHEDULES = ("linear", "constant", "dynamic")
+from ..options import configure
+from .config import SamplingConfig
+from .generate import ConstrainedOutput, ImageLike, generate
+from .tiles import round_up
 
 
 @dataclass(frozen=True)
 class ConstraintConfig(SamplingConfig):
-    """Parameters of :func:`run_constraint`.
-
-    Attributes:
-        lam: the λ schedule: ``linear`` (``lam_start`` → ``lam_end``), ``constant``
-            (``lam_start``), ``dynamic`` (``lam_start / max|h|``), or a number (constant λ).
-        lam_start, lam_end: the schedule's end points.
-        perturbation: std of the noise added around x̂0 before the error (§4.1); 0 = off.
-    """
-
-    lam: str = "linear"
-    lam_start: float = 0.5
-    lam_end: float = 0.1
-    perturbation: float = 0.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        schedule(self.lam)
-        if min(self.lam_start, self.lam_end, self.perturbation) < 0:
-            raise ValueError("lam_start, lam_end and perturbation must be ≥ 0")
-
-
-def schedule(lam: str | float) -> str | float:
-    """A λ schedule name, or a number given as text (``"0.1"``) as a constant λ."""
-    if isinstance(lam, str) and lam in SCHEDULES:
-        return lam
-    try:
-        value = float(lam)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"lam: expected one of {', '.join(SCHEDULES)} or a number, got {lam!r}"
-        ) from None
-    if not value >= 0:
-        raise ValueError(f"lam: expected ≥ 0, got {lam!r}")
-    return value
+    """Parameters of :func:`run_constraint`: :class:`SamplingConfig` alone (a constraint's own
+    arguments come separately)."""
 
 
 def run_constraint(
@@ -84,8 +52,7 @@ def run_constraint(
         name: a registered constraint (:func:`layerdecomp.constraints.available`).
         image: the input image (PIL or path).
         arguments: keyword arguments of the constraint's ``from_image``.
-        config: the parameters (:class:`ConstraintConfig`); ``overrides`` naming its fields
-            replace them.
+        config: the parameters (:class:`ConstraintConfig`); ``overrides`` name its options.
         seed, callback, disable_progress: see :func:`~.generate.generate`.
 
     Raises:
@@ -93,7 +60,7 @@ def run_constraint(
             constraint's own reason).
     """
     start = time.perf_counter()
-    config, sample_kwargs = configure(ConstraintConfig, config, overrides)
+    config = configure(ConstraintConfig, config, overrides)
     try:
         cls = get(name)
     except ValueError as exc:
@@ -111,7 +78,6 @@ def run_constraint(
         raise InputError(f"constraint {name!r} cannot run on one image: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise InputError(f"constraint {name!r}: cannot be built from the image ({exc})") from None
-    lam = schedule(config.lam)
     return generate(
         backend,
         constraint,
@@ -123,14 +89,7 @@ def run_constraint(
         disable_progress=disable_progress,
         parameters={"constraint": name, "constraint_arguments": arguments},
         started=start,
-        **{
-            "lam": "constant" if isinstance(lam, float) else lam,
-            "lam_start": lam if isinstance(lam, float) else config.lam_start,
-            "lam_end": config.lam_end,
-            "perturbation": config.perturbation,
-            **sample_kwargs,
-        },
     )
 
 
-__all__ = ["ConstraintConfig", "run_constraint", "schedule"]
+__all__ = ["ConstraintConfig", "run_constraint"]

@@ -7,8 +7,7 @@ and brings the mask and layers back to the input's size, re-fitted to recompose 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kornia
@@ -18,7 +17,8 @@ from PIL import Image
 from ..io import image_to_tensor
 from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
 from ..models.base import native_size
-from .generate import round_up
+from ..options import configure
+from .tiles import round_up
 
 
 def decompose_image(
@@ -28,30 +28,30 @@ def decompose_image(
     seed: int = 0,
     config: DecomposeConfig | None = None,
     disable: bool | None = None,
-    work_side: int | None = None,
-    matting: bool = True,
-    **overrides,
+    callback: Callable[[dict], None] | None = None,
+    **overrides: Any,
 ) -> Layers:
     """:func:`decompose` for an RGB PIL image of any size; the layers come back at its size.
 
     ``prompts`` are the layers' prompts front to back, the background last: two or more strings
-    (``decompose_image(b, im, "a cat", "a lawn")``) or one list.
+    (``decompose_image(b, im, "a cat", "a lawn")``) or one list. ``config`` holds the options
+    (:class:`DecomposeConfig`); keyword ``overrides`` name them (``updates=6``, ``iters=2``).
 
-    The model works on the image resized (antialiased) so that its longer side is ``work_side``
-    (default: the model's native resolution where the backend tells it; 0 keeps the image's own
-    size), each side rounded up to the model's size multiple. The masks and layers are resized
-    back and re-fitted so that they recompose the original exactly. With ``matting`` (the
-    default) the edges are then matted at the image's size (:func:`layerdecomp.layers.matte`:
-    closed-form alpha in a band around each boundary, the layers' own colours there), still
-    recomposing it exactly.
+    The model works on the image resized (antialiased) so that its longer side is
+    ``work_side`` (default: the model's native resolution where the backend tells it; 0 keeps
+    the image's own size), each side rounded up to the model's size multiple. The masks and
+    layers are resized back and re-fitted so that they recompose the original exactly. With
+    ``matting`` (the default) the edges are then matted at the image's size
+    (:func:`layerdecomp.layers.matte`: closed-form alpha in a band around each boundary, the
+    layers' own colours there), still recomposing it exactly.
     """
+    config = configure(DecomposeConfig, config, overrides)
     width, height = image.size
-    multiple = getattr(backend, "size_multiple", backend.factor)
+    multiple = backend.size_multiple
+    work_side = config.work_side
     if work_side is None:
         native = native_size(backend, default=None)
         work_side = max(native) if native else 0
-    if work_side < 0:
-        raise ValueError(f"work_side: expected ≥ 0, got {work_side}")
     scale = work_side / max(width, height) if work_side else 1.0
     work = (
         round_up(max(1, round(height * scale)), multiple),
@@ -59,7 +59,7 @@ def decompose_image(
     )
     original = image_to_tensor(image)
     pixels = original if work == (height, width) else _resize(original, work)
-    generator = torch.Generator(device=getattr(backend, "device", "cpu")).manual_seed(seed)
+    generator = torch.Generator(device=backend.device).manual_seed(seed)
     layers = decompose(
         backend,
         pixels,
@@ -67,7 +67,7 @@ def decompose_image(
         config=config,
         generator=generator,
         disable=disable,
-        **overrides,
+        callback=callback,
     )
     if work != (height, width):
         masks = _resize(layers.masks, (height, width)).clamp(0, 1)
@@ -79,36 +79,9 @@ def decompose_image(
         layers.masks, layers.images = layers.masks.cpu(), layers.images.cpu()
     layers.config["seed"] = seed
     layers.config["work_size"] = [work[1], work[0]]
-    if matting:
+    if config.matting:
         layers = matte(original, layers)
     return layers
-
-
-def run_record(
-    layers: Layers, image: Image.Image, config: DecomposeConfig, work_side: int | None
-) -> dict[str, Any]:
-    """What ``run.json`` records of a decomposition, whoever ran it (the command line, the web
-    page): the prompts, the parameters, the engine's trace; the caller adds where it ran."""
-    prompts = list(layers.prompts)
-    return {
-        "size": list(image.size),
-        "fg_prompt": prompts[0],
-        "bg_prompt": prompts[-1],
-        "prompts": prompts,
-        "seed": layers.config.get("seed"),
-        "parameters": {
-            **asdict(config),
-            "work_side": work_side,
-            "matting": layers.config.get("matting") or False,
-        },
-        "timestep": layers.config.get("timestep"),
-        "work_size": layers.config.get("work_size"),
-        "nfe": layers.nfe,
-        "mask_change": [round(c, 6) for c in layers.history],
-        "iterations_run": len(layers.history),
-        "swapped": layers.swapped,
-        "restart": layers.restart,
-    }
 
 
 def _resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -117,4 +90,4 @@ def _resize(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     )
 
 
-__all__ = ["DecomposeConfig", "decompose_image", "run_record"]
+__all__ = ["DecomposeConfig", "decompose_image"]

@@ -7,7 +7,6 @@ and plugin constraints (``layerdecomp run``) all go through it.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import time
@@ -24,7 +23,9 @@ import solvers
 from ..constraints.base import Constraint
 from ..io import check_finite, tensor_to_image
 from ..models.base import Backend
-from .config import SamplingConfig, as_dict, configure
+from ..options import as_dict
+from . import tiles
+from .config import SamplingConfig
 
 ImageLike = Image.Image | str | os.PathLike
 
@@ -60,8 +61,9 @@ class ConstrainedOutput:
         """The first (usually only) result."""
         return self.images[0]
 
-    def metadata(self) -> dict[str, Any]:
-        """JSON-ready record: parameters, seed, sizes, NFE, timings and the residual history."""
+    def record(self) -> dict[str, Any]:
+        """What ``run.json`` records of the result: parameters, seed, sizes, NFE, timings and the
+        residual history (the caller adds where it ran)."""
         return {
             "parameters": self.parameters,
             "seed": self.seed,
@@ -79,15 +81,6 @@ class ConstrainedOutput:
         }
 
 
-def round_up(value: int, multiple: int) -> int:
-    """The smallest positive multiple of ``multiple`` that is ≥ ``value``."""
-    return max(multiple, math.ceil(value / multiple) * multiple)
-
-
-def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if isinstance(v, int | float | str | bool | None)}
-
-
 @dataclass
 class Decoded:
     """What :func:`sample_decoded` returns: decoded pixels (B, 3, H, W) at the work size, on the
@@ -97,7 +90,25 @@ class Decoded:
     nfe: int
     backward: int
     residuals: torch.Tensor
-    timesteps: list[int]
+    timesteps: list[int | float]
+
+
+def progress(disable: bool | None, callback: Callable[[dict], None] | None = None):
+    """A :func:`solvers.sample` callback that draws a tqdm bar (sized by the first report) and
+    then calls ``callback``; ``close()`` it when the run ends."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(disable=disable, desc="sampling", leave=False)
+
+    def report(info: dict) -> None:
+        if bar.total is None:
+            bar.reset(total=info["total"])
+        bar.update(1)
+        if callback is not None:
+            callback(info)
+
+    report.close = bar.close  # type: ignore[attr-defined]
+    return report
 
 
 def sample_decoded(
@@ -108,11 +119,12 @@ def sample_decoded(
     *,
     seed: int,
     num_samples: int = 1,
+    x_t: torch.Tensor | None = None,
     callback: Callable[[dict], None] | None = None,
     disable_progress: bool | None = None,
-    **sample_kwargs: Any,
 ) -> Decoded:
-    """Run :func:`solvers.sample` under ``constraint`` from pure noise and decode (no resizing).
+    """Run :func:`solvers.sample` under ``constraint`` (from pure noise drawn with ``seed``, or
+    from ``x_t``) and decode (no resizing).
 
     Raises:
         InputError: NaN or Inf in the decoded pixels.
@@ -123,24 +135,20 @@ def sample_decoded(
         raise ValueError(f"work_size: {work_size} is not a multiple of {multiple}")
     if num_samples < 1:
         raise ValueError(f"num_samples: expected ≥ 1, got {num_samples}")
-    denoiser = backend.denoiser(config.prompt, config.negative_prompt, config.guidance)
-    device = backend.device
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    result = solvers.sample(
-        denoiser,
-        constraint,
-        shape=backend.latent_shape(num_samples, work_size[1], work_size[0]),
-        num_inference_steps=config.steps,
-        iterations=config.iterations,
-        direction=config.direction,
-        restarts=config.restarts,
-        generator=generator,
-        callback=callback,
-        disable=disable_progress,
-        device=device,
-        dtype=torch.float32,
-        **sample_kwargs,
-    )
+    shape = backend.latent_shape(num_samples, work_size[1], work_size[0])
+    denoiser = backend.denoiser(config.prompt, config.negative_prompt, config.guidance, shape=shape)
+    generator = torch.Generator(device=backend.device).manual_seed(int(seed))
+    if x_t is None:
+        x_t = solvers.initial_noise(
+            denoiser.scheduler, shape, generator=generator, device=backend.device
+        )
+    report = progress(disable_progress, callback)
+    try:
+        result = solvers.sample(
+            denoiser, constraint, x_t, config.sampling, generator=generator, callback=report
+        )
+    finally:
+        report.close()
     with torch.no_grad():
         decoded = check_finite(backend.decode(result.sample).float(), "the decoded sample")
     return Decoded(
@@ -156,7 +164,7 @@ def generate(
     backend: Backend,
     constraint: Constraint,
     work_size: tuple[int, int],
-    config: SamplingConfig | None = None,
+    config: SamplingConfig,
     *,
     size: tuple[int, int] | None = None,
     seed: int | None = None,
@@ -165,7 +173,6 @@ def generate(
     disable_progress: bool | None = None,
     parameters: dict[str, Any] | None = None,
     started: float | None = None,
-    **sample_kwargs: Any,
 ) -> ConstrainedOutput:
     """Sample under ``constraint`` at ``work_size`` (W, H) and decode, resized to ``size``.
 
@@ -173,18 +180,16 @@ def generate(
         backend: a loaded model.
         constraint: any constraint built with ``codec=backend``.
         work_size: the (width, height) the model runs at (a multiple of ``size_multiple``).
-        config: prompt, guidance, steps, K iterations, direction, restarts (defaults:
-            :class:`SamplingConfig`); keywords naming its fields (``steps=10``) replace them.
+        config: the conditioning and the sampler's options (a :class:`SamplingConfig`).
         size: the output (width, height); default ``work_size``.
         seed: seeds the noise; ``None`` draws one (recorded).
         num_samples: samples drawn in one batched run.
-        callback, disable_progress: passed to :func:`solvers.sample` (``disable``).
-        parameters: recorded in the output (the caller's arguments).
+        callback: called after every sampling step (:func:`solvers.sample`'s report).
+        disable_progress: hide the progress bar.
+        parameters: recorded in the output (the caller's own arguments).
         started: ``time.perf_counter()`` when the caller began (for ``prepare`` timing).
-        **sample_kwargs: further :func:`solvers.sample` options (``lam``, ``perturbation``...).
     """
     start = time.perf_counter() if started is None else started
-    config, sample_kwargs = configure(SamplingConfig, config, sample_kwargs)
     size = tuple(size or work_size)
     seed = secrets.randbits(32) if seed is None else int(seed)
     prepared = time.perf_counter()
@@ -197,7 +202,6 @@ def generate(
         num_samples=num_samples,
         callback=callback,
         disable_progress=disable_progress,
-        **sample_kwargs,
     )
     sampled = time.perf_counter()
     decoded = out.pixels
@@ -214,7 +218,7 @@ def generate(
         seed=seed,
         size=size,
         work_size=tuple(work_size),
-        parameters=recorded_parameters(config, seed, num_samples, parameters, sample_kwargs),
+        parameters=recorded_parameters(config, seed, num_samples, parameters),
         timings={
             "prepare": prepared - start,
             "sample": sampled - prepared,
@@ -232,7 +236,6 @@ def from_tiles(
     config: SamplingConfig,
     seed: int,
     parameters: dict[str, Any],
-    sample_kwargs: dict[str, Any],
     times: tuple[float, float, float],
 ) -> ConstrainedOutput:
     """The output of a tiled run: the blended ``pixels`` (1, 3, H, W) at the work size, resized to
@@ -255,7 +258,7 @@ def from_tiles(
         seed=seed,
         size=size,
         work_size=tuple(work_size),
-        parameters=recorded_parameters(config, seed, 1, parameters, sample_kwargs),
+        parameters=recorded_parameters(config, seed, 1, parameters),
         timings={
             "prepare": prepared - start,
             "sample": sampled - prepared,
@@ -265,15 +268,41 @@ def from_tiles(
     )
 
 
-def recorded_parameters(config, seed, num_samples, parameters, sample_kwargs) -> dict[str, Any]:
-    """Every parameter of a run, JSON-ready: the config's fields, the seed, the extras."""
-    return {
-        **as_dict(config),
-        **(parameters or {}),
-        "seed": seed,
-        "num_samples": num_samples,
-        **_plain(sample_kwargs),
-    }
+def solve_tiles(
+    backend: Backend,
+    config: SamplingConfig,
+    placed: list[tiles.Box],
+    constraint_for: Callable[[slice], Constraint],
+    seed: int,
+    disable: bool | None,
+) -> tuple[torch.Tensor, list[Decoded]]:
+    """Sample the tiles ``placed`` (work-size boxes of one size) in batches of
+    ``config.tile_batch``, each batch under ``constraint_for(rows)``; the k-th batch is seeded
+    with ``seed + k``. Returns the decoded tiles (N, 3, h, w) and each batch's :class:`Decoded`."""
+    runs: list[Decoded] = []
+
+    def run(rows: slice, index: int) -> torch.Tensor:
+        left, top, right, bottom = placed[rows.start]
+        constraint = constraint_for(rows)
+        out = sample_decoded(
+            backend,
+            constraint,
+            (right - left, bottom - top),
+            config,
+            seed=seed + index,
+            num_samples=rows.stop - rows.start,
+            disable_progress=disable,
+        )
+        runs.append(out)
+        return out.pixels
+
+    return tiles.in_batches(len(placed), config.tile_batch, run), runs
+
+
+def recorded_parameters(config, seed, num_samples, parameters) -> dict[str, Any]:
+    """Every parameter of a run, JSON-ready: the config's options by name, the seed, the
+    caller's extras."""
+    return {**as_dict(config), **(parameters or {}), "seed": seed, "num_samples": num_samples}
 
 
 __all__ = [
@@ -282,7 +311,8 @@ __all__ = [
     "ImageLike",
     "from_tiles",
     "generate",
+    "progress",
     "recorded_parameters",
-    "round_up",
     "sample_decoded",
+    "solve_tiles",
 ]

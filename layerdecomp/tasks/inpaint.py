@@ -23,21 +23,26 @@ import torch
 from kornia.geometry.transform import resize
 from PIL import Image
 
+import solvers
+from solvers.options import option
+
 from ..constraints import Mask
 from ..errors import InputError
 from ..io import image_to_tensor, load_image, load_mask, mask_to_tensor, tensor_to_image, to_rgb
 from ..models.base import Backend
+from ..options import configure
 from . import tiles
-from .config import SamplingConfig, configure
+from .config import SamplingConfig
 from .generate import (
     ConstrainedOutput,
     ImageLike,
     from_tiles,
     generate,
     recorded_parameters,
-    round_up,
     sample_decoded,
+    solve_tiles,
 )
+from .tiles import round_up
 
 MaskLike = Image.Image | str | os.PathLike | torch.Tensor
 
@@ -45,23 +50,11 @@ MaskLike = Image.Image | str | os.PathLike | torch.Tensor
 @dataclass(frozen=True)
 class InpaintConfig(SamplingConfig):
     """Parameters of :func:`inpaint` (the authors' setting: 20 steps, K = 5, λ 0.5 → 0.1, no
-    prompt, no guidance).
+    prompt, no guidance): :class:`SamplingConfig`, then the paste-back and the tiling."""
 
-    Attributes:
-        paste_back: copy the kept pixels of the input into the result exactly.
-        tile: side in pixels of overlapping tiles (0 = one piece); use the model's native size
-            for images far above it.
-        tile_batch: tiles solved in one batch.
-    """
-
-    paste_back: bool = True
-    tile: int = 0
-    tile_batch: int = 16
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.tile < 0 or self.tile_batch < 1:
-            raise ValueError("tile: expected ≥ 0; tile_batch: expected ≥ 1")
+    paste_back: bool = option(True, "Keep the unmasked pixels exactly (or show the raw decode).")
+    tile: int = option(0, tiles.TILE_HELP, ge=0)
+    tile_batch: int = option(16, "Tiles solved in one batch.", ge=1)
 
 
 @dataclass
@@ -72,8 +65,8 @@ class InpaintOutput(ConstrainedOutput):
 
     raw: list[Image.Image] = field(default_factory=list)
 
-    def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "size": list(self.size)}
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "size": list(self.size)}
 
 
 def _fill_mask(mask: MaskLike, size: tuple[int, int]) -> torch.Tensor:
@@ -125,9 +118,8 @@ def inpaint(
         image: a PIL image or a path; any mode and size.
         mask: white (or 1) = region to fill, black (0) = keep; a PIL image, a path, or a tensor
             (H, W) / (1, 1, H, W). Same size as the image.
-        config: the parameters (:class:`InpaintConfig`); keyword ``overrides`` naming its
-            fields replace them (``prompt="a cat"``, ``steps=10``); other keywords go to
-            :func:`solvers.sample` (``lam``, ``delta0``, ``eta``...).
+        config: the parameters (:class:`InpaintConfig`); keyword ``overrides`` name its options
+            (``prompt="a cat"``, ``steps=10``, ``iters=3``, ``lam="constant:0.2"``).
         seed: seeds the noise; ``None`` draws one (recorded in the output).
         num_samples: samples drawn in one batched run (tiled runs draw one).
         callback, disable_progress: passed to :func:`solvers.sample` (``disable``).
@@ -137,7 +129,7 @@ def inpaint(
             parameter.
     """
     start = time.perf_counter()
-    config, sample_kwargs = configure(InpaintConfig, config, overrides)
+    config = configure(InpaintConfig, config, overrides)
     rgb, fill, work, pixels, work_fill = _prepare(backend, image, mask)
     width, height = rgb.size
     extra = {"paste_back": config.paste_back}
@@ -153,7 +145,6 @@ def inpaint(
             extra,
             start,
             disable_progress,
-            sample_kwargs,
         )
     else:
         device = backend.device
@@ -170,7 +161,6 @@ def inpaint(
             disable_progress=disable_progress,
             parameters=extra,
             started=start,
-            **sample_kwargs,
         )
     images = _pasted(rgb, fill, out.images) if config.paste_back else out.images
     return InpaintOutput(**{**vars(out), "images": images}, raw=out.images)
@@ -207,11 +197,12 @@ def inpaint_batch(
             as a whole, so an image's result would depend on the others in it.
     """
     start = time.perf_counter()
-    config, sample_kwargs = configure(InpaintConfig, config, overrides)
+    config = configure(InpaintConfig, config, overrides)
     count = len(images)
     if count == 0 or len(masks) != count:
         raise ValueError(f"masks: expected one per image, got {len(masks)} for {count} images")
-    noisy = config.restarts or sample_kwargs.get("eta") or sample_kwargs.get("perturbation")
+    options = config.sampling
+    noisy = options.restarts or options.eta or options.refine.perturbation
     if count > 1 and noisy:
         raise InputError(
             "restarts: a warm restart (like eta and perturbation) draws noise for the whole "
@@ -229,8 +220,7 @@ def inpaint_batch(
     device = backend.device
     generator = torch.Generator(device=device).manual_seed(seed)
     shape = backend.latent_shape(1, work[1], work[0])
-    noise = torch.randn(shape, generator=generator, dtype=torch.float32, device=device)
-    noise = noise * getattr(backend.scheduler, "init_noise_sigma", 1.0)
+    noise = solvers.initial_noise(backend.scheduler, shape, generator=generator, device=device)
     constraint = Mask(
         torch.cat([p[3] for p in prepared]).to(device),
         torch.cat([1.0 - p[4] for p in prepared]).to(device),
@@ -246,7 +236,6 @@ def inpaint_batch(
         num_samples=count,
         disable_progress=disable_progress,
         x_t=noise.repeat(count, 1, 1, 1),
-        **sample_kwargs,
     )
     sampled = time.perf_counter()
     decoded = out.pixels
@@ -255,7 +244,7 @@ def inpaint_batch(
     raws = [tensor_to_image(decoded[i]) for i in range(count)]
     done = time.perf_counter()
     extra = {"paste_back": config.paste_back, "batch_images": count}
-    parameters = recorded_parameters(config, seed, 1, extra, sample_kwargs)
+    parameters = recorded_parameters(config, seed, 1, extra)
     timings = {"prepare": ready - start, "sample": sampled - ready, "decode": done - sampled}
     timings["total"] = done - start
     return [
@@ -301,10 +290,10 @@ def _pasted(rgb: Image.Image, fill: torch.Tensor, images: list[Image.Image]) -> 
     return [Image.fromarray(np.where(keep, original, np.asarray(r))) for r in images]
 
 
-def _tiled(backend, pixels, fill, config, work, size, seed, extra, start, disable, kwargs):
+def _tiled(backend, pixels, fill, config, work, size, seed, extra, start, disable):
     """Inpaint the tiles of side ``config.tile`` that touch the fill region; blend them."""
-    side = tiles.tile_side(config.tile, backend.size_multiple)
-    overlap = tiles.tile_side(side // 4, backend.size_multiple) if side > 4 else 0
+    side = tiles.round_up(config.tile, backend.size_multiple)
+    overlap = tiles.round_up(side // 4, backend.size_multiple) if side > 4 else 0
     placed = [
         box
         for box in tiles.boxes(work, side, overlap)
@@ -312,27 +301,14 @@ def _tiled(backend, pixels, fill, config, work, size, seed, extra, start, disabl
     ]
     crop = [(slice(t, b), slice(lt, r)) for lt, t, r, b in placed]
     seed = secrets.randbits(32) if seed is None else int(seed)
-    runs = []
 
-    def run(rows: slice, index: int) -> torch.Tensor:
+    def constraint_for(rows: slice) -> Mask:
         image = torch.cat([pixels[:, :, ys, xs] for ys, xs in crop[rows]]).to(backend.device)
         known = torch.cat([1.0 - fill[:, :, ys, xs] for ys, xs in crop[rows]]).to(backend.device)
-        ys, xs = crop[rows][0]
-        out = sample_decoded(
-            backend,
-            Mask(image, known, codec=backend),
-            (xs.stop - xs.start, ys.stop - ys.start),
-            config,
-            seed=seed + index,
-            num_samples=image.shape[0],
-            disable_progress=disable,
-            **kwargs,
-        )
-        runs.append(out)
-        return out.pixels
+        return Mask(image, known, codec=backend)
 
     prepared = time.perf_counter()
-    pieces = tiles.in_batches(len(placed), config.tile_batch, run)
+    pieces, runs = solve_tiles(backend, config, placed, constraint_for, seed, disable)
     sampled = time.perf_counter()
     # Pixels no tile covers have nothing to fill: they keep the input.
     blended = tiles.blend(pieces, placed, work, overlap)
@@ -340,7 +316,7 @@ def _tiled(backend, pixels, fill, config, work, size, seed, extra, start, disabl
     pixels = torch.where(covered, blended, pixels)
     extra = {**extra, "tiles": len(placed), "tile_side": side, "tile_overlap": overlap}
     times = (start, prepared, sampled)
-    return from_tiles(runs, pixels, work, size, config, seed, extra, kwargs, times)
+    return from_tiles(runs, pixels, work, size, config, seed, extra, times)
 
 
 __all__ = ["InpaintConfig", "InpaintOutput", "inpaint", "inpaint_batch"]

@@ -17,39 +17,32 @@ from typing import Any
 import torch
 from PIL import Image
 
+from solvers.options import option
+
 from ..constraints.clip_style import DEFAULT_CLIP_MODEL, ClipStyle, load_clip
 from ..errors import InputError
 from ..io import image_to_tensor, load_image, to_rgb
 from ..models.base import Backend, native_size
-from .config import SamplingConfig, configure
+from ..options import configure
+from .config import SamplingConfig
 from .generate import ConstrainedOutput, ImageLike, generate
 
 
 @dataclass(frozen=True)
 class StyleConfig(SamplingConfig):
-    """Parameters of :func:`stylize` (the authors' setting: CFG w = 2, K = 5, λ 0.5 → 0.1).
+    """Parameters of :func:`stylize` (the authors' setting: CFG w = 2, K = 5, λ 0.5 → 0.1):
+    :class:`SamplingConfig`, then the CLIP model and the output size."""
 
-    Attributes:
-        lam_start, lam_end: λ linear from ``lam_start`` to ``lam_end`` over the K iterations.
-        clip: CLIP weights: an open_clip pretrained tag, a checkpoint file, or an open_clip folder.
-        clip_model: the open_clip architecture (or a model-config JSON file).
-        block: CLIP residual block whose tokens give the Gram matrix (0-based).
-        width, height: the output size; 0 = the model's native size.
-    """
-
-    guidance: float = 2.0
-    lam_start: float = 0.5
-    lam_end: float = 0.1
-    clip: str = "openai"
-    clip_model: str = DEFAULT_CLIP_MODEL
-    block: int = 2
-    width: int = 0
-    height: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if min(self.lam_start, self.lam_end, self.block, self.width, self.height) < 0:
-            raise ValueError("lam_start, lam_end, block, width and height must be ≥ 0")
+    guidance: float = option(2.0, "CFG weight w: (1+w)·ε_c − w·ε_u; 0 = no guidance.", ge=0)
+    clip: str = option(
+        "openai", "CLIP weights: an open_clip pretrained tag, a checkpoint file, or a folder."
+    )
+    clip_model: str = option(
+        DEFAULT_CLIP_MODEL, "open_clip architecture (or a model-config JSON file)."
+    )
+    block: int = option(2, "CLIP residual block whose tokens give the Gram matrix (0-based).", ge=0)
+    width: int = option(0, "Output width in pixels; 0 = the model's native size.", ge=0)
+    height: int = option(0, "Output height in pixels; 0 = the model's native size.", ge=0)
 
 
 def stylize(
@@ -69,8 +62,8 @@ def stylize(
     Args:
         backend: a loaded model (:func:`layerdecomp.models.load_model`).
         reference: the style image (PIL or path; any mode and size).
-        config: the parameters (:class:`StyleConfig`); keyword ``overrides`` naming its fields
-            replace them (``prompt="a fox face"``); other keywords go to :func:`solvers.sample`.
+        config: the parameters (:class:`StyleConfig`); keyword ``overrides`` name its options
+            (``prompt="a fox face"``, ``steps=10``).
         clip: an already loaded open_clip model (or its vision tower); default: loaded from
             ``config.clip`` / ``config.clip_model`` with
             :func:`~layerdecomp.constraints.clip_style.load_clip`.
@@ -80,7 +73,7 @@ def stylize(
         InputError: a size that is not a multiple of the model's size multiple, a bad parameter.
     """
     start = time.perf_counter()
-    config, sample_kwargs = configure(StyleConfig, config, overrides)
+    config = configure(StyleConfig, config, overrides)
     rgb = to_rgb(reference if isinstance(reference, Image.Image) else load_image(reference))
     native = native_size(backend)
     width, height = config.width or native[0], config.height or native[1]
@@ -105,10 +98,6 @@ def stylize(
         disable_progress=disable_progress,
         parameters={"style_size": list(rgb.size), "size": [width, height]},
         started=start,
-        lam="linear",
-        lam_start=config.lam_start,
-        lam_end=config.lam_end,
-        **sample_kwargs,
     )
 
 

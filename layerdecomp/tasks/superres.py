@@ -21,45 +21,36 @@ import torch
 from kornia.geometry.transform import resize
 from PIL import Image
 
-from ..constraints.downsample import METHODS, Downsample, Method
+from solvers import SampleOptions, Schedule
+from solvers.options import option
+
+from ..constraints.downsample import Downsample, Method
 from ..io import image_to_tensor, load_image, to_rgb
 from ..models.base import Backend
+from ..options import configure
 from . import tiles
-from .config import SamplingConfig, configure
-from .generate import ConstrainedOutput, ImageLike, from_tiles, generate, round_up, sample_decoded
+from .config import SamplingConfig, sampling
+from .generate import ConstrainedOutput, ImageLike, from_tiles, generate, solve_tiles
+from .tiles import round_up
 
 
 @dataclass(frozen=True)
 class SuperresConfig(SamplingConfig):
-    """Parameters of :func:`superres` (the authors' setting: K = 10, constant λ = 0.1).
+    """Parameters of :func:`superres` (the authors' setting: K = 10, constant λ = 0.1):
+    :class:`SamplingConfig`, then the factor, the error direction and the tiling."""
 
-    Attributes:
-        scale: the integer upscaling factor (4 or 8 in the paper).
-        method: the error direction: ``"backprop"`` (decoder backprop) or ``"vae_newton"`` (a
-            finite difference through the encoder, no backward pass at all).
-        lam: the constant step size λ.
-        perturbation: std of the noise added around x̂0 before the error (§4.1); 0 = off.
-        tile: side in output pixels of overlapping tiles (0 = one piece); use the model's
-            native size for images far above it.
-        tile_batch: tiles solved in one batch.
-    """
-
-    iterations: int = 10
-    scale: int = 4
-    method: Method = "backprop"
-    lam: float = 0.1
-    perturbation: float = 0.0
-    tile: int = 0
-    tile_batch: int = 16
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 2:
-            raise ValueError(f"scale: expected an integer ≥ 2, got {self.scale!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
-        if self.lam < 0 or self.perturbation < 0 or self.tile < 0 or self.tile_batch < 1:
-            raise ValueError("lam, perturbation and tile must be ≥ 0, tile_batch ≥ 1")
+    sampling: SampleOptions = option(
+        factory=lambda: sampling(iters=10, lam=Schedule("constant", 0.1)),
+        help="The constrained sampler.",
+    )
+    scale: int = option(4, "Integer upscaling factor (4 or 8 in the paper).", ge=2)
+    method: Method = option(
+        "backprop",
+        "Error direction: decoder backprop, or a finite difference through the encoder "
+        "(vae_newton).",
+    )
+    tile: int = option(0, "Side in output pixels of overlapping tiles; " + tiles.TILE_HELP, ge=0)
+    tile_batch: int = option(16, "Tiles solved in one batch.", ge=1)
 
 
 def superres(
@@ -78,8 +69,8 @@ def superres(
     Args:
         backend: a loaded model (:func:`layerdecomp.models.load_model`).
         image: the low-resolution image (PIL or path; any mode).
-        config: the parameters (:class:`SuperresConfig`); keyword ``overrides`` naming its
-            fields replace them (``scale=8``); other keywords go to :func:`solvers.sample`.
+        config: the parameters (:class:`SuperresConfig`); keyword ``overrides`` name its
+            options (``scale=8``, ``iters=5``).
         seed: seeds the noise; ``None`` draws one (recorded).
         num_samples, callback, disable_progress: see :func:`~.generate.generate` (tiled runs
             draw one sample).
@@ -88,7 +79,7 @@ def superres(
         InputError: a bad scale or method.
     """
     start = time.perf_counter()
-    config, sample_kwargs = configure(SuperresConfig, config, overrides)
+    config = configure(SuperresConfig, config, overrides)
     scale = config.scale
     rgb = to_rgb(image if isinstance(image, Image.Image) else load_image(image))
     width, height = rgb.size
@@ -101,9 +92,7 @@ def superres(
         low = resize(low, (low_work[1], low_work[0]), interpolation="bicubic", antialias=True)
     extra = {"input_size": [width, height]}
     if config.tile and (config.tile < work[0] or config.tile < work[1]):
-        return _tiled(
-            backend, low, config, work, size, seed, extra, start, disable_progress, sample_kwargs
-        )
+        return _tiled(backend, low, config, work, size, seed, extra, start, disable_progress)
     constraint = Downsample(low.to(backend.device), scale, codec=backend, method=config.method)
     return generate(
         backend,
@@ -117,52 +106,31 @@ def superres(
         disable_progress=disable_progress,
         parameters=extra,
         started=start,
-        lam="constant",
-        lam_start=config.lam,
-        perturbation=config.perturbation,
-        **sample_kwargs,
     )
 
 
-def _tiled(backend, low, config, work, size, seed, extra, start, disable, sample_kwargs):
+def _tiled(backend, low, config, work, size, seed, extra, start, disable):
     """Solve overlapping output tiles of side ``config.tile`` in batches and blend them."""
     scale = config.scale
-    side = tiles.tile_side(config.tile, math.lcm(backend.size_multiple, scale))
-    overlap = tiles.tile_side(side // 4, scale) if side > scale else 0
+    side = tiles.round_up(config.tile, math.lcm(backend.size_multiple, scale))
+    overlap = tiles.round_up(side // 4, scale) if side > scale else 0
     placed = tiles.boxes(work, side, overlap)
     patches = [
         low[:, :, t // scale : b // scale, lt // scale : r // scale] for lt, t, r, b in placed
     ]
     seed = secrets.randbits(32) if seed is None else int(seed)
-    runs = []
 
-    def run(rows: slice, index: int):
+    def constraint_for(rows: slice) -> Downsample:
         y = torch.cat(patches[rows]).to(backend.device)
-        constraint = Downsample(y, scale, codec=backend, method=config.method)
-        left, top, right, bottom = placed[rows.start]
-        out = sample_decoded(
-            backend,
-            constraint,
-            (right - left, bottom - top),
-            config,
-            seed=seed + index,
-            num_samples=y.shape[0],
-            disable_progress=disable,
-            lam="constant",
-            lam_start=config.lam,
-            perturbation=config.perturbation,
-            **sample_kwargs,
-        )
-        runs.append(out)
-        return out.pixels
+        return Downsample(y, scale, codec=backend, method=config.method)
 
     prepared = time.perf_counter()
-    pieces = tiles.in_batches(len(placed), config.tile_batch, run)
+    pieces, runs = solve_tiles(backend, config, placed, constraint_for, seed, disable)
     sampled = time.perf_counter()
     pixels = tiles.blend(pieces, placed, work, overlap)
     extra = {**extra, "tiles": len(placed), "tile_side": side, "tile_overlap": overlap}
     times = (start, prepared, sampled)
-    return from_tiles(runs, pixels, work, size, config, seed, extra, sample_kwargs, times)
+    return from_tiles(runs, pixels, work, size, config, seed, extra, times)
 
 
 __all__ = ["SuperresConfig", "superres"]

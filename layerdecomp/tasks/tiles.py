@@ -14,6 +14,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+TILE_HELP = (
+    "Work in overlapping tiles of this side in pixels (0 = one piece); the model's native size "
+    "(64 for mini, 512 for SD 1.5) keeps a large image fast."
+)
+
 Box = tuple[int, int, int, int]
 """(left, top, right, bottom) in pixels, right/bottom exclusive."""
 
@@ -38,9 +43,10 @@ def boxes(size: tuple[int, int], tile: int, overlap: int) -> list[Box]:
     ]
 
 
-def tile_side(tile: int, multiple: int) -> int:
-    """``tile`` rounded up to a positive multiple of ``multiple``."""
-    return max(multiple, math.ceil(tile / multiple) * multiple)
+def round_up(value: int, multiple: int) -> int:
+    """The smallest positive multiple of ``multiple`` that is ≥ ``value`` (a work size, a tile
+    side)."""
+    return max(multiple, math.ceil(value / multiple) * multiple)
 
 
 def _ramp(length: int, overlap: int) -> torch.Tensor:
@@ -79,4 +85,4 @@ def far_above(work: tuple[int, int], native: tuple[int, int] | None) -> float:
     return (work[0] * work[1]) / float(native[0] * native[1])
 
 
-__all__ = ["Box", "blend", "boxes", "far_above", "in_batches", "starts", "tile_side"]
+__all__ = ["Box", "blend", "boxes", "far_above", "in_batches", "round_up", "starts"]

@@ -9,7 +9,7 @@ const LABELS = {
   "background.png": "background",
   "recomposed.png": "recomposition",
 };
-const SETTINGS = ["seed", "iterations", "work_side", "samples", "restarts", "newton_iters",
+const SETTINGS = ["seed", "updates", "work_side", "samples", "runs", "iters",
   "noise_level", "guidance", "negative_prompt"];
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 let limits = {};
@@ -33,6 +33,15 @@ async function loadInfo() {
   formats = info.formats;
   for (const [name, value] of Object.entries(info.defaults)) {
     if ($(name) && value !== null && value !== undefined) $(name).value = value;
+  }
+  // Bounds and help come from the options' declaration (the command line shows the same).
+  for (const [name, spec] of Object.entries(info.options || {})) {
+    const input = $(name);
+    if (!input) continue;
+    input.title = spec.help;
+    if (input.type !== "number") continue;
+    if (spec.min !== null) input.min = spec.min_open ? spec.min + (spec.kind === "int" ? 1 : 0.01) : spec.min;
+    if (spec.max !== null) input.max = spec.max_open ? spec.max - (spec.kind === "int" ? 1 : 0.01) : spec.max;
   }
   $("work_side").max = limits.max_work_side;
   $("work_side").placeholder = info.native_side ? `${info.native_side} (the model's)` : "image's";
@@ -75,11 +84,11 @@ function showProgress(job) {
     setStatus(ahead ? `queued: ${ahead} run${ahead > 1 ? "s" : ""} ahead` : "starting", null);
   } else if (p.phase === "layers") {
     const change = p.change === undefined ? "" : ` (mask change ${p.change.toFixed(4)})`;
-    setStatus(`iteration ${p.iteration} of ${p.iterations}${change}`, p.iteration, p.iterations);
+    setStatus(`mask update ${p.update} of ${p.updates}${change}`, p.update, p.updates);
   } else if (p.phase === "final") {
-    setStatus("final layers", p.iterations, p.iterations);
+    setStatus("final layers", p.updates, p.updates);
   } else if (p.phase === "writing") {
-    setStatus("writing the files", p.iterations, p.iterations);
+    setStatus("writing the files", p.updates, p.updates);
   }
 }
 
