@@ -62,7 +62,7 @@ class CompiledForward:
     def __init__(self, forward: Callable, mode: str, compiler: str | Callable = "inductor"):
         self.eager = forward
         self.mode = mode
-        options = {} if mode == "default" else {"mode": mode}
+        options = {} if mode == "default" or compiler != "inductor" else {"mode": mode}
         self.compiled = torch.compile(forward, dynamic=False, backend=compiler, **options)
         self.graphs = mode in ("reduce-overhead", "max-autotune") and compiler == "inductor"
         functools.update_wrapper(self, forward)  # inspect.signature sees the real forward
