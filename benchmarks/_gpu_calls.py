@@ -10,10 +10,9 @@ update; ``tests/benchmarks/test_gpu_suite.py`` runs all of it on the CPU.
 
 from __future__ import annotations
 
-import dataclasses
-
 import solvers
-from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
+from layerdecomp.options import configure
+from layerdecomp.tasks.decompose import decompose_image
 from layerdecomp.tasks.inpaint import InpaintConfig, inpaint
 
 
@@ -25,7 +24,7 @@ def direction(name: str, denoiser, x_t, t, e):
 
 def inpaint_config(steps: int, iterations: int) -> InpaintConfig:
     """The inpainting parameters of the runs (§4.1: 20 steps × K = 5, no prompt, no guidance)."""
-    return InpaintConfig(steps=steps, iterations=iterations)
+    return configure(InpaintConfig, None, {"steps": steps, "iters": iterations})
 
 
 def inpaint_denoiser(backend, config: InpaintConfig):
@@ -38,13 +37,11 @@ def inpaint_run(backend, image, mask, config: InpaintConfig) -> int:
     return inpaint(backend, image, mask, config=config, seed=0, disable_progress=True).nfe
 
 
-def decompose_run(backend, image, prompts: tuple[str, str], iterations: int | None) -> int:
-    """One two-layer decomposition with the default parameters (``iterations`` fewer for a
-    warm-up or a dry run); returns its NFE."""
-    config = DecomposeConfig()
-    if iterations is not None:
-        config = dataclasses.replace(config, iterations=iterations)
-    return decompose_image(backend, image, *prompts, config=config, disable=True).nfe
+def decompose_run(backend, image, prompts: tuple[str, str], updates: int | None) -> int:
+    """One two-layer decomposition with the default parameters (at most ``updates`` mask
+    updates for a warm-up or a dry run); returns its NFE."""
+    overrides = {} if updates is None else {"updates": updates}
+    return decompose_image(backend, image, *prompts, disable=True, **overrides).nfe
 
 
 def inpaint_images(backend, pairs, batch: int, config: InpaintConfig) -> float:

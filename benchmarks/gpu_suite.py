@@ -66,7 +66,7 @@ class Scale:
     batches: tuple[int, ...]
     steps: int
     iterations: int
-    decompose_iterations: int | None
+    decompose_updates: int | None
     images: int
     image_batches: tuple[int, ...]
     compiler: str
@@ -220,7 +220,7 @@ def decomposition(suite: Suite, name: str):
     warm, _ = time_once(lambda: calls.decompose_run(backend, image, prompts, 1), suite.device)
     report.reset_peak(suite.device)
     seconds, nfe = time_once(
-        lambda: calls.decompose_run(backend, image, prompts, suite.scale.decompose_iterations),
+        lambda: calls.decompose_run(backend, image, prompts, suite.scale.decompose_updates),
         suite.device,
     )
     cells = ("decompose", label, "eager", f"{seconds:.2f}", nfe, f"{seconds / nfe * 1e3:.1f}",
