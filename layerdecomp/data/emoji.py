@@ -125,8 +125,12 @@ def render_emoji(emoji: str) -> Image.Image:
     return canvas.crop(box)
 
 
+@lru_cache(maxsize=8192)
 def emoji_rgba(emoji: str, longest: int) -> np.ndarray:
     """An emoji resized (antialiased, premultiplied) so that its longer side is ``longest`` px.
+
+    Cached (a training set resizes each emoji to a few dozen sizes thousands of times), so the
+    array is read-only: copy it to change it.
 
     Args:
         emoji: One code point.
@@ -141,4 +145,5 @@ def emoji_rgba(emoji: str, longest: int) -> np.ndarray:
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     rgba = np.asarray(image.resize(size, Image.Resampling.LANCZOS)).copy()
     rgba[rgba[..., 3] == 0, :3] = 0
+    rgba.flags.writeable = False
     return rgba

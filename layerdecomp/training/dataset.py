@@ -62,7 +62,7 @@ def make_training_data(
     n = cfg.num_train if n is None else n
     is_pair = np.random.default_rng([cfg.seed, PAIR_CHOICE]).random(n) < cfg.pairs
     jobs = [(i, bool(pair), split, cfg.size, cfg.seed) for i, pair in enumerate(is_pair)]
-    workers = min(cfg.workers if cfg.workers > 0 else os.cpu_count() or 1, max(1, n // 64))
+    workers = min(cfg.workers if cfg.workers > 0 else _cores(), max(1, n // 64))
     if workers == 1:
         samples = [_render(job) for job in jobs]
     else:  # spawn: the parent may hold threads (torch) that a fork would copy half-way
@@ -94,6 +94,15 @@ def cached_training_data(cfg: DataConfig, tokenizer: CLIPTokenizer, out: Path) -
     save_file(tensors, tmp, metadata={"config": key})
     tmp.replace(path)
     return data
+
+
+def _cores() -> int:
+    """The cores this process may use (a container's, not the host's), at most 32."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 32))
 
 
 def _render(job: tuple[int, bool, str, int, int]) -> tuple[np.ndarray, tuple[str, str, str]]:

@@ -25,7 +25,7 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from layerdecomp.training.components import make_components, make_pipeline
 from layerdecomp.training.config import TrainConfig
-from layerdecomp.training.dataset import CACHE, cached_training_data
+from layerdecomp.training.dataset import CACHE, cached_training_data, make_training_data
 from layerdecomp.training.loops import encode_latents, to_model_range, train_unet, train_vae
 from layerdecomp.training.progress import Budget, Log, Progress
 from layerdecomp.training.report import image_grid, plot_losses, write_model_card
@@ -182,7 +182,10 @@ def train(
     start = t = time.monotonic()
 
     parts = make_components(config)
-    data = cached_training_data(config.data, parts["tokenizer"], out)
+    if config.minutes > 0:  # one call: no later call reads a cache
+        data = make_training_data(config.data, parts["tokenizer"])
+    else:
+        data = cached_training_data(config.data, parts["tokenizer"], out)
     times["data"] = times.get("data", 0.0) + time.monotonic() - t
     log(f"{len(data.images)} training composites ready in {time.monotonic() - t:.1f} s")
     if config.minutes > 0 and "vae" not in limits:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
 from click.testing import CliRunner
+from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 from layerdecomp.training.__main__ import main
@@ -89,3 +91,19 @@ def test_gpu_config_is_one_run_with_weight_files_under_15_mb():
     for name in ("unet", "vae", "text_encoder"):
         fp16 = 2 * sum(p.numel() for p in parts[name].parameters())
         assert fp16 <= MAX_FILE_MB * 10**6 - 10**5, name
+
+
+def test_one_run_finishes_within_its_minutes(tmp_path):
+    """The tiny one-run config (time-bound: its steps are a ceiling it never reaches) renders,
+    trains both models and reports inside `--minutes`, the VAE taking `vae_share` of the time."""
+    out = tmp_path / "one"
+    began = time.monotonic()
+    result = CliRunner().invoke(main, ["--config", "tiny", "--out", str(out), "--minutes", "0.2"])
+    wall = time.monotonic() - began
+    assert result.exit_code == 0 and "finished" in result.output, result.output
+    assert wall <= 0.2 * 60 + 10  # the report's reserve is an estimate: some slack
+    assert (out / "model_index.json").is_file() and not (out / "data.safetensors").exists()
+    losses = json.loads((out / "losses.json").read_text())
+    assert 0 < len(losses["vae"]) < 100000 and 0 < len(losses["unet"]) < 100000
+    pipe = StableDiffusionPipeline.from_pretrained(out, dtype=torch.float32)
+    assert pipe.unet.config.sample_size == 16  # 32 px, factor 2
