@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from solvers import refine
+from solvers import RefineOptions, refine
 from tests.oracles import GaussianDenoiser, ddim_scheduler, mask_constraint, rbf_covariance
 
 
@@ -22,9 +22,8 @@ def problem():
 @pytest.mark.parametrize("direction", ["newton", "gradient"])
 def test_refine_lowers_the_residual_at_one_noise_level(problem, direction):
     denoiser, constraint, x_t = problem
-    out = refine(
-        denoiser, constraint, x_t, 601, iterations=8, direction=direction, step_scale="error"
-    )
+    options = RefineOptions(iters=8, direction=direction, step_scale="error")
+    out = refine(denoiser, constraint, x_t, 601, options)
     assert out.residuals.shape == (9, 4)
     assert (out.residuals[-1] < 0.5 * out.residuals[0]).all()
     assert out.nfe == 1 + 2 * 8
@@ -33,17 +32,26 @@ def test_refine_lowers_the_residual_at_one_noise_level(problem, direction):
 
 def test_refine_reuses_a_given_x0_and_zero_iterations_is_identity(problem):
     denoiser, constraint, x_t = problem
-    out = refine(denoiser, constraint, x_t, 601, x0=denoiser(x_t, 601), iterations=3)
+    out = refine(denoiser, constraint, x_t, 601, RefineOptions(iters=3), x0=denoiser(x_t, 601))
     assert out.nfe == 2 * 3
-    same = refine(denoiser, constraint, x_t, 601, iterations=0)
+    same = refine(denoiser, constraint, x_t, 601, RefineOptions(iters=0))
     assert torch.equal(same.x_t, x_t) and same.nfe == 1 and same.residuals.shape == (1, 4)
 
 
-def test_refine_validates_its_options(problem):
+def test_refine_residuals_stay_on_the_latents_device(problem):
     denoiser, constraint, x_t = problem
-    with pytest.raises(ValueError, match="^iterations"):
-        refine(denoiser, constraint, x_t, 601, iterations=-1)
+    out = refine(denoiser, constraint, x_t, 601, RefineOptions(iters=2))
+    assert out.residuals.device == x_t.device and out.residuals.dtype == x_t.dtype
+
+
+def test_refine_validates_its_options(problem):
+    """The options refuse bad values when built (naming the field), before refine runs."""
+    denoiser, constraint, x_t = problem
+    with pytest.raises(ValueError, match="^iters"):
+        RefineOptions(iters=-1)
     with pytest.raises(ValueError, match="^step_scale"):
-        refine(denoiser, constraint, x_t, 601, step_scale="mean")
+        RefineOptions(step_scale="mean")
     with pytest.raises(ValueError, match="^perturbation"):
-        refine(denoiser, constraint, x_t, 601, perturbation=-0.1)
+        RefineOptions(perturbation=-0.1)
+    with pytest.raises(ValueError, match="^x_t: expected a torch.Tensor"):
+        refine(denoiser, constraint, x_t.numpy(), 601)

@@ -4,8 +4,7 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
-import solvers
-from solvers import Denoiser, sample
+from solvers import Denoiser, RefineOptions, SampleOptions, Schedule, initial_noise, sample
 from tests.oracles import (
     GaussianDenoiser,
     LinearDenoiser,
@@ -39,16 +38,14 @@ def test_stepping_matches_diffusers_ddim_loop(prediction_type, eta):
         x = reference.step(model(x, t), t, x, eta=eta, generator=g).prev_sample
 
     scheduler = ddim_scheduler(prediction_type=prediction_type)
+    g = torch.Generator().manual_seed(7)  # one stream: the initial noise, then the scheduler's
+    x_t = initial_noise(scheduler, (3, 2, 4, 4), generator=g, dtype=torch.float64)
     out = sample(
         Denoiser(model, scheduler),
         no_constraint,
-        shape=(3, 2, 4, 4),
-        dtype=torch.float64,
-        num_inference_steps=10,
-        iterations=0,
-        eta=eta,
-        generator=torch.Generator().manual_seed(7),
-        disable=True,
+        x_t,
+        SampleOptions(steps=10, refine=RefineOptions(iters=0), eta=eta),
+        generator=g,
     )
     assert torch.allclose(out.sample, x, rtol=1e-6, atol=1e-6)
     assert out.nfe == 10
@@ -66,15 +63,15 @@ def test_stepping_matches_a_k_diffusion_style_scheduler():
         x = reference.step(model(reference.scale_model_input(x, t), t), t, x).prev_sample
 
     scheduler = EulerDiscreteScheduler.from_config(config)
+    scheduler.set_timesteps(8)  # init_noise_sigma follows the schedule, as in the reference
+    g = torch.Generator().manual_seed(3)
+    x_t = initial_noise(scheduler, (2, 2, 4, 4), generator=g, dtype=torch.float64)
     out = sample(
         Denoiser(model, scheduler),
         no_constraint,
-        shape=(2, 2, 4, 4),
-        dtype=torch.float64,
-        num_inference_steps=8,
-        iterations=0,
-        generator=torch.Generator().manual_seed(3),
-        disable=True,
+        x_t,
+        SampleOptions(steps=8, refine=RefineOptions(iters=0)),
+        generator=g,
     )
     assert torch.allclose(out.sample, x, rtol=1e-5, atol=1e-5)
 
@@ -102,15 +99,14 @@ def known_rmse(result, truth, known):
 @pytest.mark.parametrize("step_scale", ["max", "error"])
 def test_gaussian_inpainting_fits_the_known_region(inpainting, step_scale):
     denoiser, scheduler, truth, known = inpainting
+    g = torch.Generator().manual_seed(1)
     out = sample(
         denoiser,
         mask_constraint(truth * known, known),
+        initial_noise(scheduler, truth.shape, generator=g, dtype=torch.float64),
+        SampleOptions(refine=RefineOptions(step_scale=step_scale)),
         scheduler=scheduler,
-        shape=truth.shape,
-        dtype=torch.float64,
-        step_scale=step_scale,
-        generator=torch.Generator().manual_seed(1),
-        disable=True,
+        generator=g,
     )
     assert known_rmse(out.sample, truth, known).max() <= 0.05
     assert out.nfe == 20 * (1 + 2 * 5)
@@ -129,20 +125,15 @@ def test_gaussian_inpainting_fits_the_known_region(inpainting, step_scale):
 
 def test_constraint_pulls_the_sample_toward_the_measurement(inpainting):
     denoiser, scheduler, truth, known = inpainting
-    kwargs = dict(scheduler=scheduler, shape=truth.shape, dtype=torch.float64, disable=True)
-    free = sample(
-        denoiser,
-        mask_constraint(truth * known, known),
-        iterations=0,
-        generator=torch.Generator().manual_seed(1),
-        **kwargs,
-    )
-    held = sample(
-        denoiser,
-        mask_constraint(truth * known, known),
-        generator=torch.Generator().manual_seed(1),
-        **kwargs,
-    )
+
+    def run(options):
+        g = torch.Generator().manual_seed(1)
+        x_t = initial_noise(scheduler, truth.shape, generator=g, dtype=torch.float64)
+        constraint = mask_constraint(truth * known, known)
+        return sample(denoiser, constraint, x_t, options, scheduler=scheduler, generator=g)
+
+    free = run(SampleOptions(refine=RefineOptions(iters=0)))
+    held = run(SampleOptions())
     assert (
         known_rmse(held.sample, truth, known) < 0.2 * known_rmse(free.sample, truth, known)
     ).all()
@@ -156,17 +147,14 @@ def test_constraint_pulls_the_sample_toward_the_measurement(inpainting):
 
 def test_gradient_direction_counts_backward_passes(inpainting):
     denoiser, scheduler, truth, known = inpainting
+    g = torch.Generator().manual_seed(1)
     out = sample(
         denoiser,
         mask_constraint(truth * known, known),
+        initial_noise(scheduler, truth.shape, generator=g, dtype=torch.float64),
+        SampleOptions(steps=4, refine=RefineOptions(iters=2, direction="gradient")),
         scheduler=scheduler,
-        shape=truth.shape,
-        dtype=torch.float64,
-        direction="gradient",
-        num_inference_steps=4,
-        iterations=2,
-        generator=torch.Generator().manual_seed(1),
-        disable=True,
+        generator=g,
     )
     assert out.backward == 4 * 2
     assert out.nfe == 4 * (1 + 2 * 2)
@@ -178,14 +166,17 @@ def test_batch_elements_are_independent(inpainting):
     x_t = torch.randn(truth.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     scaled = truth.clone()
     scaled[1] *= 10  # very different error scales within the batch
-    kwargs = dict(scheduler=scheduler, num_inference_steps=5, iterations=3, disable=True)
-    together = sample(denoiser, mask_constraint(scaled * known, known), x_t=x_t, **kwargs)
+    options = SampleOptions(steps=5, refine=RefineOptions(iters=3))
+    together = sample(
+        denoiser, mask_constraint(scaled * known, known), x_t, options, scheduler=scheduler
+    )
     for i in range(3):
         alone = sample(
             denoiser,
             mask_constraint(scaled[i : i + 1] * known, known),
-            x_t=x_t[i : i + 1],
-            **kwargs,
+            x_t[i : i + 1],
+            options,
+            scheduler=scheduler,
         )
         assert torch.allclose(together.sample[i : i + 1], alone.sample, atol=1e-9)
 
@@ -197,102 +188,81 @@ def test_start_step_restarts_and_callback(inpainting):
     out = sample(
         denoiser,
         mask_constraint(truth * known, known),
+        x_t,
+        SampleOptions(steps=20, refine=RefineOptions(iters=2), restarts=2, restart_strength=0.25),
         scheduler=scheduler,
-        x_t=x_t,
         start_step=12,
-        num_inference_steps=20,
-        iterations=2,
-        restarts=2,
-        restart_strength=0.25,
         generator=torch.Generator().manual_seed(0),
         callback=seen.append,
-        disable=True,
     )
     assert out.residuals.shape[0] == 8 + 2 * 5 == len(seen) == len(out.timesteps)
     assert [s["restart"] for s in seen] == [0] * 8 + [1] * 5 + [2] * 5
     assert out.timesteps[8] == int(scheduler.timesteps[15])
-    assert {"step", "timestep", "x_t", "x0", "residual", "nfe"} <= set(seen[0])
+    keys = {"step", "steps", "total", "timestep", "x_t", "x0", "sample", "residual", "nfe"}
+    assert keys | {"restart"} == set(seen[0])
+    assert [s["step"] for s in seen] == [*range(12, 20), *range(15, 20), *range(15, 20)]
+    assert all(s["steps"] == 20 and s["total"] == 18 for s in seen)
+    # timesteps are plain numbers (read once), the same as the scheduler's
+    assert all(type(s["timestep"]) is int for s in seen)
+    assert [s["timestep"] for s in seen] == out.timesteps
+    assert out.timesteps[:8] == scheduler.timesteps[12:].tolist()
+    assert [s["nfe"] for s in seen] == [(n + 1) * (1 + 2 * 2) for n in range(18)]
+    assert torch.equal(seen[-1]["sample"], out.sample) and torch.equal(seen[-1]["x0"], out.x0)
+    assert torch.equal(seen[-1]["residual"], out.residuals[-1, -1])
     assert out.nfe == 18 * (1 + 2 * 2)
 
 
 def test_generator_makes_runs_reproducible(inpainting):
     denoiser, scheduler, truth, known = inpainting
-    kwargs = dict(
-        scheduler=scheduler,
-        shape=truth.shape,
-        dtype=torch.float64,
-        num_inference_steps=4,
-        iterations=2,
-        eta=1.0,
-        perturbation=0.05,
-        disable=True,
-    )
+    options = SampleOptions(steps=4, refine=RefineOptions(iters=2, perturbation=0.05), eta=1.0)
     constraint = mask_constraint(truth * known, known)
-    a = sample(denoiser, constraint, generator=torch.Generator().manual_seed(3), **kwargs)
-    b = sample(denoiser, constraint, generator=torch.Generator().manual_seed(3), **kwargs)
-    c = sample(denoiser, constraint, generator=torch.Generator().manual_seed(4), **kwargs)
+
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        x_t = initial_noise(scheduler, truth.shape, generator=g, dtype=torch.float64)
+        return sample(denoiser, constraint, x_t, options, scheduler=scheduler, generator=g)
+
+    a, b, c = run(3), run(3), run(4)
     assert torch.equal(a.sample, b.sample)
     assert not torch.allclose(a.sample, c.sample)
 
 
 def test_dynamic_rule_equals_a_constant_half_step_on_normalised_directions(inpainting):
     denoiser, scheduler, truth, known = inpainting
-    kwargs = dict(
-        scheduler=scheduler,
-        shape=truth.shape,
-        dtype=torch.float64,
-        num_inference_steps=4,
-        iterations=3,
-        disable=True,
-    )
     constraint = mask_constraint(truth * known, known)
-    dynamic = sample(
-        denoiser, constraint, lam="dynamic", generator=torch.Generator().manual_seed(2), **kwargs
-    )
-    constant = sample(
-        denoiser, constraint, lam=0.5, generator=torch.Generator().manual_seed(2), **kwargs
-    )
+
+    def run(lam):
+        g = torch.Generator().manual_seed(2)
+        x_t = initial_noise(scheduler, truth.shape, generator=g, dtype=torch.float64)
+        options = SampleOptions(steps=4, refine=RefineOptions(iters=3, lam=lam))
+        return sample(denoiser, constraint, x_t, options, scheduler=scheduler, generator=g)
+
+    dynamic = run("dynamic")
+    constant = run(0.5)
+    assert RefineOptions(lam="dynamic").lam == Schedule("dynamic", 0.5, 0.5)
     assert torch.allclose(dynamic.sample, constant.sample, atol=1e-9)
-
-
-def test_step_sizes():
-    assert solvers.step_sizes("linear", 5) == pytest.approx([0.5, 0.4, 0.3, 0.2, 0.1])
-    assert solvers.step_sizes("constant", 3, lam_start=0.1) == [0.1, 0.1, 0.1]
-    assert solvers.step_sizes(0.2, 2) == [0.2, 0.2]
-    assert solvers.step_sizes("dynamic", 4) is None
-    with pytest.raises(ValueError, match="^lam"):
-        solvers.step_sizes([0.1, 0.2], 3)
-    with pytest.raises(ValueError, match="^lam"):
-        solvers.step_sizes("cosine", 3)
 
 
 def test_validation_names_the_argument(inpainting):
     denoiser, scheduler, truth, known = inpainting
     constraint = mask_constraint(truth * known, known)
     x_t = torch.zeros_like(truth)
-    with pytest.raises(ValueError, match="^shape"):
-        sample(denoiser, constraint, scheduler=scheduler, x_t=x_t, shape=(1, 1, 8, 8))
-    with pytest.raises(ValueError, match="^shape: required"):
+    with pytest.raises(TypeError, match="x_t"):  # the start is required: initial_noise()
         sample(denoiser, constraint, scheduler=scheduler)
+    with pytest.raises(ValueError, match="^x_t: expected a torch.Tensor"):
+        sample(denoiser, constraint, None, scheduler=scheduler)
+    with pytest.raises(ValueError, match="^x_t: expected a batched tensor"):
+        sample(denoiser, constraint, x_t[0, 0, 0], scheduler=scheduler)
     with pytest.raises(ValueError, match="^direction"):
-        sample(denoiser, constraint, scheduler=scheduler, x_t=x_t, direction="adam")
+        SampleOptions(refine=RefineOptions(direction="adam"))
     with pytest.raises(ValueError, match="^start_step"):
-        sample(denoiser, constraint, scheduler=scheduler, x_t=x_t, start_step=20)
+        sample(denoiser, constraint, x_t, scheduler=scheduler, start_step=20)
     with pytest.raises(ValueError, match="^scheduler"):
-        sample(lambda x, t: x, constraint, x_t=x_t)
+        sample(lambda x, t: x, constraint, x_t)
+    with pytest.raises(ValueError, match="^eta: EulerDiscreteScheduler.step takes no eta"):
+        euler = EulerDiscreteScheduler.from_config(scheduler.config)
+        sample(denoiser, constraint, x_t, SampleOptions(eta=0.5), scheduler=euler)
     with pytest.raises(ValueError, match="^constraint error: shape"):
-        sample(
-            denoiser,
-            lambda x0: (x0[:, :, :2], torch.zeros(3)),
-            scheduler=scheduler,
-            x_t=x_t,
-            disable=True,
-        )
+        sample(denoiser, lambda x0: (x0[:, :, :2], torch.zeros(3)), x_t, scheduler=scheduler)
     with pytest.raises(ValueError, match="^constraint error: dtype"):
-        sample(
-            denoiser,
-            lambda x0: (x0.float(), torch.zeros(3)),
-            scheduler=scheduler,
-            x_t=x_t,
-            disable=True,
-        )
+        sample(denoiser, lambda x0: (x0.float(), torch.zeros(3)), x_t, scheduler=scheduler)
