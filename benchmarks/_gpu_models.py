@@ -176,9 +176,11 @@ def sd3(device: torch.device, dtype: torch.dtype, tiny: bool):
         embeds = torch.randn(1, spec["tokens"], config["joint_attention_dim"], dtype=dtype)
         pooled = torch.randn(1, config["pooled_projection_dim"], dtype=dtype)
 
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def model_fn(x_t: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
         batch = x_t.shape[0]
-        timestep = t.to(device=x_t.device, dtype=torch.float32).reshape(-1).expand(batch)
+        if not isinstance(t, torch.Tensor):  # a fill, not a host-to-device copy (no sync)
+            t = torch.full((), t, device=x_t.device)
+        timestep = t.to(torch.float32).reshape(-1).expand(batch)
         return transformer(
             hidden_states=x_t.to(dtype),
             timestep=timestep,

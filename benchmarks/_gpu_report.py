@@ -78,6 +78,8 @@ def print_tables(suite, skipped: list[str], failed: list[str], seconds: float) -
     print("|" + " --- |" * RUN_HEAD.count(" | ") + " --- |")
     for row in suite.run_rows:
         print(row)
+    for note in suite.notes:
+        print(f"\n# {note}")
     print("\n# attention: the processors each model was built with (the '# built' lines)")
     print("# memory: peak above the allocation before the call (—: graphed, lives in the pool)")
     print("# t(next B)/t(B) near 1: host-bound; near the batch ratio: GPU-bound")

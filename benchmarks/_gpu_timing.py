@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,30 +74,49 @@ def time_once(fn: Callable[[], object], device: torch.device) -> tuple[float, ob
     return time.perf_counter() - start, result
 
 
-def graphed_denoisers(
-    denoiser: Denoiser, x_t: torch.Tensor, t: torch.Tensor
-) -> tuple[Denoiser, Denoiser, str]:
+def graphed_denoisers(denoiser: Denoiser, x_t: torch.Tensor, t: int) -> tuple[Denoiser, Denoiser]:
     """Denoisers whose network call replays a CUDA graph: without a graph (for Newton) and with
     its backward (``torch.cuda.make_graphed_callables``, for the gradient direction).
 
-    Only ``denoiser.model_fn`` (the network with conditioning bound) is captured; the x̂0
-    conversion stays eager. On the CPU both are ``denoiser`` itself (the dry run).
-
-    Returns:
-        (for Newton, for the gradient direction, how they run).
+    Only ``denoiser.model_fn`` (the network with conditioning bound) is captured, with the
+    timestep as a device scalar written by ``fill_`` (no sync); the x̂0 conversion stays eager.
+    On the CPU both are ``denoiser`` itself (the dry run).
     """
     if x_t.device.type != "cuda":
-        return denoiser, denoiser, "eager (no CUDA)"
+        return denoiser, denoiser
+    step = torch.full((), t, device=x_t.device)
 
     def forward(x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return denoiser.model_fn(x, tt)
 
-    plain = GraphedCall(forward, x_t, t)
+    plain = GraphedCall(forward, x_t, step)
     with_grad = torch.cuda.make_graphed_callables(
-        denoiser.model_fn, (x_t.detach().clone().requires_grad_(True), t)
+        denoiser.model_fn, (x_t.detach().clone().requires_grad_(True), step)
     )
-    newton_d = Denoiser(lambda x, tt: plain(x, tt).clone(), denoiser.scheduler,
-                        denoiser.prediction_type)  # fmt: skip
-    gradient_d = Denoiser(with_grad, denoiser.scheduler, denoiser.prediction_type)
-    return newton_d, gradient_d, "CUDA graph of the network (fwd; fwd+bwd)"
+
+    def graphed_grad(x: torch.Tensor, tt: int) -> torch.Tensor:
+        step.fill_(tt)
+        return with_grad(x, step)
+
+    def new(model_fn) -> Denoiser:
+        return Denoiser(model_fn, denoiser.scheduler, denoiser.prediction_type)
+
+    return new(lambda x, tt: plain(x, tt).clone()), new(graphed_grad)
+
+
+def count_syncs(fn: Callable[[], object], device: torch.device) -> int | None:
+    """Host synchronisations during one call of ``fn`` (``torch.cuda.set_sync_debug_mode``
+    warnings: ``.item()``, ``bool(tensor)``, a blocking host-to-device copy...); ``None`` on
+    the CPU. A diagnostic: never use it around a timed call (the checks cost time)."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message).lower() for w in caught)

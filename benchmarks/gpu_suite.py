@@ -38,7 +38,7 @@ import _gpu_calls as calls  # noqa: E402
 import _gpu_report as report  # noqa: E402
 from _common import quiet_libraries  # noqa: E402
 from _gpu_models import BUILDERS  # noqa: E402
-from _gpu_timing import graphed_denoisers, time_calls, time_once  # noqa: E402
+from _gpu_timing import count_syncs, graphed_denoisers, time_calls, time_once  # noqa: E402
 from _memory import cpu_peak_supported, peak_bytes  # noqa: E402
 from batch_images import composites  # noqa: E402
 from inpaint_speed import _inputs  # noqa: E402
@@ -86,6 +86,7 @@ class Suite:
     iteration_rows: list[str] = field(default_factory=list)
     run_rows: list[str] = field(default_factory=list)
     medians: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def model(self, name: str):
         if name not in self.models:
@@ -140,12 +141,12 @@ def _iteration(suite: Suite, name: str, model, regime: str, batch: int) -> None:
     shape = model.latent_shape(batch, suite.size(name), suite.size(name))
     x_t = torch.randn(shape, generator=gen, device=suite.device)
     e = torch.randn(shape, generator=gen, device=suite.device)
-    t = torch.tensor(501, device=suite.device)
+    t = 501  # a number, as the sampler passes it (a tensor is read back at every call)
     base = model.denoiser("")
     newton_d = gradient_d = base
     warm = 0.0
     if regime == "graphed":
-        warm, (newton_d, gradient_d, _) = time_once(
+        warm, (newton_d, gradient_d) = time_once(
             lambda: graphed_denoisers(base, x_t, t), suite.device
         )
     runs = {
@@ -166,13 +167,42 @@ def _iteration(suite: Suite, name: str, model, regime: str, batch: int) -> None:
     suite.add(suite.iteration_rows, report.row(cells))
 
 
+def host_syncs(suite: Suite) -> None:
+    """Host synchronisations per call on the eager SD 1.5 path (a diagnostic line, untimed)."""
+    backend = suite.model("sd15")
+    shape = backend.latent_shape(1, suite.size("sd15"), suite.size("sd15"))
+    x_t, e = torch.randn(shape, device=suite.device), torch.randn(shape, device=suite.device)
+    denoiser = backend.denoiser("")
+    image, mask = _inputs(suite.size("sd15"))
+
+    def inpaint(iterations: int) -> int | None:
+        config = calls.inpaint_config(2, iterations)
+        return count_syncs(lambda: calls.inpaint_run(backend, image, mask, config), suite.device)
+
+    counts = {
+        "denoiser call": count_syncs(lambda: denoiser(x_t, 501), suite.device),
+        "Newton direction": count_syncs(
+            lambda: calls.direction("newton", denoiser, x_t, 501, e), suite.device
+        ),
+        "gradient direction": count_syncs(
+            lambda: calls.direction("gradient", denoiser, x_t, 501, e), suite.device
+        ),
+    }
+    few, more = inpaint(1), inpaint(3)
+    if few is not None and more is not None:
+        counts["inpaint, per extra Newton iteration"] = (more - few) / 4
+    line = ", ".join(f"{k} {'n/a (CPU)' if v is None else v}" for k, v in counts.items())
+    suite.notes.append(f"host syncs (sd15 eager, batch 1): {line}")
+    print(f"# {suite.notes[-1]}", flush=True)
+
+
 def _forward_ms(suite: Suite, denoiser, shape, graphed: bool) -> float:
     x_t = torch.randn(shape, device=suite.device)
-    t = torch.tensor(501, device=suite.device)
+    t = 501
     fn = denoiser.model_fn
     if graphed and suite.device.type == "cuda":
         with torch.no_grad():
-            fn = GraphedCall(fn, x_t, t)
+            fn = GraphedCall(fn, x_t, torch.full((), t, device=suite.device))
     with torch.no_grad():
         timing = time_calls({"fwd": lambda: fn(x_t, t)}, suite.device, suite.scale.repeats)
     return timing["fwd"].median * 1e3
@@ -252,6 +282,7 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
     """(row, estimated seconds on an H100/H200, call), most important first."""
     rows = [
         ("iteration sd15 eager", 25, lambda: iterations(suite, "sd15", "eager")),
+        ("host syncs sd15", 10, lambda: host_syncs(suite)),
         ("iteration sd15 graphed", 25, lambda: iterations(suite, "sd15", "graphed")),
         ("inpaint sd15 eager", 20, lambda: inpainting(suite, "eager")),
         ("decompose sd15", 35, lambda: decomposition(suite, "sd15")),

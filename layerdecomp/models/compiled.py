@@ -52,9 +52,10 @@ def denoising_networks(backend: Any) -> dict[str, torch.nn.Module]:
 class CompiledForward:
     """A module's ``forward`` compiled by ``torch.compile``, installed as the instance's forward.
 
-    The timestep (second positional argument or ``timestep=``) is moved to the sample's device as
-    a tensor: a Python number would be a constant to dynamo (one compilation per timestep) and a
-    CPU tensor would keep CUDA graphs off. Under CUDA graphs (``reduce-overhead``,
+    The timestep (second positional argument or ``timestep=``) is made a tensor on the sample's
+    device (a number by ``torch.full``, which needs no host-to-device copy and so no sync): a
+    Python number would be a constant to dynamo (one compilation per timestep) and a CPU tensor
+    would keep CUDA graphs off. Under CUDA graphs (``reduce-overhead``,
     ``max-autotune`` on a GPU) each call starts a new cudagraph step and its outputs are cloned:
     the Newton direction holds the first forward's output while it runs the second.
     """
@@ -81,8 +82,9 @@ class CompiledForward:
 
 
 def _timestep(t: Any, sample: torch.Tensor) -> Any:
-    if isinstance(t, int | float):
-        return torch.tensor(t, device=sample.device)
+    if isinstance(t, int | float):  # torch.full launches a fill: no host-to-device copy, no sync
+        dtype = torch.int64 if isinstance(t, int) else torch.float32
+        return torch.full((), t, dtype=dtype, device=sample.device)
     if isinstance(t, torch.Tensor) and t.device != sample.device:
         return t.to(sample.device)
     return t
@@ -156,12 +158,14 @@ def warm_up(fn: Callable[[], Any], device: torch.device | str, calls: int = 3) -
 class GraphedCall:
     """``fn(*tensors)`` captured once in a CUDA graph and replayed on new values of the inputs.
 
-    The inputs are copied into static buffers; the returned object is the captured output
-    itself (its tensors are overwritten by the next call: clone what you keep).
+    The inputs are copied into static buffers (a Python number is written with ``fill_``, which
+    needs no host-to-device copy); the returned object is the captured output itself (its tensors
+    are overwritten by the next call: clone what you keep).
 
     Args:
         fn: a function of tensors with fixed shapes, without host reads or synchronisation.
-        *example: CUDA tensors with the shapes, dtypes and devices of the later inputs.
+        *example: CUDA tensors with the shapes, dtypes and devices of the later inputs (a 0-d
+            one where numbers will be passed).
         warmup: eager calls on a side stream before capture (lazy initialisation, cuBLAS).
     """
 
@@ -179,9 +183,12 @@ class GraphedCall:
         with torch.cuda.graph(self.graph):
             self.output = fn(*self.inputs)
 
-    def __call__(self, *args: torch.Tensor) -> Any:
+    def __call__(self, *args: torch.Tensor | float) -> Any:
         for static, value in zip(self.inputs, args, strict=True):
-            static.copy_(value)
+            if isinstance(value, torch.Tensor):
+                static.copy_(value)
+            else:
+                static.fill_(value)
         self.graph.replay()
         return self.output
 
