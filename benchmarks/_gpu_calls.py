@@ -16,10 +16,12 @@ from layerdecomp.tasks.decompose import decompose_image
 from layerdecomp.tasks.inpaint import InpaintConfig, inpaint
 
 
-def direction(name: str, denoiser, x_t, t, e):
+def direction(name: str, denoiser, x_t, t, e, deferred: bool = False):
     """One direction evaluation (``newton``: two forwards, no graph; ``gradient``: forward and
-    backward), returning ``h``."""
-    return getattr(solvers, name)(denoiser, x_t, t, e).h
+    backward), returning ``h``; ``deferred`` queues the NaN/Inf checks on a guard that is never
+    read (as inside ``solvers.refine``), so that the call can be captured in a CUDA graph."""
+    guard = solvers.FiniteGuard() if deferred else None
+    return getattr(solvers, name)(denoiser, x_t, t, e, guard=guard).h
 
 
 def inpaint_config(steps: int, iterations: int) -> InpaintConfig:

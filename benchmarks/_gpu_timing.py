@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -72,6 +73,13 @@ def time_once(fn: Callable[[], object], device: torch.device) -> tuple[float, ob
     result = fn()
     synchronize(device)
     return time.perf_counter() - start, result
+
+
+def graph(fn: Callable[..., Any], *example: torch.Tensor) -> Callable[..., Any]:
+    """``fn`` captured in a CUDA graph (:class:`GraphedCall`); on the CPU ``fn`` itself."""
+    if example[0].device.type != "cuda":
+        return fn
+    return GraphedCall(fn, *example)
 
 
 def graphed_denoisers(denoiser: Denoiser, x_t: torch.Tensor, t: int) -> tuple[Denoiser, Denoiser]:

@@ -23,6 +23,7 @@ configs and fewer repeats (a test: tests/benchmarks/test_gpu_suite.py).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import signal
@@ -38,7 +39,7 @@ import _gpu_calls as calls  # noqa: E402
 import _gpu_report as report  # noqa: E402
 from _common import quiet_libraries  # noqa: E402
 from _gpu_models import BUILDERS  # noqa: E402
-from _gpu_timing import count_syncs, graphed_denoisers, time_calls, time_once  # noqa: E402
+from _gpu_timing import count_syncs, graph, graphed_denoisers, time_calls, time_once  # noqa: E402
 from _memory import cpu_peak_supported, peak_bytes  # noqa: E402
 from batch_images import composites  # noqa: E402
 from inpaint_speed import _inputs  # noqa: E402
@@ -142,21 +143,10 @@ def _iteration(suite: Suite, name: str, model, regime: str, batch: int) -> None:
     x_t = torch.randn(shape, generator=gen, device=suite.device)
     e = torch.randn(shape, generator=gen, device=suite.device)
     t = 501  # a number, as the sampler passes it (a tensor is read back at every call)
-    base = model.denoiser("")
-    newton_d = gradient_d = base
-    warm = 0.0
-    if regime == "graphed":
-        warm, (newton_d, gradient_d) = time_once(
-            lambda: graphed_denoisers(base, x_t, t), suite.device
-        )
-    runs = {
-        "newton": lambda: calls.direction("newton", newton_d, x_t, t, e),
-        "gradient": lambda: calls.direction("gradient", gradient_d, x_t, t, e),
-    }
-    if regime == "compiled":
-        warm = sum(warm_up(fn, suite.device, calls=2) for fn in runs.values())
+    runs, warm = _runs(suite, regime, model.denoiser(""), x_t, t, e)
     times = time_calls(runs, suite.device, suite.scale.repeats, suite.scale.warmup)
-    memory = {k: None if regime == "graphed" else suite.memory(fn) for k, fn in runs.items()}
+    graphed = regime.startswith("graphed")
+    memory = {k: None if graphed else suite.memory(fn) for k, fn in runs.items()}
     suite.medians[(name, regime, batch)] = times["newton"].median
     mem_ratio = "—"
     if memory["newton"] and memory["gradient"] is not None:
@@ -165,6 +155,33 @@ def _iteration(suite: Suite, name: str, model, regime: str, batch: int) -> None:
     cells = (suite.label(name), batch, regime, *map(report.ms, times.values()), f"{ratio:.2f}",
              *map(report.mib, memory.values()), mem_ratio, f"{warm:.1f}", "(scaling)")  # fmt: skip
     suite.add(suite.iteration_rows, report.row(cells))
+
+
+def _runs(suite: Suite, regime: str, base, x_t, t, e) -> tuple[dict, float]:
+    """The two timed calls of a regime, and their warm-up seconds (capture, compilation)."""
+    names = ("newton", "gradient")
+    if regime == "graphed iteration":  # the whole direction in one CUDA graph, if it can be
+        for name in names:
+            call = functools.partial(calls.direction, name, base, x_t, t, e, True)
+            syncs = count_syncs(call, suite.device)
+            if syncs:  # capturing would fail: say why instead
+                raise RuntimeError(f"{name}: {syncs} host syncs per call, cannot be captured")
+        warm, graphs = time_once(
+            lambda: [
+                graph(lambda x, ee, n=n: calls.direction(n, base, x, t, ee, True), x_t, e)
+                for n in names
+            ],
+            suite.device,
+        )
+        return {n: lambda g=g: g(x_t, e) for n, g in zip(names, graphs, strict=True)}, warm
+    denoisers, warm = {n: base for n in names}, 0.0
+    if regime == "graphed":
+        warm, pair = time_once(lambda: graphed_denoisers(base, x_t, t), suite.device)
+        denoisers = dict(zip(names, pair, strict=True))
+    runs = {n: lambda n=n: calls.direction(n, denoisers[n], x_t, t, e) for n in names}
+    if regime == "compiled":
+        warm = sum(warm_up(fn, suite.device, calls=2) for fn in runs.values())
+    return runs, warm
 
 
 def host_syncs(suite: Suite) -> None:
@@ -285,6 +302,11 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
         ("host syncs sd15", 10, lambda: host_syncs(suite)),
         ("iteration sd15 graphed", 25, lambda: iterations(suite, "sd15", "graphed")),
         ("inpaint sd15 eager", 20, lambda: inpainting(suite, "eager")),
+        (
+            "iteration sd15 graphed iteration",
+            20,
+            lambda: iterations(suite, "sd15", "graphed iteration"),
+        ),
         ("decompose sd15", 35, lambda: decomposition(suite, "sd15")),
         ("iteration sd3 eager", 20, lambda: iterations(suite, "sd3", "eager", (1,))),
         ("iteration sd3 graphed", 15, lambda: iterations(suite, "sd3", "graphed", (1,))),

@@ -15,7 +15,7 @@ def test_dry_run_prints_every_row(capsys):
     assert suite["main"](["--dry-run", "--quick"]) == 0
     out = capsys.readouterr().out
     tables = out[out.index("## per iteration (paste)") :]
-    for regime in ("eager", "graphed", "compiled"):
+    for regime in ("eager", "graphed", "graphed iteration", "compiled"):
         assert f"| sd15 64² | 1 | {regime} |" in tables
         assert f"| sd15 64² | 2 | {regime} |" in tables or regime == "compiled"
     for row in ("| sd3 64² | 1 | eager |", "| inpaint 2×2 | sd15 64² | eager |",
