@@ -26,6 +26,7 @@ from pathlib import Path
 
 import click
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from layerdecomp.training import loops
@@ -70,13 +71,20 @@ class Clock:
         return 1000 * (self.marks[2 * n] - self.marks[n]) / n
 
     def busy(self) -> float:
-        """Kernel (GPU) or op (CPU) time over the wall time of the profiled steps."""
+        """The union of the device's (GPU kernels and copies; on the CPU: torch ops) busy
+        intervals over the wall time of the profiled steps."""
         wall = 1e6 * (self.marks[3 * self.n] - self.marks[2 * self.n])  # µs
-        events = self.profiler.key_averages()
-        if self.device.type == "cuda":
-            total = sum(getattr(e, "self_device_time_total", 0) for e in events)
-        else:
-            total = sum(e.self_cpu_time_total for e in events)
+        kind = DeviceType.CUDA if self.device.type == "cuda" else DeviceType.CPU
+        spans = sorted(
+            (e.time_range.start, e.time_range.end)
+            for e in self.profiler.events()
+            if e.device_type == kind
+        )
+        total, reach = 0.0, float("-inf")
+        for start, end in spans:
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
         return total / wall
 
 
@@ -156,14 +164,70 @@ def measure(config_name: str, device: str | None, steps: int) -> dict:
     return figures
 
 
+def render_rates(device: str, size: int, n: int) -> dict:
+    """Composites per second: the CPU renderer in one process and on every core
+    (``make_training_data``), and the tensor renderer on ``device`` (batches of 1024)."""
+    from layerdecomp.data.composites import make_composite
+    from layerdecomp.data.tensor_render import build_atlas, draw, render
+    from layerdecomp.training.config import DataConfig
+    from layerdecomp.training.dataset import _cores, make_training_data
+    from layerdecomp.training.tokenizer import build_tokenizer
+
+    rates = {}
+    make_composite(0, "train", size)  # the font, the first sprites
+    began = time.perf_counter()
+    count = max(50, n // 50)
+    for i in range(count):
+        make_composite(i, "train", size)
+    rates["cpu, 1 process"] = count / (time.perf_counter() - began)
+    began = time.perf_counter()
+    make_training_data(DataConfig(size=size, num_train=n, workers=0), build_tokenizer())
+    rates[f"cpu, {_cores()} processes (with tokens)"] = n / (time.perf_counter() - began)
+    dev = torch.device(device)
+    began = time.perf_counter()
+    atlas = build_atlas("train", size, dev)
+    rates["tensor atlas build (s)"] = time.perf_counter() - began
+    g = torch.Generator(dev).manual_seed(0)
+    render(atlas, draw(atlas, 1024, size, g), size)  # warm-up
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    began = time.perf_counter()
+    batches = max(1, n // 1024)
+    for _ in range(batches):
+        images, _ = render(atlas, draw(atlas, 1024, size, g), size)
+    images.sum().item()
+    rates[f"tensor renderer, {dev.type}"] = 1024 * batches / (time.perf_counter() - began)
+    return rates
+
+
 @click.command()
 @click.option("--config", "config_name", default="cpu", show_default=True, help="A config.")
 @click.option("--device", default=None, help="Override the config's device.")
-@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option(
+    "--steps", type=click.IntRange(min=0), default=10, show_default=True, help="0: no step timing."
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def main(config_name: str, device: str | None, steps: int, json_path: str | None) -> None:
+@click.option(
+    "--render",
+    "render_n",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also time rendering this many composites (CPU renderer, every core, tensor renderer).",
+)
+def main(
+    config_name: str, device: str | None, steps: int, json_path: str | None, render_n: int
+) -> None:
     """Print ms per VAE and UNet step and the device-busy share for CONFIG on DEVICE."""
-    figures = measure(config_name, device, steps)
+    figures = measure(config_name, device, steps) if steps else {}
+    if render_n:
+        config = load_config(config_name, **({"device": device} if device else {}))
+        figures["composites_per_s"] = render_rates(config.device, config.data.size, render_n)
+        for name, rate in figures["composites_per_s"].items():
+            print(f"{name}: {rate:.1f}")
+        if not steps:
+            if json_path:
+                Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
+            return
     print("| loop | device | VAE ms/step (batch) | busy | UNet ms/step (batch) | busy |")
     print("|---|---|---|---|---|---|")
     v, u = figures["vae"], figures["unet"]

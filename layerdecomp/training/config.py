@@ -32,6 +32,7 @@ class DataConfig:
     caption_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # fg-only, bg-only, both
     pairs: float = 0.0  # share of two-object composites ("a cat face and a red apple on ...")
     workers: int = 1  # processes rendering the composites; 0: one per CPU core
+    renderer: str = "cpu"  # "tensor": single-object composites rendered in torch on the device
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,38 @@ def make_training_data(
     texts = [t for _, captions in samples for t in captions]
     tokens = tokenize(tokenizer, texts).view(n, 3, -1)
     return TrainingData(images.contiguous(), tokens, tokenize(tokenizer, [""])[0])
+
+
+def tensor_training_data(
+    cfg: DataConfig, tokenizer: CLIPTokenizer, device: torch.device | str, batch: int = 4096
+) -> TrainingData:
+    """``cfg.num_train`` composites, the single-object ones rendered by
+    :mod:`layerdecomp.data.tensor_render` on ``device`` (seeded by ``cfg.seed``), the pairs
+    (``cfg.pairs`` of them) by the CPU renderer on every core; captions by table lookup."""
+    from layerdecomp.data.emoji import emoji_prompt
+    from layerdecomp.data.tensor_render import build_atlas, draw, render
+    from layerdecomp.data.textures import COLOURS, FAMILIES, texture_caption
+
+    n_pairs = int(round(cfg.num_train * cfg.pairs))
+    n = cfg.num_train - n_pairs
+    atlas = build_atlas("train", cfg.size, device)
+    fg = [emoji_prompt(e) for e in atlas.pool]
+    bg = [texture_caption(f, c) for f in FAMILIES for c in COLOURS]
+    tables = [tokenize(tokenizer, texts).to(device) for texts in (fg, bg)]
+    both = tokenize(tokenizer, [f"{a} on {b}" for a in fg for b in bg]).to(device)
+    generator = torch.Generator(torch.device(device)).manual_seed(cfg.seed)
+    images, tokens = [], []
+    for start in range(0, n, batch):
+        d = draw(atlas, min(batch, n - start), cfg.size, generator)
+        images.append(render(atlas, d, cfg.size)[0])
+        b = d.family * len(COLOURS) + d.colour
+        ids = [tables[0][d.emoji], tables[1][b], both[d.emoji * len(bg) + b]]
+        tokens.append(torch.stack(ids, 1))
+    if n_pairs:
+        pairs = make_training_data(replace(cfg, num_train=n_pairs, pairs=1.0), tokenizer)
+        images.append(pairs.images.to(device))
+        tokens.append(pairs.tokens.to(device))
+    return TrainingData(torch.cat(images), torch.cat(tokens), tokenize(tokenizer, [""])[0])
 
 
 def cached_training_data(cfg: DataConfig, tokenizer: CLIPTokenizer, out: Path) -> TrainingData:

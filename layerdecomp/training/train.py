@@ -25,7 +25,13 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.training.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from layerdecomp.training.components import make_components, make_pipeline
 from layerdecomp.training.config import TrainConfig
-from layerdecomp.training.dataset import CACHE, cached_training_data, make_training_data
+from layerdecomp.training.dataset import (
+    CACHE,
+    TrainingData,
+    cached_training_data,
+    make_training_data,
+    tensor_training_data,
+)
 from layerdecomp.training.loops import encode_latents, to_model_range, train_unet, train_vae
 from layerdecomp.training.progress import Budget, Log, Progress
 from layerdecomp.training.report import image_grid, plot_losses, write_model_card
@@ -128,6 +134,21 @@ def _progress(saved: dict | None) -> Progress:
     return Progress(**saved) if saved else Progress()
 
 
+def _training_data(config: TrainConfig, tokenizer, out: Path, log: Log) -> TrainingData:
+    """The run's composites: rendered in torch (``renderer = "tensor"``; on failure, logged, by
+    the CPU), else by the CPU, cached in ``out`` unless the run is one call (``minutes``)."""
+    if config.data.renderer == "tensor":
+        try:
+            return tensor_training_data(config.data, tokenizer, config.device)
+        except Exception as err:  # noqa: BLE001 - the CPU renderer makes the same kind of data
+            log(f"tensor renderer failed ({type(err).__name__}: {err}); rendering on the CPU")
+    elif config.data.renderer != "cpu":
+        raise ValueError(f"unknown renderer {config.data.renderer!r}; use 'cpu' or 'tensor'")
+    if config.minutes > 0:  # one call: no later call reads a cache
+        return make_training_data(config.data, tokenizer)
+    return cached_training_data(config.data, tokenizer, out)
+
+
 def _limit(config: TrainConfig, start: float, share: float) -> float:
     """Minutes a phase of a one-run call (``config.minutes``) may take from now: ``share`` of
     what is left once the report's reserve is set aside (at least a moment, never 0: no limit)."""
@@ -182,10 +203,7 @@ def train(
     start = t = time.monotonic()
 
     parts = make_components(config)
-    if config.minutes > 0:  # one call: no later call reads a cache
-        data = make_training_data(config.data, parts["tokenizer"])
-    else:
-        data = cached_training_data(config.data, parts["tokenizer"], out)
+    data = _training_data(config, parts["tokenizer"], out, log)
     times["data"] = times.get("data", 0.0) + time.monotonic() - t
     log(f"{len(data.images)} training composites ready in {time.monotonic() - t:.1f} s")
     if config.minutes > 0 and "vae" not in limits:

@@ -145,3 +145,17 @@ def test_composites_are_cached_in_the_run_folder(tmp_path, monkeypatch):
     )
     with pytest.raises(AssertionError, match="rendered again"):
         cached_training_data(dataclasses.replace(cfg, seed=1), tokenizer, tmp_path)
+
+
+def test_tensor_rendered_training_data_has_the_captions_of_its_pictures():
+    from layerdecomp.training.dataset import tensor_training_data
+
+    cfg = DataConfig(size=16, num_train=24, pairs=0.25, renderer="tensor")
+    tokenizer = build_tokenizer(max_length=16)
+    data = tensor_training_data(cfg, tokenizer, "cpu", batch=8)
+    assert data.images.shape == (24, 3, 16, 16) and data.images.dtype == torch.uint8
+    assert data.tokens.shape == (24, 3, 16)
+    for i, ids in enumerate(data.tokens):
+        fg, bg, both = (tokenizer.decode(row, skip_special_tokens=True) for row in ids)
+        assert both == f"{fg} on {bg}", i
+        assert (" and " in fg) == (i >= 18)  # the 6 pairs come last
