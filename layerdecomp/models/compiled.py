@@ -71,9 +71,9 @@ class CompiledForward:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sample = args[0] if args else next(iter(kwargs.values()))
         if len(args) > 1:
-            args = (args[0], _timestep(args[1], sample), *args[2:])
+            args = (args[0], device_timestep(args[1], sample), *args[2:])
         elif "timestep" in kwargs:
-            kwargs["timestep"] = _timestep(kwargs["timestep"], sample)
+            kwargs["timestep"] = device_timestep(kwargs["timestep"], sample)
         if not (self.graphs and sample.is_cuda):
             return self.compiled(*args, **kwargs)
         torch.compiler.cudagraph_mark_step_begin()
@@ -81,8 +81,15 @@ class CompiledForward:
         return _clone(out)
 
 
-def _timestep(t: Any, sample: torch.Tensor) -> Any:
-    if isinstance(t, int | float):  # torch.full launches a fill: no host-to-device copy, no sync
+def device_timestep(t: Any, sample: torch.Tensor) -> Any:
+    """The timestep ``t`` as a tensor on ``sample``'s device, without a host sync.
+
+    A number becomes ``torch.full((), t)`` on the device: a fill kernel, where
+    ``torch.tensor(t, device=...)`` or ``.to(device)`` would be a blocking host-to-device copy
+    (``cudaStreamSynchronize``; what diffusers' UNet does with a number). A CPU tensor is
+    copied (that one syncs); a device tensor is returned as it is.
+    """
+    if isinstance(t, int | float):
         dtype = torch.int64 if isinstance(t, int) else torch.float32
         return torch.full((), t, dtype=dtype, device=sample.device)
     if isinstance(t, torch.Tensor) and t.device != sample.device:
@@ -200,6 +207,7 @@ __all__ = [
     "compile_backend",
     "compile_mode",
     "denoising_networks",
+    "device_timestep",
     "synchronize",
     "warm_up",
 ]
