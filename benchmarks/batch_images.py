@@ -30,6 +30,7 @@ from _common import quiet_libraries  # noqa: E402
 
 from layerdecomp.data.composites import make_composite  # noqa: E402
 from layerdecomp.models import load_model  # noqa: E402
+from layerdecomp.options import configure  # noqa: E402
 from layerdecomp.tasks.inpaint import InpaintConfig, inpaint_batch  # noqa: E402
 
 
@@ -73,8 +74,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="images (all of one size)")
     parser.add_argument("--size", type=int, default=64, help="side of the images in pixels")
     parser.add_argument("--batches", default="1,2,4", help="values of B, comma-separated")
-    parser.add_argument("--steps", type=int, default=InpaintConfig.steps)
-    parser.add_argument("--iters", type=int, default=InpaintConfig.iterations)
+    defaults = InpaintConfig().sampling
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--iters", type=int, default=defaults.refine.iters, help="K")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -82,10 +84,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     quiet_libraries()
     backend = load_model(args.model, device=args.device, dtype=args.dtype)
-    config = InpaintConfig(steps=args.steps, iterations=args.iters)
+    config = configure(InpaintConfig, None, {"steps": args.steps, "iters": args.iters})
     pairs = composites(args.n, args.size)
     batches = [int(b) for b in args.batches.split(",")]
-    run(backend, pairs[: max(batches)], max(batches), InpaintConfig(steps=1), args.seed)  # warm-up
+    warm_up = configure(InpaintConfig, None, {"steps": 1})
+    run(backend, pairs[: max(batches)], max(batches), warm_up, args.seed)
     dtype, threads = str(backend.dtype).removeprefix("torch."), torch.get_num_threads()
     side = f"{args.size}x{args.size}"
     print(

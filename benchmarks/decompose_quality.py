@@ -43,7 +43,19 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.io import image_to_tensor
 from layerdecomp.layers.matting import DEFAULT_BAND, SURE, matte
 from layerdecomp.models import load_model
+from layerdecomp.options import configure
 from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
+
+ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names (still accepted)
+    "updates": (int, ["--iterations"]),
+    "samples": (int, []),
+    "iters": (int, ["--newton-iters"]),
+    "runs": (int, []),
+    "noise_level": (float, []),
+    "guidance": (float, []),
+    "damping": (float, []),
+    "smoothing": (float, []),
+}
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -122,10 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         "--bands", type=int, nargs="+", default=[DEFAULT_BAND], help="matting's trimap bands"
     )
     parser.add_argument("--sure", type=float, default=SURE, help="matting's sure share")
-    for field_name in ("iterations", "samples", "newton_iters"):
-        parser.add_argument(f"--{field_name.replace('_', '-')}", type=int, default=None)
-    for field_name in ("noise_level", "guidance", "damping", "smoothing"):
-        parser.add_argument(f"--{field_name.replace('_', '-')}", type=float, default=None)
+    for name, (kind, aliases) in ENGINE_FLAGS.items():
+        flag = f"--{name.replace('_', '-')}"
+        parser.add_argument(flag, *aliases, dest=name, type=kind, default=None)
     parser.add_argument("--layers", type=int, default=2, choices=[2, 3])
     args = parser.parse_args(argv)
     if args.layers == 3:
@@ -136,12 +147,8 @@ def main(argv: list[str] | None = None) -> None:
             ["--model", args.model, "--n", str(args.n), "--split", split, "--size", str(args.size)]
             + (["--device", args.device] if args.device else [])
         )
-    overrides = {
-        k: v
-        for k, v in vars(args).items()
-        if k in DecomposeConfig.__dataclass_fields__ and v is not None
-    }
-    config = DecomposeConfig(**overrides)
+    overrides = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) is not None}
+    config = configure(DecomposeConfig, None, overrides)
     backend = load_model(args.model, device=args.device)
     from PIL import Image
 

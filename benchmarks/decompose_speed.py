@@ -51,7 +51,7 @@ def throughput(backend, image: Image.Image, config: DecomposeConfig, repeats: in
     pixels = image_to_tensor(image).to(backend.device)
     sampler = _Sampler(backend, pixels, ("a", "b"), config, torch.Generator(backend.device))
     h, w = sampler.y.shape[-2:]
-    n = config.samples * config.restarts
+    n = config.samples * config.runs
     keep = (torch.rand(2 * n, 1, h, w, device=backend.device) > 0.5).float()
     pairs = [torch.stack([keep[i], keep[n + i]]) for i in range(n)]
     sampler.draw(keep)  # warm-up
@@ -88,7 +88,7 @@ def main() -> None:
         image, fg, bg = Image.fromarray(data.numpy()), "a cat", "a lawn"
     config = DecomposeConfig()
 
-    decompose_image(backend, image, fg, bg, config=config, iterations=1, disable=True)  # warm-up
+    decompose_image(backend, image, fg, bg, config=config, updates=1, disable=True)  # warm-up
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)
@@ -105,7 +105,7 @@ def main() -> None:
     )
     print(f"{'measure':<34} {'value':>10}")
     print(f"{'decomposition seconds':<34} {seconds:>10.2f}")
-    print(f"{'iterations run':<34} {len(layers.history):>10d}")
+    print(f"{'mask updates run':<34} {len(layers.history):>10d}")
     print(f"{'denoiser evaluations (NFE)':<34} {layers.nfe:>10d}")
     if device.type == "cuda":
         print(

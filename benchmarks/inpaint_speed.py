@@ -182,14 +182,14 @@ def main() -> None:
         backend.unet.forward = torch.compile(backend.unet.forward, fullgraph=False)
     image, mask = _inputs(size)
     kwargs = {"direction": args.direction, "seed": 0, "disable_progress": True}
-    inpaint(backend, image, mask, steps=2, iterations=1, **kwargs)  # warm-up: kernels, VAE
+    inpaint(backend, image, mask, steps=2, iters=1, **kwargs)  # warm-up: kernels, VAE
 
     per_forward = forward_seconds(backend, size, args.repeats)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)
     start = time.perf_counter()
-    out = inpaint(backend, image, mask, steps=args.steps, iterations=args.iters, **kwargs)
+    out = inpaint(backend, image, mask, steps=args.steps, iters=args.iters, **kwargs)
     _sync(device)
     seconds = time.perf_counter() - start
     floor = out.nfe * per_forward

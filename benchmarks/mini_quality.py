@@ -108,16 +108,13 @@ def main(argv: list[str] | None = None) -> None:
         ):
             denoiser = backend.denoiser(prompts, "", args.guidance)
             start = time.perf_counter()
-            out = solvers.sample(
-                denoiser,
-                constraint,
-                shape=shape,
-                num_inference_steps=args.steps,
-                iterations=args.iters,
-                direction=direction,
-                disable=True,
-                generator=torch.Generator().manual_seed(first),
+            generator = torch.Generator().manual_seed(first)
+            x_t = solvers.initial_noise(denoiser.scheduler, shape, generator=generator)
+            options = solvers.SampleOptions(
+                steps=args.steps,
+                refine=solvers.RefineOptions(iters=args.iters, direction=direction),
             )
+            out = solvers.sample(denoiser, constraint, x_t, options, generator=generator)
             with torch.no_grad():
                 result = backend.decode(out.sample).clamp(-1, 1)
             results[name] = (result, time.perf_counter() - start, out.nfe)

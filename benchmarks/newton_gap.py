@@ -38,12 +38,12 @@ from _common import quiet_libraries  # noqa: E402
 from mini_quality import psnr  # noqa: E402
 from step_size import heldout_batch  # noqa: E402
 
-DEFAULT = dict(iterations=5, lam="linear", delta0=0.005, guidance=2.0)
+DEFAULT = dict(iters=5, lam="linear", delta0=0.005, guidance=2.0)
 ABLATIONS = {  # name: (changes from DEFAULT, run the gradient too)
     "default": ({}, True),
-    "K=1": ({"iterations": 1}, True),
-    "K=2": ({"iterations": 2}, True),
-    "K=10": ({"iterations": 10}, True),
+    "K=1": ({"iters": 1}, True),
+    "K=2": ({"iters": 2}, True),
+    "K=10": ({"iters": 10}, True),
     "λ constant 0.1": ({"lam": 0.1}, True),
     "λ dynamic 0.5/max|h|": ({"lam": "dynamic"}, True),
     "δ0=0.0005": ({"delta0": 0.0005}, False),
@@ -71,18 +71,17 @@ def run_sampler(backend, batch, settings: dict, direction: str, steps: int) -> d
     image, hole, constraint, captions = batch
     denoiser = backend.denoiser(captions, "", settings["guidance"])
     start = time.perf_counter()
-    out = solvers.sample(
-        denoiser,
-        constraint,
-        shape=backend.latent_shape(len(captions), 64, 64),
-        num_inference_steps=steps,
-        iterations=settings["iterations"],
+    generator = torch.Generator().manual_seed(0)
+    shape = backend.latent_shape(len(captions), 64, 64)
+    x_t = solvers.initial_noise(denoiser.scheduler, shape, generator=generator)
+    refine = solvers.RefineOptions(
+        iters=settings["iters"],
         direction=direction,
         lam=settings["lam"],
         delta0=settings["delta0"],
-        disable=True,
-        generator=torch.Generator().manual_seed(0),
     )
+    options = solvers.SampleOptions(steps=steps, refine=refine)
+    out = solvers.sample(denoiser, constraint, x_t, options, generator=generator)
     seconds = time.perf_counter() - start
     return {
         "psnr": hole_psnr(backend, out.sample, image, hole),
@@ -155,9 +154,8 @@ def part_noise_levels(backend, batch, levels, probes: int) -> tuple[float, float
             collateral[name] = (hole_change / (known * moved).flatten(1).norm(dim=1)).median()
         after = {}
         for direction in ("newton", "gradient"):
-            out = solvers.refine(
-                denoiser, constraint, x_t, t, iterations=DEFAULT["iterations"], direction=direction
-            )
+            options = solvers.RefineOptions(iters=DEFAULT["iters"], direction=direction)
+            out = solvers.refine(denoiser, constraint, x_t, t, options)
             after[direction] = (
                 out.residuals[-1].mean().item(),
                 hole_psnr(backend, out.x0, image, hole),

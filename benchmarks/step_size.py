@@ -71,7 +71,7 @@ def top_eigenvalues(denoiser, latent, timesteps, size: int = 10) -> dict[int, fl
     return mu
 
 
-def sample_with_rule(denoiser, constraint, shape, *, steps, iterations, rule, mu, direction, seed):
+def sample_with_rule(denoiser, constraint, shape, *, steps, iters, rule, mu, direction, seed):
     """The constrained DDIM sampler of Algorithm 1 with a per-step λ rule.
 
     ``rule``: ``"linear"`` (normalised h), ``"dynamic"`` or a float c (``λ = c/μ(t)²``, raw h).
@@ -83,14 +83,14 @@ def sample_with_rule(denoiser, constraint, shape, *, steps, iterations, rule, mu
     prediction = solvers.scheduler_prediction_type(scheduler)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=generator)
-    lams = solvers.step_sizes("linear", iterations)
+    lams = solvers.Schedule("linear", 0.5, 0.1).sizes(iters)
     direction_fn = solvers.get_direction(direction)
     mses = torch.full((steps, shape[0]), float("inf"))
     try:
         for i, t in enumerate(scheduler.timesteps):
             with torch.no_grad():
                 x0 = denoiser(x, t)
-            for k in range(iterations):
+            for k in range(iters):
                 e, _ = constraint.error(x0)
                 raw = direction_fn(denoiser, x, t, e, x0=x0, normalize=False).h
                 if rule == "linear":
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
             constraint,
             shape,
             steps=args.steps,
-            iterations=args.iters,
+            iters=args.iters,
             rule=rule,
             mu=mu,
             direction=direction,

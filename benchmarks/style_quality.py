@@ -30,6 +30,8 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
 from layerdecomp.models.base import native_size
+from layerdecomp.options import configure
+from layerdecomp.tasks.config import SamplingConfig
 from layerdecomp.tasks.generate import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,21 +86,26 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             other = constraint.gram(to_tensor(content.image).to(backend.device))
             row["content_gram"] = (other - constraint.reference_gram).flatten(1).norm().item()
-        for name, iterations in (("unconstrained", 0), ("constrained", args.iters)):
+        for name, iters in (("unconstrained", 0), ("constrained", args.iters)):
+            config = configure(
+                SamplingConfig,
+                None,
+                {
+                    "prompt": content.caption,
+                    "guidance": args.guidance,
+                    "steps": args.steps,
+                    "iters": iters,
+                    "lam": "linear:0.5:0.1",
+                },
+            )
             start = time.perf_counter()
             out = generate(
                 backend,
                 constraint,
                 (width, height),
-                prompt=content.caption,
-                guidance=args.guidance,
-                steps=args.steps,
-                iterations=iterations,
+                config,
                 seed=index,
                 disable_progress=True,
-                lam="linear",
-                lam_start=0.5,
-                lam_end=0.1,
             )
             row[f"{name}_seconds"] = time.perf_counter() - start
             row[f"{name}_nfe"] = out.nfe

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                 scale=args.scale,
                 method=method,
                 steps=args.steps,
-                iterations=args.iters,
+                iters=args.iters,
                 seed=0,
                 disable_progress=True,
             )

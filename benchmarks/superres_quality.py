@@ -29,7 +29,10 @@ from layerdecomp.constraints.downsample import Downsample, downsample, measure
 from layerdecomp.data.composites import make_composite
 from layerdecomp.io import image_to_tensor
 from layerdecomp.models import load_model
+from layerdecomp.options import configure
+from layerdecomp.tasks.config import SamplingConfig
 from layerdecomp.tasks.generate import generate
+from solvers import Schedule
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402
@@ -87,20 +90,26 @@ def main(argv: list[str] | None = None) -> None:
         prompt = sample.caption if args.prompt == "caption" else ""
         for name, (method, direction) in methods.items():
             constraint = Downsample(y.to(backend.device), args.scale, codec=backend, method=method)
+            config = configure(
+                SamplingConfig,
+                None,
+                {
+                    "prompt": prompt,
+                    "steps": args.steps,
+                    "iters": args.iters,
+                    "direction": direction,
+                    "lam": Schedule("constant", args.lam),
+                    "perturbation": args.perturbation,
+                },
+            )
             start = time.perf_counter()
             out = generate(
                 backend,
                 constraint,
                 (args.size, args.size),
-                prompt=prompt,
-                steps=args.steps,
-                iterations=args.iters,
-                direction=direction,
+                config,
                 seed=index,
                 disable_progress=True,
-                lam="constant",
-                lam_start=args.lam,
-                perturbation=args.perturbation,
             )
             result = image_to_tensor(out.image)
             row[f"{name}_seconds"] = time.perf_counter() - start
