@@ -13,8 +13,9 @@ Random-weight models with the real architectures, built on the device (no networ
 5. ``batch_images`` for mini (images per second at B images per call).
 
 Rows run most important first; ``--budget S`` skips rows that would not fit and stops cleanly
-at S seconds, printing what it has. ``--dry-run`` runs the same code on the CPU with tiny
-configs and fewer repeats (a test: tests/benchmarks/test_gpu_suite.py).
+at S seconds after the start of ``main`` (imports take 10–20 s more), printing what it has.
+``--dry-run`` runs the same code on the CPU with tiny configs and fewer repeats (a test:
+tests/benchmarks/test_gpu_suite.py).
 
     python benchmarks/gpu_suite.py --budget 200     # on a GPU (benchmarks/gpu_suite.sh)
     python benchmarks/gpu_suite.py --dry-run        # CPU, under a minute
@@ -88,6 +89,7 @@ class Suite:
     run_rows: list[str] = field(default_factory=list)
     medians: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    compiled_batches: tuple[int, ...] = (1,)
 
     def model(self, name: str):
         if name not in self.models:
@@ -312,15 +314,17 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
         ("iteration sd3 graphed", 15, lambda: iterations(suite, "sd3", "graphed", (1,))),
         ("decompose sdxl", 70, lambda: decomposition(suite, "sdxl")),
         ("batch_images mini", 30, lambda: batch_images(suite)),
-        ("iteration sd15 compiled b1", 150, lambda: iterations(suite, "sd15", "compiled", (1,))),
+        (
+            "iteration sd15 compiled",
+            150,
+            lambda: iterations(suite, "sd15", "compiled", suite.compiled_batches),
+        ),
         ("inpaint sd15 compiled", 60, lambda: inpainting(suite, "compiled")),
     ]
     if not quick:
-        rows += [
-            ("iteration sd15 compiled b4+", 200,
-             lambda: iterations(suite, "sd15", "compiled", suite.scale.batches[1:])),
-            ("iteration sd3 compiled", 150, lambda: iterations(suite, "sd3", "compiled", (1,))),
-        ]  # fmt: skip
+        rows.append(
+            ("iteration sd3 compiled", 150, lambda: iterations(suite, "sd3", "compiled", (1,)))
+        )
     return rows
 
 
@@ -331,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny configs, float32")
     parser.add_argument("--only", default="", help="comma-separated row name fragments to run")
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    parser.add_argument(
+        "--compiled-batches", default="1", help="batches of the compiled SD 1.5 rows (1,4,16)"
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     start = time.perf_counter()
@@ -344,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         scale = QUICK if args.quick else FULL
         suite = Suite(torch.device("cuda"), getattr(torch, args.dtype), scale)
+    suite.compiled_batches = tuple(int(b) for b in args.compiled_batches.split(","))
     for line in report.header(suite.device, suite.dtype, argv):
         print(line, flush=True)
     if args.budget:
@@ -368,8 +376,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # one broken row must not cost the others
             if args.dry_run:
                 raise
-            failed.append(f"{title}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            failed.append(f"{title}: {type(exc).__name__}: {first_line}")
             print(f"# FAILED {failed[-1]}", flush=True)
+            del exc
+            gc.collect()  # an out-of-memory row must not take the next rows' memory
+            if suite.device.type == "cuda":
+                torch.cuda.empty_cache()
     signal.setitimer(signal.ITIMER_REAL, 0)
     report.print_tables(suite, skipped, failed, time.perf_counter() - start)
     sys.stdout.flush()
