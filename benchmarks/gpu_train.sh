@@ -29,9 +29,9 @@ LOG=$OUT/train.log
 say() { echo "[$(date -u +%T) +$(($(date +%s) - START))s] $*" | tee -a "$LOG"; }
 
 if [ "${DRY:-0}" = 1 ]; then
-    CONFIG=tiny STEPS=3 RESERVE=40
+    CONFIG=tiny STEPS=3 RENDER=512 RESERVE=40
 else
-    CONFIG=gpu STEPS=20 RESERVE=45  # s after training: benchmark (~20 s + imports) and packing
+    CONFIG=gpu STEPS=20 RENDER=16384 RESERVE=45  # s after training: benchmark (~20 s) + packing
 fi
 say "gpu_train.sh $MINUTES min, config $CONFIG, out $OUT"
 
@@ -65,7 +65,7 @@ say "training exit $TRAIN_RC"
 LEFT=$("$PY" -c "print(int($MINUTES * 60 - ($(date +%s) - $START) - 5))")
 if [ "$LEFT" -gt 15 ]; then
     timeout "$LEFT" "$PY" benchmarks/train_step.py --config "$CONFIG" --steps "$STEPS" \
-        --json "$OUT/train_step.json" 2>&1 | grep -v -e "^USDT" -e "gpuGetDeviceCount" | tee -a "$LOG"
+        --render "$RENDER" --json "$OUT/train_step.json" 2>&1 | grep -v -e "^USDT" -e "gpuGetDeviceCount" | tee -a "$LOG"
     say "train_step exit ${PIPESTATUS[0]}"
 else
     say "no time left for train_step ($LEFT s)"

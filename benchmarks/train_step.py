@@ -218,26 +218,28 @@ def main(
     config_name: str, device: str | None, steps: int, json_path: str | None, render_n: int
 ) -> None:
     """Print ms per VAE and UNet step and the device-busy share for CONFIG on DEVICE."""
+
+    def save(figures: dict) -> None:  # after each part: a time limit keeps what was measured
+        if json_path:
+            Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
+
     figures = measure(config_name, device, steps) if steps else {}
+    if steps:
+        print("| loop | device | VAE ms/step (batch) | busy | UNet ms/step (batch) | busy |")
+        print("|---|---|---|---|---|---|")
+        v, u = figures["vae"], figures["unet"]
+        print(
+            f"| {figures['loop']} | {figures['device']}, {figures['threads']} threads "
+            f"| {v['ms_per_step']:.1f} ({v['batch']}) | {v['busy']:.0%} "
+            f"| {u['ms_per_step']:.1f} ({u['batch']}) | {u['busy']:.0%} |"
+        )
+        save(figures)
     if render_n:
         config = load_config(config_name, **({"device": device} if device else {}))
         figures["composites_per_s"] = render_rates(config.device, config.data.size, render_n)
         for name, rate in figures["composites_per_s"].items():
             print(f"{name}: {rate:.1f}")
-        if not steps:
-            if json_path:
-                Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
-            return
-    print("| loop | device | VAE ms/step (batch) | busy | UNet ms/step (batch) | busy |")
-    print("|---|---|---|---|---|---|")
-    v, u = figures["vae"], figures["unet"]
-    print(
-        f"| {figures['loop']} | {figures['device']}, {figures['threads']} threads "
-        f"| {v['ms_per_step']:.1f} ({v['batch']}) | {v['busy']:.0%} "
-        f"| {u['ms_per_step']:.1f} ({u['batch']}) | {u['busy']:.0%} |"
-    )
-    if json_path:
-        Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
+        save(figures)
 
 
 if __name__ == "__main__":

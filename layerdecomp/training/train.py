@@ -205,7 +205,10 @@ def train(
     parts = make_components(config)
     data = _training_data(config, parts["tokenizer"], out, log)
     times["data"] = times.get("data", 0.0) + time.monotonic() - t
-    log(f"{len(data.images)} training composites ready in {time.monotonic() - t:.1f} s")
+    log(
+        f"{len(data.images)} training composites ({config.data.renderer} renderer) ready in "
+        f"{time.monotonic() - t:.1f} s"
+    )
     if config.minutes > 0 and "vae" not in limits:
         limits["vae"] = _limit(config, start, config.vae_share)
         log(f"one run of {config.minutes:g} min: the VAE gets {limits['vae']:.2f} min")
