@@ -98,6 +98,9 @@ def measure(config_name: str, device: str | None, steps: int) -> dict:
     """Time both loops of a config; returns the figures as a dict."""
     config = load_config(config_name, **({"device": device} if device else {}))
     dev = torch.device(config.device)
+    if dev.type == "cuda":  # as layerdecomp.training.train does
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -200,6 +203,89 @@ def render_rates(device: str, size: int, n: int) -> dict:
     return rates
 
 
+def _renamed_copy(source: Path, into: Path) -> str:
+    """Copy the ``layerdecomp`` package of an older checkout to ``into/oldld`` with its imports
+    renamed, so both versions can be imported in one process; returns the package name."""
+    import re
+    import shutil
+
+    shutil.copytree(source / "layerdecomp", into / "oldld", ignore=shutil.ignore_patterns("*.pyc"))
+    for path in (into / "oldld").rglob("*.py"):
+        text = re.sub(r"\blayerdecomp(?=[. ])", "oldld", path.read_text())
+        path.write_text(text)
+    return "oldld"
+
+
+def paired(config_name: str, old_source: str, steps: int, reps: int) -> dict:
+    """ms per step of the loops of an older checkout and of this one, in one process, in
+    alternating bursts of ``steps`` steps (so a shared machine's load hits both alike)."""
+    import importlib
+    import statistics
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    sys.path.insert(0, str(folder))
+    old = importlib.import_module(_renamed_copy(Path(old_source), folder) + ".training.loops")
+    config = load_config(config_name, device="cpu")
+    torch.set_num_threads(max(config.threads, 1))
+    torch.manual_seed(config.seed)
+    parts = make_components(config)
+    g = torch.Generator().manual_seed(0)
+    n, size = 128, config.data.size
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g)
+    tokens = torch.randint(0, len(parts["tokenizer"]), (n, 3, 16), generator=g)
+    empty = loops.tokenize(parts["tokenizer"], [""])[0]
+    side = size // 2 ** (len(config.vae.block_out_channels) - 1)
+    latents = (torch.randn(n, 4, side, side), torch.ones(n, 4, side, side))
+    start = {
+        k: {n_: v.clone() for n_, v in parts[k].state_dict().items()}
+        for k in parts
+        if k in ("vae", "unet", "text_encoder")
+    }
+    times: dict[str, list[float]] = {}
+    for rep in range(reps):
+        order = (("old", old), ("new", loops)) if rep % 2 == 0 else (("new", loops), ("old", old))
+        for name, module in order:
+            for k, state in start.items():
+                parts[k].load_state_dict(state)
+            for phase in ("vae", "unet"):
+                marks: list[float] = []
+
+                def log(line: str, marks=marks) -> None:
+                    if " step " in line:
+                        marks.append(time.perf_counter())
+
+                cfg = dataclasses.replace(
+                    getattr(config, phase), steps=steps + 1, warmup=1, max_minutes=0
+                )
+                gen = torch.Generator().manual_seed(rep)
+                if phase == "vae":
+                    module.train_vae(parts["vae"], images, cfg, gen, log, 1)
+                else:
+                    data = module.TrainingData(images, tokens, empty)
+                    module.train_unet(
+                        parts["unet"],
+                        parts["text_encoder"],
+                        parts["scheduler"],
+                        latents,
+                        data,
+                        cfg,
+                        config.data,
+                        gen,
+                        log,
+                        1,
+                    )
+                times.setdefault(f"{phase} {name}", []).append(
+                    1000 * (marks[-1] - marks[0]) / steps
+                )
+    result = {k: statistics.median(v) for k, v in times.items()}
+    for phase in ("vae", "unet"):
+        ratios = [a / b for a, b in zip(times[f"{phase} new"], times[f"{phase} old"], strict=True)]
+        result[f"{phase} new/old"] = statistics.median(ratios)
+    return result
+
+
 @click.command()
 @click.option("--config", "config_name", default="cpu", show_default=True, help="A config.")
 @click.option("--device", default=None, help="Override the config's device.")
@@ -214,10 +300,32 @@ def render_rates(device: str, size: int, n: int) -> dict:
     default=0,
     help="Also time rendering this many composites (CPU renderer, every core, tensor renderer).",
 )
+@click.option(
+    "--paired",
+    "old_source",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="A checkout of an older version (e.g. from `git archive REV layerdecomp`): time its "
+    "loops against this one's on the CPU, alternating, and print the medians.",
+)
+@click.option("--reps", type=click.IntRange(min=1), default=6, show_default=True)
 def main(
-    config_name: str, device: str | None, steps: int, json_path: str | None, render_n: int
+    config_name: str,
+    device: str | None,
+    steps: int,
+    json_path: str | None,
+    render_n: int,
+    old_source: str | None,
+    reps: int,
 ) -> None:
     """Print ms per VAE and UNet step and the device-busy share for CONFIG on DEVICE."""
+    if old_source:
+        result = paired(config_name, old_source, steps, reps)
+        for key, value in result.items():
+            print(f"{key}: {value:.3f}" if "/" in key else f"{key}: {value:.1f} ms/step")
+        if json_path:
+            Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+        return
 
     def save(figures: dict) -> None:  # after each part: a time limit keeps what was measured
         if json_path:

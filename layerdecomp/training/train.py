@@ -35,7 +35,7 @@ from layerdecomp.training.dataset import (
 from layerdecomp.training.loops import encode_latents, to_model_range, train_unet, train_vae
 from layerdecomp.training.progress import Budget, Log, Progress
 from layerdecomp.training.report import image_grid, plot_losses, write_model_card
-from layerdecomp.training.steps import device_generator
+from layerdecomp.training.steps import device_generator, tune_device
 from layerdecomp.training.tokenizer import save_tokenizer
 
 CHECKPOINT = "checkpoint"
@@ -196,6 +196,7 @@ def train(
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     generator = device_generator(device, config.seed)
+    tune_device(device)
     budget = budget or Budget()
     state = saved or {"config": config.to_dict(), "phase": "vae", "times": {}, "vae": {}}
     times: dict[str, float] = state["times"]
