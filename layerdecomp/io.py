@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from solvers.errors import HALF_OVERFLOW
+
 from .errors import InputError
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -132,9 +134,9 @@ def tensor_to_image(tensor: torch.Tensor, what: str = "the output image") -> Ima
     """(1, 3, H, W) or (3, H, W) in [−1, 1] → RGB image (rounded, clipped).
 
     Raises:
-        InputError: NaN or Inf anywhere in ``tensor`` (see :func:`check_finite`).
+        InputError: NaN or Inf anywhere in ``tensor`` (see :func:`check_pixels`).
     """
-    x = check_finite(tensor.detach().float().cpu(), what)
+    x = check_pixels(tensor.detach().float().cpu(), what)
     x = x if x.dim() == 4 else x.unsqueeze(0)
     return _processors()[0].postprocess(x[:1].clamp(-1, 1), output_type="pil")[0]
 
@@ -192,7 +194,7 @@ def write_atomically(files: Sequence[tuple[Path, Callable[[Path], None]]]) -> No
             temp.unlink(missing_ok=True)
 
 
-def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
+def check_pixels(tensor: torch.Tensor, what: str) -> torch.Tensor:
     """Refuse NaN or Inf before it becomes pixels: uint8 would turn it into plausible colours.
 
     Raises:
@@ -200,8 +202,8 @@ def check_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
     """
     if not bool(torch.isfinite(tensor).all()):
         raise InputError(
-            f"{what} holds NaN or Inf values, nothing was written (a float16 overflow in the "
-            "model? try --dtype float32; or a constraint that returns NaN)"
+            f"{what} holds NaN or Inf values, nothing was written ({HALF_OVERFLOW}; or a "
+            "constraint that returns NaN)"
         )
     return tensor
 
@@ -225,7 +227,7 @@ def write_outputs(image: Image.Image, path: str | os.PathLike, metadata: dict[st
 
 
 __all__ = [
-    "check_finite",
+    "check_pixels",
     "check_output_path",
     "image_to_tensor",
     "load_image",

@@ -183,11 +183,18 @@ class FiniteGuard:
         self._records.append((quantity, t, value.numel(), _hint(value, quantity), self._where))
         return value
 
-    def raise_if_bad(self) -> None:
-        """Read the queued counts (one transfer) and raise for the first non-zero; then clear."""
-        if not self._counts:
-            return
-        counts = torch.stack([c.to(self._counts[0].device) for c in self._counts]).tolist()
+    def raise_if_bad(self, *extra: torch.Tensor) -> list[float]:
+        """Read the queued counts (one transfer) and raise for the first non-zero; then clear.
+
+        ``extra`` scalars (a convergence measure, say) are read in the same transfer and their
+        values returned, so a loop that must read one number pays one read for both.
+        """
+        if not self._counts and not extra:
+            return []
+        device = (self._counts or list(extra))[0].device
+        values = [c.to(device=device, dtype=torch.float64) for c in (*self._counts, *extra)]
+        read = torch.stack([v.reshape(()) for v in values]).tolist()
+        counts, wanted = read[: len(self._counts)], read[len(self._counts) :]
         records, self._counts, self._records = self._records, [], []
         for count, (quantity, t, total, hint, where) in zip(counts, records, strict=True):
             if count:
@@ -196,6 +203,7 @@ class FiniteGuard:
                     quantity, timestep=_timestep(t), count=int(count), total=total, hint=hint
                 )
                 raise error.locate(**{k: v for k, v in where.items() if k != "timestep"})
+        return wanted
 
 
 __all__ = ["FiniteGuard", "NonFiniteError", "check_finite", "format_timestep"]

@@ -5,7 +5,7 @@ schedule, δ0, the step scale, the perturbation); :class:`SampleOptions` adds th
 around it (steps, warm restarts, η) and contains a :class:`RefineOptions`. Task configurations
 above contain these instead of declaring the ideas again, and the command line, the recipes and
 the web form are generated from the same fields: :func:`option` puts a field's help and bounds in
-its metadata, :func:`check_fields` enforces them, :func:`leaves` walks a nested options tree.
+its metadata, :func:`check_fields` enforces them (:mod:`layerdecomp.options` walks the tree).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import operator
 import typing
-from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
@@ -93,21 +92,11 @@ def check_fields(obj: Any) -> None:
             raise ValueError(f"{f.name}: expected a number, got {value!r}")
         if hint is bool and not isinstance(value, bool):
             raise ValueError(f"{f.name}: expected true or false, got {value!r}")
+        if isinstance(hint, type) and is_dataclass(hint) and not isinstance(value, hint):
+            raise ValueError(f"{f.name}: expected a {hint.__name__}, got {value!r}")
         if not _within(value, meta):
             expected = bounds_text(meta) or "a finite value"
             raise ValueError(f"{f.name}: expected {expected}, got {value!r}")
-
-
-def leaves(cls: type, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """``(path, field)`` for every non-dataclass field of the options class ``cls``, nested
-    dataclasses walked in place (``(("refine", "iters"), <field iters>)``)."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        kind = hints[f.name]
-        if isinstance(kind, type) and is_dataclass(kind):
-            yield from leaves(kind, (*prefix, f.name))
-        else:
-            yield (*prefix, f.name), f
 
 
 @dataclass(frozen=True)
@@ -167,6 +156,5 @@ __all__ = [
     "bounds_text",
     "check_fields",
     "choices",
-    "leaves",
     "option",
 ]

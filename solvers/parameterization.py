@@ -12,6 +12,7 @@ Schedules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal, Protocol
 
@@ -40,25 +41,37 @@ def scheduler_prediction_type(scheduler: object) -> str:
     return getattr(config, "prediction_type", None) or "epsilon"
 
 
-def _alpha_bar(scheduler: object, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def _alpha_bar(scheduler: object, t: int | torch.Tensor) -> float:
+    """ᾱ_t as a Python float; the schedule's values are read once per ``alphas_cumprod`` tensor
+    and kept on the scheduler."""
     index = int(t.item()) if isinstance(t, torch.Tensor) else int(t)
     alphas_cumprod = scheduler.alphas_cumprod  # type: ignore[attr-defined]
-    return torch.as_tensor(alphas_cumprod[index], dtype=torch.float64).to(like.device)
+    cached = getattr(scheduler, "_solvers_alpha_bars", None)
+    if cached is None or cached[0] is not alphas_cumprod:
+        cached = (alphas_cumprod, alphas_cumprod.double().tolist())
+        scheduler._solvers_alpha_bars = cached  # type: ignore[attr-defined]
+    return cached[1][index]
 
 
-def _sigma(scheduler: object, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    value = float(t.item()) if isinstance(t, torch.Tensor) else float(t)
-    total = float(scheduler.config.num_train_timesteps)  # type: ignore[attr-defined]
-    return torch.tensor(value / total, dtype=torch.float64, device=like.device)
-
-
-def _coefficients(scheduler: object, t, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (a, b) with ``x_t = a·x0 + b·noise`` at timestep ``t``."""
+def _coefficients(scheduler: object, t, like: torch.Tensor) -> tuple[float, float]:
+    """Return (a, b) with ``x_t = a·x0 + b·noise`` at timestep ``t``, as numbers: no tensor is
+    made or moved per call (a host-to-device copy would wait on the device)."""
     if is_flow_scheduler(scheduler):
-        sigma = _sigma(scheduler, t, like)
+        value = float(t.item()) if isinstance(t, torch.Tensor) else float(t)
+        sigma = value / float(scheduler.config.num_train_timesteps)  # type: ignore[attr-defined]
         return 1.0 - sigma, sigma
-    alpha_bar = _alpha_bar(scheduler, t, like)
-    return alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt()
+    alpha_bar = _alpha_bar(scheduler, t)
+    return math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)
+
+
+def _half_safe(coefficients: tuple[float, float], like: torch.Tensor) -> tuple[float, float]:
+    """The coefficients as ``like``'s kernels will see them. A float32 or float64 kernel rounds a
+    Python number to its own precision, as the tensors of that dtype these used to be; half
+    precision computes in float32, so the numbers are rounded to the half type first."""
+    if like.dtype in (torch.float16, torch.bfloat16):
+        rounded = torch.tensor(coefficients, dtype=torch.float64).to(like.dtype).tolist()
+        return rounded[0], rounded[1]
+    return coefficients
 
 
 def x0_from_output(
@@ -69,7 +82,7 @@ def x0_from_output(
     prediction_type: str,
 ) -> torch.Tensor:
     """Convert a model output of ``prediction_type`` at ``(x_t, t)`` into x̂0."""
-    a, b = (c.to(x_t.dtype) for c in _coefficients(scheduler, t, x_t))
+    a, b = _half_safe(_coefficients(scheduler, t, x_t), x_t)
     if prediction_type == "epsilon":
         return (x_t - b * output) / a
     if prediction_type == "v_prediction":
@@ -89,7 +102,7 @@ def output_from_x0(
     prediction_type: str,
 ) -> torch.Tensor:
     """Inverse of :func:`x0_from_output`: the model output that yields ``x0`` at ``(x_t, t)``."""
-    a, b = (c.to(x_t.dtype) for c in _coefficients(scheduler, t, x_t))
+    a, b = _half_safe(_coefficients(scheduler, t, x_t), x_t)
     if prediction_type == "sample":
         return x0
     noise = (x_t - a * x0) / b
@@ -106,7 +119,7 @@ def add_noise(
     x0: torch.Tensor, noise: torch.Tensor, t: int | torch.Tensor, scheduler: object
 ) -> torch.Tensor:
     """Diffuse ``x0`` to timestep ``t``: ``a_t·x0 + b_t·noise`` for the scheduler's schedule."""
-    a, b = (c.to(x0.dtype) for c in _coefficients(scheduler, t, x0))
+    a, b = _half_safe(_coefficients(scheduler, t, x0), x0)
     return a * x0 + b * noise
 
 

@@ -7,6 +7,8 @@ line's ``--lam``, recipes, ``run.json``): a rule and its end points, written as 
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,10 +38,13 @@ class Schedule:
         if self.rule not in RULES:
             raise ValueError(f"lam: {self.rule!r} is not one of {', '.join(RULES)}")
         for value in (self.start, self.end):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-                raise ValueError(f"lam: step sizes must be numbers ≥ 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"lam: step sizes must be numbers, got {value!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"lam: step sizes must be finite and ≥ 0, got {value!r}")
         object.__setattr__(self, "start", float(self.start))
-        object.__setattr__(self, "end", float(self.end))
+        # only the linear rule has an end: the others keep end = start, so equal rules compare equal
+        object.__setattr__(self, "end", float(self.end if self.rule == "linear" else self.start))
 
     @classmethod
     def parse(cls, value: Schedule | str | float | int) -> Schedule:
@@ -76,8 +81,8 @@ class Schedule:
 
     def __str__(self) -> str:
         if self.rule == "linear":
-            return f"linear:{self.start:g}:{self.end:g}"
-        return f"{self.rule}:{self.start:g}"
+            return f"linear:{self.start!r}:{self.end!r}"
+        return f"{self.rule}:{self.start!r}"
 
     def sizes(self, iterations: int) -> list[float] | None:
         """λ for each of ``iterations`` iterations; ``None`` for the ``dynamic`` rule."""
@@ -85,7 +90,13 @@ class Schedule:
             return None
         if self.rule == "constant" or iterations == 1:
             return [self.start] * iterations
-        return torch.linspace(self.start, self.end, iterations, dtype=torch.float64).tolist()
+        return list(_linear(self.start, self.end, iterations))
+
+
+@functools.lru_cache(maxsize=256)
+def _linear(start: float, end: float, iterations: int) -> tuple[float, ...]:
+    """``linspace(start, end, K)`` in float64, computed once per (start, end, K)."""
+    return tuple(torch.linspace(start, end, iterations, dtype=torch.float64).tolist())
 
 
 def dynamic_step(h: torch.Tensor, scale: float = 0.5) -> torch.Tensor:

@@ -20,7 +20,7 @@ def work_size(backend, image_size: tuple[int, int] | None, side: int | None) -> 
         side: the longer side in pixels; ``None``: the model's native size (512 px when the
             backend does not say).
     """
-    multiple = int(getattr(backend, "size_multiple", backend.factor))
+    multiple = int(backend.size_multiple)
     native = native_size(backend)
     if image_size is None:
         width, height = (side, side) if side else native

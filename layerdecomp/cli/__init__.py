@@ -22,7 +22,7 @@ from . import analyze, constrain, constraints, decompose, inpaint, run, serve, s
 
 
 def _fail(message: str, code: int) -> int:
-    first = " ".join(str(message).split()) or "failed"
+    first = _with_flags(" ".join(str(message).split()) or "failed")
     click.echo(f"error: {first}", err=True)
     return code
 
@@ -37,12 +37,12 @@ def _is_non_finite(exc: BaseException) -> bool:
     return isinstance(exc, NonFiniteError)
 
 
-def _with_flags(exc: BaseException) -> str:
-    """A solver's message with the option that helps named as the command line spells it."""
+def _with_flags(text: str) -> str:
+    """A library's message with the option that helps named as the command line spells it (the
+    libraries describe the problem; only the command line knows its flags)."""
     from solvers.errors import HALF_OVERFLOW
 
-    text = str(exc)
-    return text + " (--dtype float32)" if getattr(exc, "hint", "") == HALF_OVERFLOW else text
+    return text.replace(HALF_OVERFLOW, f"{HALF_OVERFLOW} (--dtype float32)")
 
 
 class _Group(click.Group):
@@ -74,7 +74,7 @@ class _Group(click.Group):
             if debug:
                 raise
             if _is_non_finite(exc):
-                code = _fail(f"{_with_flags(exc)}; nothing was written", 1)
+                code = _fail(f"{exc}; nothing was written", 1)
             else:
                 code = _fail(
                     f"{type(exc).__name__}: {exc} (set LAYERDECOMP_DEBUG=1 for details)", 1

@@ -6,7 +6,7 @@ Importing the built-in modules here registers them (each is decorated with
 """
 
 from .base import Composite, Constraint
-from .blend import Blend, recompose
+from .blend import Blend
 from .clip_style import ClipStyle, load_clip
 from .downsample import Downsample, measure
 from .mask import Mask, latent_mask
@@ -38,6 +38,5 @@ __all__ = [
     "load_clip",
     "load_entry_points",
     "measure",
-    "recompose",
     "register",
 ]

@@ -1,4 +1,8 @@
-"""The ``blend`` constraint: two layers and a soft mask recompose an image (§4.2)."""
+"""The ``blend`` constraint: two layers and a soft mask recompose an image (§4.2).
+
+For API users who sample two layers jointly (a batch of both layers' halves) under a known mask;
+the layer engine (:mod:`layerdecomp.layers`) infers masks instead and does not use it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from .base import Constraint
 from .registry import register
 
 
-def recompose(mask: torch.Tensor, layer1: torch.Tensor, layer2: torch.Tensor) -> torch.Tensor:
+def _blend(mask: torch.Tensor, layer1: torch.Tensor, layer2: torch.Tensor) -> torch.Tensor:
     """``x = m·x¹ + (1−m)·x²``."""
     return mask * layer1 + (1.0 - mask) * layer2
 
@@ -45,7 +49,8 @@ class Blend(Constraint):
         """Refused: the blend constraint couples two layers under a mask, not one image."""
         raise NotImplementedError(
             "blend couples two layers under a soft mask (a batch of both layers' samples), so "
-            "one image is not enough; `layerdecomp decompose` runs it"
+            "one image is not enough: build Blend(image, mask, codec=...) and sample a batch "
+            "that holds both layers"
         )
 
     def error(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +65,7 @@ class Blend(Constraint):
                     f"{tuple(self.image.shape[-2:])}"
                 )
             mask = self.mask.to(device=layer1.device, dtype=layer1.dtype)
-            diff = self.image.to(device=layer1.device, dtype=layer1.dtype) - recompose(
+            diff = self.image.to(device=layer1.device, dtype=layer1.dtype) - _blend(
                 mask, layer1, layer2
             )
             loss = 0.5 * diff.pow(2).sum()

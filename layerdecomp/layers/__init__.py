@@ -4,7 +4,7 @@
   :class:`DecomposeConfig` with :class:`EMOptions` and the solver's ``RefineOptions``.
 - :mod:`.result`: :class:`Layers`, L layers front to back with their shares (and alphas).
 - :mod:`.stats`: the per-pixel statistics and the mask update the engine uses.
-- :mod:`.recompose`: exact recomposition, ``x = Σ_l m_l·x_l``.
+- :mod:`.recompose`: exact recomposition, ``x = Σ_l m_l·x_l`` (:attr:`Layers.recomposition`).
 - :mod:`.matting`: :func:`matte`, matting of the layers' edges after the engine (pymatting).
 - :mod:`.writers`: the output formats (PNG, contact sheet, OpenRaster, Photoshop) behind one
   table, and :func:`save_decomposition`, which writes a run's folder atomically;
@@ -16,7 +16,7 @@ The task that runs on a PIL image of any size is :func:`layerdecomp.tasks.decomp
 from .config import DecomposeConfig, EMOptions
 from .engine import MAX_LAYERS, decompose, layer_prompts
 from .matting import matte
-from .recompose import exact_layers, recompose
+from .recompose import exact_layers
 from .result import Layers, alphas_from_shares, composite_over, shares_from_alphas
 from .writers import OUTPUTS, WRITERS, Writer, is_complete, layer_images, save_decomposition
 
@@ -36,7 +36,6 @@ __all__ = [
     "layer_images",
     "layer_prompts",
     "matte",
-    "recompose",
     "save_decomposition",
     "shares_from_alphas",
 ]

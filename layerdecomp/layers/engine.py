@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from solvers import FiniteGuard, add_noise, refine
 
+from ..codecs import Backend
 from ..constraints import Mask
 from ..options import as_dict, configure
 from .config import DecomposeConfig
@@ -159,7 +160,7 @@ def responsibilities(scores: torch.Tensor) -> torch.Tensor:
 
 
 def decompose(
-    backend,
+    backend: Backend,
     image: torch.Tensor,
     *prompts: str | Sequence[str],
     config: DecomposeConfig | None = None,
@@ -191,12 +192,12 @@ def decompose(
     count = len(prompts)
     if image.dim() != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"image: expected a (1, 3, H, W) tensor, got {tuple(image.shape)}")
-    multiple = getattr(backend, "size_multiple", backend.factor)
+    multiple = backend.size_multiple
     if any(s % multiple for s in image.shape[-2:]):
         raise ValueError(f"image: sides {tuple(image.shape[-2:])} must be multiples of {multiple}")
 
     start = time.perf_counter()
-    image = image.float().to(getattr(backend, "device", image.device))
+    image = image.float().to(backend.device)
     sampler = _Sampler(backend, image, prompts, config, generator)
     k, runs, factor = config.samples, config.runs, sampler.factor
     size = tuple(image.shape[-2:])
@@ -225,9 +226,11 @@ def decompose(
         pooled = pool_evidence(scores, em.smoothing)
         new_masks = (1 - em.damping) * masks + em.damping * responsibilities(pooled)
         new_masks = _normalised(new_masks.clamp(0, 1))
-        # The one host read of an update (≤ em.updates per image): whether to stop. The samples'
-        # NaN/Inf checks are queued on the device (sampler.guard) and read after the loop.
-        change = (new_masks - masks)[:, :-1].abs().sum(1).mean((1, 2)).max().item()
+        # The one host read of an update (≤ em.updates per image): the samples' NaN/Inf checks,
+        # queued on the device (sampler.guard), and the mask change that says whether to stop.
+        (change,) = sampler.guard.raise_if_bad(
+            (new_masks - masks)[:, :-1].abs().sum(1).mean((1, 2)).max()
+        )
         masks = new_masks
         history.append(change)
         if callback is not None:

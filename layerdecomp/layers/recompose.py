@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ..constraints.blend import recompose
-
 
 def exact_layers(image: torch.Tensor, masks: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
     """Layers (L, 3, H, W) close to ``estimates`` with ``Σ_l m_l·x_l = image`` exactly.
@@ -29,4 +27,4 @@ def exact_layers(image: torch.Tensor, masks: torch.Tensor, estimates: torch.Tens
     return image + s * d
 
 
-__all__ = ["exact_layers", "recompose"]
+__all__ = ["exact_layers"]

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..io import check_finite, tensor_to_image, write_atomically
+from ..io import check_pixels, tensor_to_image, write_atomically
 from .layerfiles import checkerboard, contact_sheet, write_ora, write_psd
 from .result import Layers
 
@@ -104,8 +104,8 @@ def stack_pixels(layers: Layers) -> tuple[np.ndarray, np.ndarray]:
     clipping to [0, 1] leaves. Where an alpha is small a colour may move far from the layer's
     own, but ``a·(colour − own)``, what any backdrop sees of the change, stays about 1/255.
     """
-    x = ((check_finite(layers.images.detach(), "the layers").double().cpu() + 1) / 2).clamp(0, 1)
-    shares = check_finite(layers.masks.detach(), "the masks").double().cpu().clamp(0, 1)
+    x = ((check_pixels(layers.images.detach(), "the layers").double().cpu() + 1) / 2).clamp(0, 1)
+    shares = check_pixels(layers.masks.detach(), "the masks").double().cpu().clamp(0, 1)
     alphas = layers.alphas.detach().double().cpu()
     steps = torch.round(alphas * 255) / 255
     colours = torch.empty_like(x)

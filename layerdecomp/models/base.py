@@ -68,6 +68,22 @@ def select_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch
         raise ModelSpecError(f"dtype {dtype!r} is not one of {known}") from None
 
 
+def device_timestep(t: Any, sample: torch.Tensor) -> Any:
+    """The timestep ``t`` as a tensor on ``sample``'s device, without a host sync.
+
+    A number becomes ``torch.full((), t)`` on the device: a fill kernel, where
+    ``torch.tensor(t, device=...)`` or ``.to(device)`` would be a blocking host-to-device copy
+    (``cudaStreamSynchronize``; what diffusers' UNet does with a number). A CPU tensor is
+    copied (that one syncs); a device tensor is returned as it is.
+    """
+    if isinstance(t, int | float):
+        dtype = torch.int64 if isinstance(t, int) else torch.float32
+        return torch.full((), t, dtype=dtype, device=sample.device)
+    if isinstance(t, torch.Tensor) and t.device != sample.device:
+        return t.to(sample.device)
+    return t
+
+
 class Backend:
     """A loaded model: denoiser factory, codec and sampling scheduler.
 
@@ -285,6 +301,7 @@ def native_size(
 
 
 __all__ = [
+    "device_timestep",
     "LatentBackend",
     "guided",
     "Backend",

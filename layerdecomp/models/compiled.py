@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from .base import device_timestep
+
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 """The accepted ``mode`` values of :func:`compile_backend` (``none``: eager)."""
 
@@ -79,22 +81,6 @@ class CompiledForward:
         torch.compiler.cudagraph_mark_step_begin()
         out = self.compiled(*args, **kwargs)
         return _clone(out)
-
-
-def device_timestep(t: Any, sample: torch.Tensor) -> Any:
-    """The timestep ``t`` as a tensor on ``sample``'s device, without a host sync.
-
-    A number becomes ``torch.full((), t)`` on the device: a fill kernel, where
-    ``torch.tensor(t, device=...)`` or ``.to(device)`` would be a blocking host-to-device copy
-    (``cudaStreamSynchronize``; what diffusers' UNet does with a number). A CPU tensor is
-    copied (that one syncs); a device tensor is returned as it is.
-    """
-    if isinstance(t, int | float):
-        dtype = torch.int64 if isinstance(t, int) else torch.float32
-        return torch.full((), t, dtype=dtype, device=sample.device)
-    if isinstance(t, torch.Tensor) and t.device != sample.device:
-        return t.to(sample.device)
-    return t
 
 
 def _clone(out: Any) -> Any:

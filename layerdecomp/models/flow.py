@@ -21,7 +21,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from ..errors import ModelSpecError
-from .base import LatentBackend, guided
+from .base import LatentBackend, device_timestep, guided
 from .stable_diffusion import TextConditioning, _expand
 
 
@@ -156,7 +156,8 @@ class FlowBackend(LatentBackend):
                 latents = torch.cat([latents, latents])
                 embeds = torch.cat([_expand(cond.negative, batch), embeds])
                 pooled = torch.cat([_expand(cond.negative_pooled, batch), pooled])
-            timestep = torch.as_tensor(t, device=self.device, dtype=torch.float32)
+            t = float(t) if isinstance(t, int | float) else t
+            timestep = device_timestep(t, latents).to(torch.float32)
             timestep = timestep.reshape(-1).expand(latents.shape[0])
             out = self.velocity(latents, timestep, embeds, pooled).to(x_t.dtype)
             return guided(out, guidance) if cfg else out

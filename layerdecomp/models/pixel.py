@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ModelSpecError
-from .base import Backend
+from .base import Backend, device_timestep
 
 
 class PixelBackend(Backend):
@@ -55,7 +55,7 @@ class PixelBackend(Backend):
 
         def call(x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
             x = x_t.to(device=self.device, dtype=self.unet.dtype)
-            timestep = torch.as_tensor(t, device=self.device)
+            timestep = device_timestep(t, x)
             return self.unet(x, timestep, return_dict=False)[0].to(x_t.dtype)
 
         return call

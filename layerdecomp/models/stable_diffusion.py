@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ModelSpecError
-from .base import LatentBackend, guided
+from .base import LatentBackend, device_timestep, guided
 
 
 @dataclass
@@ -143,7 +143,7 @@ class StableDiffusionBackend(LatentBackend):
                     }
             out = self.unet(
                 latents,
-                t,
+                device_timestep(t, latents),
                 encoder_hidden_states=embeds.to(self.unet.dtype),
                 added_cond_kwargs=added,
                 return_dict=False,

@@ -17,10 +17,10 @@ from typing import Any
 from kornia.geometry.transform import resize
 from PIL import Image
 
+from ..codecs import Backend
 from ..constraints import get
 from ..errors import InputError
 from ..io import image_to_tensor, load_image, to_rgb
-from ..models.base import Backend
 from ..options import configure
 from .config import SamplingConfig
 from .generate import ConstrainedOutput, ImageLike, generate

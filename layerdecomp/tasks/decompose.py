@@ -14,6 +14,7 @@ import kornia
 import torch
 from PIL import Image
 
+from ..codecs import Backend
 from ..io import image_to_tensor
 from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
 from ..models.base import native_size
@@ -22,7 +23,7 @@ from .tiles import round_up
 
 
 def decompose_image(
-    backend,
+    backend: Backend,
     image: Image.Image,
     *prompts: str | Sequence[str],
     seed: int = 0,

@@ -20,9 +20,9 @@ from PIL import Image
 
 import solvers
 
+from ..codecs import Backend
 from ..constraints.base import Constraint
-from ..io import check_finite, tensor_to_image
-from ..models.base import Backend
+from ..io import check_pixels, tensor_to_image
 from ..options import as_dict
 from . import tiles
 from .config import SamplingConfig
@@ -32,7 +32,7 @@ ImageLike = Image.Image | str | os.PathLike
 
 @dataclass
 class ConstrainedOutput:
-    """Result of :func:`superres`, :func:`layerdecomp.style.stylize` and :func:`generate`.
+    """Result of :func:`~.superres.superres`, :func:`~.style.stylize` and :func:`generate`.
 
     Attributes:
         images: the results at the output size.
@@ -150,7 +150,7 @@ def sample_decoded(
     finally:
         report.close()
     with torch.no_grad():
-        decoded = check_finite(backend.decode(result.sample).float(), "the decoded sample")
+        decoded = check_pixels(backend.decode(result.sample).float(), "the decoded sample")
     return Decoded(
         pixels=decoded.clamp(-1, 1).cpu(),
         nfe=result.nfe,

@@ -26,10 +26,10 @@ from PIL import Image
 import solvers
 from solvers.options import option
 
+from ..codecs import Backend
 from ..constraints import Mask
 from ..errors import InputError
 from ..io import image_to_tensor, load_image, load_mask, mask_to_tensor, tensor_to_image, to_rgb
-from ..models.base import Backend
 from ..options import configure
 from . import tiles
 from .config import SamplingConfig
@@ -59,7 +59,7 @@ class InpaintConfig(SamplingConfig):
 
 @dataclass
 class InpaintOutput(ConstrainedOutput):
-    """Result of :func:`inpaint`: :class:`~layerdecomp.generate.ConstrainedOutput` at the input's
+    """Result of :func:`inpaint`: :class:`~.generate.ConstrainedOutput` at the input's
     size, whose ``images`` have the kept pixels pasted back (by default), plus ``raw``, the
     decodes without paste-back."""
 

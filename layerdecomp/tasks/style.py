@@ -19,10 +19,11 @@ from PIL import Image
 
 from solvers.options import option
 
+from ..codecs import Backend
 from ..constraints.clip_style import DEFAULT_CLIP_MODEL, ClipStyle, load_clip
 from ..errors import InputError
 from ..io import image_to_tensor, load_image, to_rgb
-from ..models.base import Backend, native_size
+from ..models.base import native_size
 from ..options import configure
 from .config import SamplingConfig
 from .generate import ConstrainedOutput, ImageLike, generate

@@ -24,9 +24,9 @@ from PIL import Image
 from solvers import SampleOptions, Schedule
 from solvers.options import option
 
+from ..codecs import Backend
 from ..constraints.downsample import Downsample, Method
 from ..io import image_to_tensor, load_image, to_rgb
-from ..models.base import Backend
 from ..options import configure
 from . import tiles
 from .config import SamplingConfig, sampling

@@ -116,7 +116,7 @@ def test_it_runs_through_layerdecomp_run(on_path, tiny_sd, tmp_path):
     Image.fromarray(rng.integers(0, 256, (9, 7), dtype=np.uint8), mode="L").save(
         tmp_path / "gray.png"
     )
-    fast = [f"model={tiny_sd}", "steps=2", "iterations=1", "seed=0", "quiet=true"]
+    fast = [f"model={tiny_sd}", "steps=2", "iters=1", "seed=0", "quiet=true"]
     for recipe, name in ((PLUGIN / "colorize.toml", "a.png"), ("colorize", "b.png")):
         out = tmp_path / name
         result = CliRunner().invoke(

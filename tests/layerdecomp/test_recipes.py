@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 
 import click
 import pytest
 
 from layerdecomp.cli import main
 from layerdecomp.layers import DecomposeConfig
+from layerdecomp.options import option_fields
 from layerdecomp.recipes import RecipeError, bundled_dir, list_recipes, load_recipe
 from layerdecomp.tasks import InpaintConfig, StyleConfig, SuperresConfig
 from layerdecomp.tasks.constraint import ConstraintConfig
+from solvers import Schedule
 
 REQUIRED = {
     "inpaint": ["image=a.png", "mask=m.png", "output=o.png"],
@@ -46,45 +47,34 @@ def test_every_task_has_a_bundled_recipe_shipped_inside_the_package(cli):
 
 def test_recipes_carry_the_authors_settings(cli):
     sr = resolved(cli, "superres", *REQUIRED["superres"])
-    assert (sr["steps"], sr["iterations"], sr["lam"], sr["scale"]) == (20, 10, 0.1, 4)
+    assert (sr["steps"], sr["iters"], str(sr["lam"]), sr["scale"]) == (20, 10, "constant:0.1", 4)
     style = resolved(cli, "style", *REQUIRED["style"])
-    assert (style["steps"], style["iterations"], style["guidance"]) == (20, 5, 2.0)
-    assert (style["lam_start"], style["lam_end"], style["block"]) == (0.5, 0.1, 2)
+    assert (style["steps"], style["iters"], style["guidance"]) == (20, 5, 2.0)
+    assert (str(style["lam"]), style["block"]) == ("linear:0.5:0.1", 2)
     assert style["clip_model"] == "ViT-B-16"
     inpaint = resolved(cli, "inpaint", *REQUIRED["inpaint"])
-    assert (inpaint["steps"], inpaint["iterations"], inpaint["guidance"]) == (20, 5, 0.0)
+    assert (inpaint["steps"], inpaint["iters"], inpaint["guidance"]) == (20, 5, 0.0)
     assert inpaint["prompt"] == ""
     assert resolved(cli, "decompose", *REQUIRED["decompose"])["samples"] == 5  # K of §4.2
 
 
 @pytest.mark.parametrize("command", sorted(CONFIGS))
-def test_every_config_field_is_an_option_with_the_configs_default(command):
-    """The options read their defaults from the config dataclass; check the wiring, field by
-    field (a field without an option could not be set from the command line or a recipe)."""
+def test_every_config_option_is_a_command_option_with_the_configs_default_and_bounds(command):
+    """The options are generated from the config's fields (one declaration): every leaf of the
+    tree is an option of the command under its own name, with the field's default, help and
+    bounds."""
     cmd = main.get_command(None, command)
     ctx = click.Context(cmd)
     options = {p.name: p for p in cmd.params}
-    for field in fields(CONFIGS[command]):
-        if (
-            field.name in ("tile_batch",)
-            or command == "decompose"
-            and field.name
-            in (
-                "variance_floor",
-                "damping",
-                "smoothing",
-                "prior",
-                "min_share",
-                "calibrate",
-                "tol",
-                "orient",
-                "orient_levels",
-                "final_samples",
-            )
-        ):
-            continue  # Python-API settings of the engine (and the tile batch)
-        assert field.name in options, f"{command}: no option for {field.name}"
-        assert options[field.name].get_default(ctx) == field.default, field.name
+    for name, leaf in option_fields(CONFIGS[command]).items():
+        assert name in options, f"{command}: no option for {name}"
+        default = options[name].get_default(ctx)
+        if isinstance(leaf.default, Schedule):
+            default = Schedule.parse(default)
+        assert default == leaf.default, name
+        assert options[name].help == leaf.help
+        if leaf.meta.get("ge") is not None and isinstance(options[name].type, click.IntRange):
+            assert options[name].type.min == leaf.meta["ge"]
 
 
 def test_overrides_go_through_the_options_types(cli):
@@ -100,7 +90,8 @@ def test_overrides_go_through_the_options_types(cli):
         ('task = "superres"\nsteps = "20"\n', "key 'steps' expects an integer, got str '20'"),
         ('task = "superres"\nguidance = true\n', "key 'guidance' expects a number, got bool"),
         ('task = "superres"\nsteps = 0\n', "key 'steps': 0 is not in the range x>=1"),
-        ('task = "style"\nlam_start = [1]\n', "key 'lam_start' expects a number"),
+        ('task = "style"\nlam = [1]\n', "key 'lam' expects a string"),
+        ('task = "style"\nlam = "cosine"\n', "key 'lam': 'cosine' is not a schedule"),
         ('task = "decompose"\nnoise_level = 1.5\n', "key 'noise_level'"),
         ("steps = 20\n", "'task' must name a task"),
         ('task = "nope"\n', "unknown task 'nope' (known: inpaint, superres, style, decompose"),
@@ -130,12 +121,12 @@ def test_a_constraint_name_is_a_recipe_of_the_constrain_command(tmp_path, cli):
     params = resolved(
         cli, "downsample", *base, "constraint.scale=2", "method=vae_newton", "lam=0.3"
     )
-    assert params["name"] == "downsample" and params["lam"] == "0.3"
+    assert params["name"] == "downsample" and str(params["lam"]) == "constant:0.3"
     assert params["arguments"] == [["scale", 2], ["method", "vae_newton"]]
     path = tmp_path / "sr.toml"
     path.write_text('task = "downsample"\nlam = "dynamic"\n[constraint]\nscale = 2\n')
     params = resolved(cli, path, *base, "iterations=2")
-    assert params["lam"] == "dynamic" and params["arguments"] == [["scale", 2]]
+    assert params["lam"] == "dynamic:0.5" and params["arguments"] == [["scale", 2]]
 
 
 def test_recipes_in_the_working_directory_are_found(tmp_path, monkeypatch):

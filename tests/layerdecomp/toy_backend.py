@@ -43,7 +43,7 @@ class ToyBackend:
             )
         return self._gains[t]
 
-    def denoiser(self, prompt="", negative_prompt="", guidance=0.0) -> Denoiser:
+    def denoiser(self, prompt="", negative_prompt="", guidance=0.0, *, shape=None) -> Denoiser:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         means = torch.tensor([COLOURS[p] for p in prompts], dtype=torch.float64)
 

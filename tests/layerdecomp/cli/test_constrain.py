@@ -14,7 +14,7 @@ from layerdecomp.constraints import Constraint, registry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAST = ["steps=2", "iterations=1", "seed=0", "quiet=true"]
+FAST = ["steps=2", "iters=1", "seed=0", "quiet=true"]
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_blend_is_refused_with_the_reason(files, cli, one_line_error, no_outputs
         f"model={sd1_folder}",
         *FAST,
     )
-    one_line_error(result, 1, "constraint 'blend' cannot run on one image", "layerdecomp decompose")
+    one_line_error(result, 1, "constraint 'blend' cannot run on one image", "holds both layers")
     no_outputs(files)
 
 

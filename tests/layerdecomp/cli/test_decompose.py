@@ -15,7 +15,7 @@ from tests.layerdecomp.toy_backend import ToyBackend, disk_image, three_layer_im
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAST = ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--restarts", "2"]
+FAST = ["--updates", "2", "--samples", "2", "--iters", "1", "--runs", "2"]
 FAST += ["--seed", "3", "-q"]
 
 
@@ -57,8 +57,8 @@ def test_single_image_writes_every_output(tmp_path, toy, cli):
     meta = json.loads((out / "run.json").read_text())
     assert meta["seed"] == 3 and meta["fg_prompt"] == "red" and meta["bg_prompt"] == "blue"
     assert meta["parameters"]["samples"] == 2 and meta["nfe"] > 0
-    assert len(meta["mask_change"]) == meta["iterations_run"] <= 2
-    assert meta["parameters"]["restarts"] == 2 and meta["restart"] in (0, 1)
+    assert len(meta["mask_change"]) == meta["updates_run"] <= 2
+    assert meta["parameters"]["runs"] == 2 and meta["run"] in (0, 1)
     assert meta["parameters"]["matting"]["band"] == 2 and meta["fingerprint"]["--matting"]
     mask = np.asarray(Image.open(out / "mask.png"))
     assert mask.shape == (16, 16)

@@ -16,7 +16,7 @@ from tests.layerdecomp.constraints.tiny_clip import save_clip_folder
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["--steps", "2", "--iters", "1", "--seed", "5", "-q"]
-DECOMPOSE = ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--restarts", "2"]
+DECOMPOSE = ["--updates", "2", "--samples", "2", "--iters", "1", "--runs", "2"]
 DECOMPOSE += ["--seed", "3", "-q", "--work-side", "16"]
 
 
@@ -89,7 +89,7 @@ def test_superres_and_run(small_images, flow_model, cli):
         f"model={folder}",
         "scale=4",
         "steps=2",
-        "iterations=1",
+        "iters=1",
         "seed=5",
         "quiet=true",
     )

@@ -15,7 +15,7 @@ import layerdecomp.models as models
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["--steps", "2", "--iters", "1", "--seed", "5", "-q", "--dtype", "bfloat16"]
-DECOMPOSE = ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--restarts", "2"]
+DECOMPOSE = ["--updates", "2", "--samples", "2", "--iters", "1", "--runs", "2"]
 DECOMPOSE += ["--seed", "3", "-q", "--work-side", "16", "--dtype", "bfloat16"]
 
 

@@ -105,7 +105,7 @@ def test_inpaint_end_to_end(files, sd1_folder, cli):
     assert meta["model"]["spec"] == str(sd1_folder) and meta["model"]["kind"] == "sd"
     params = meta["parameters"]
     assert params["prompt"] == "a cat" and params["guidance"] == 1.5 and params["seed"] == 5
-    assert params["steps"] == 2 and params["iterations"] == 1 and params["direction"] == "newton"
+    assert params["steps"] == 2 and params["iters"] == 1 and params["direction"] == "newton"
     assert params["paste_back"] is True and params["model"] == str(sd1_folder)
     assert meta["nfe"] == 2 * (1 + 2)
     assert set(meta["timings"]) >= {"load", "sample", "total"}

@@ -26,7 +26,7 @@ from layerdecomp.cli import main
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SEED = 11
-FAST = ["--iterations", "1", "--samples", "2", "--restarts", "1", "--newton-iters", "1"]
+FAST = ["--updates", "1", "--samples", "2", "--runs", "1", "--iters", "1"]
 FAST += ["--work-side", "32", "-q"]
 PROMPTS = ["--fg", "a cat", "--bg", "stripes"]
 PNGS = ("foreground.png", "background.png", "mask.png", "recomposed.png", "sheet.png")

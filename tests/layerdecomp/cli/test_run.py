@@ -30,7 +30,9 @@ def test_run_a_recipe_with_overrides(small_images, sd1_folder, cli):
     assert Image.open(out).size == (6, 10)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["command"] == "superres" and meta["parameters"]["scale"] == 2
-    assert meta["parameters"]["lam_start"] == 0.1  # from the recipe
+    assert meta["parameters"]["lam"] == "constant:0.1"  # from the recipe
+    # the earlier name of K still works, under its new name, with a deprecation note
+    assert meta["parameters"]["iters"] == 1 and "--iterations is now --iters" in result.output
     recipe = meta["recipe"]
     assert recipe["name"] == "superres" and recipe["task"] == "superres"
     assert recipe["values"]["scale"] == 2 and recipe["values"]["iterations"] == 1
@@ -49,14 +51,14 @@ def test_run_inpaint_recipe_records_the_recipe(small_images, sd1_folder, cli):
         f"output={out}",
         f"model={sd1_folder}",
         "steps=2",
-        "iterations=1",
+        "iters=1",
         "seed=1",
         "quiet=1",
     )
     assert result.exit_code == 0, result.output
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["command"] == "inpaint" and meta["recipe"]["task"] == "inpaint"
-    assert meta["parameters"]["iterations"] == 1
+    assert meta["parameters"]["iters"] == 1
 
 
 def test_run_a_constraint_by_name(small_images, sd1_folder, cli):
@@ -68,7 +70,7 @@ def test_run_a_constraint_by_name(small_images, sd1_folder, cli):
         f"output={out}",
         f"model={sd1_folder}",
         "steps=2",
-        "iterations=1",
+        "iters=1",
         "seed=0",
         "quiet=true",
         "constraint.scale=2",

@@ -37,7 +37,7 @@ def test_sdxl_inpaint_decompose_and_superres(tmp_path, sdxl_folder, cli):
 
     layers = tmp_path / "layers"
     args = ["--fg", "a cat", "--bg", "a dog", "--model", sdxl_folder, "-o", layers, "-q"]
-    args += ["--iterations", "2", "--samples", "2", "--newton-iters", "1", "--restarts", "2"]
+    args += ["--updates", "2", "--samples", "2", "--iters", "1", "--runs", "2"]
     result = cli("decompose", tmp_path / "in.png", *args, "--guidance", "1", "--seed", "3")
     assert result.exit_code == 0, result.output
     fg = np.asarray(Image.open(layers / "foreground.png")).astype(float) / 255

@@ -43,7 +43,7 @@ def test_style_end_to_end(small_images, sd1_folder, clip_folder, cli):
     assert meta["command"] == "style" and meta["style_size"] == [40, 30]
     params = meta["parameters"]
     assert params["prompt"] == "a cat" and params["guidance"] == 2.0 and params["block"] == 2
-    assert params["clip"] == str(clip_folder) and params["lam"] == "linear"
+    assert params["clip"] == str(clip_folder) and params["lam"] == "linear:0.5:0.1"
     assert meta["nfe"] == 2 * (1 + 2)
 
 

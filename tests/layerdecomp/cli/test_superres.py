@@ -34,8 +34,8 @@ def test_superres_end_to_end(small_images, sd1_folder, cli):
     assert meta["size"] == [3, 5] and meta["output_size"] == [12, 20]
     assert meta["work_size"] == [12, 20]  # 4× and a multiple of the tiny VAE's factor 2
     params = meta["parameters"]
-    assert params["scale"] == 4 and params["method"] == "backprop" and params["iterations"] == 1
-    assert params["lam"] == "constant" and params["lam_start"] == 0.1 and params["seed"] == 3
+    assert params["scale"] == 4 and params["method"] == "backprop" and params["iters"] == 1
+    assert params["lam"] == "constant:0.1" and params["seed"] == 3
     assert meta["nfe"] == 2 * (1 + 2) and meta["backward"] == 0
     assert len(meta["residuals"]["per_iteration"]) == 2
     assert set(meta["timings"]) >= {"load", "sample", "total"} and "versions" in meta

@@ -4,7 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from layerdecomp.constraints import Blend, build, recompose
+from layerdecomp.constraints import Blend, build
+
+
+def blend(mask, layer1, layer2):
+    """x = m·x¹ + (1−m)·x²: the two-layer model."""
+    return mask * layer1 + (1 - mask) * layer2
 
 
 def test_error_is_the_adjoint_of_the_blend_operator():
@@ -13,7 +18,7 @@ def test_error_is_the_adjoint_of_the_blend_operator():
     mask = torch.rand(1, 1, 8, 8, generator=g)
     x0 = torch.randn(2, 3, 8, 8, generator=g, dtype=torch.float32)
     e, residual = build("blend", image=image, mask=mask)(x0)
-    diff = image - recompose(mask, x0[:1], x0[1:])
+    diff = image - blend(mask, x0[:1], x0[1:])
     assert torch.allclose(e[:1], mask * diff, atol=1e-6)
     assert torch.allclose(e[1:], (1 - mask) * diff, atol=1e-6)
     assert torch.allclose(residual, diff.pow(2).mean().sqrt().repeat(2))
@@ -37,7 +42,7 @@ def test_latent_layers_are_driven_to_recompose_the_image():
     layer1, layer2 = torch.rand(2, 1, 3, 8, 8, generator=g) * 2 - 1
     mask = torch.zeros(1, 1, 16, 16)
     mask[..., 4:12, 4:12] = 1.0
-    image = recompose(mask, codec.decode(layer1), codec.decode(layer2))
+    image = blend(mask, codec.decode(layer1), codec.decode(layer2))
     constraint = Blend(image, mask, codec=codec)
     z = torch.zeros(2, 3, 8, 8)
     residuals = []

@@ -94,17 +94,15 @@ def test_residual_falls_under_sampling_on_an_exact_model(method):
         return x_t / scheduler.alphas_cumprod[int(t)].sqrt()
 
     denoiser = solvers.Denoiser(x0_hat, scheduler, "sample")
+    generator = torch.Generator().manual_seed(0)
     out = solvers.sample(
         denoiser,
         Downsample(y, 4, method=method),
-        shape=(1, 3, 16, 16),
-        num_inference_steps=4,
-        iterations=10,
-        lam="constant",
-        lam_start=0.1,
-        perturbation=0.01,
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
+        solvers.initial_noise(scheduler, (1, 3, 16, 16), generator=generator),
+        solvers.SampleOptions(
+            steps=4, refine=solvers.RefineOptions(iters=10, lam="constant:0.1", perturbation=0.01)
+        ),
+        generator=generator,
     )
     assert out.residuals[-1, -1, 0] < 0.05 * out.residuals[0, 0, 0]  # the paper's λ = 0.1
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from layerdecomp.constraints import recompose
 from layerdecomp.layers import DecomposeConfig, exact_layers
 from layerdecomp.layers.stats import keep_masks, log_prior, residual_variance, select_run
 from layerdecomp.tasks.decompose import decompose_image
@@ -14,6 +13,11 @@ from tests.layerdecomp.toy_backend import (
     three_layer_image,
     toy_decompose,
 )
+
+
+def blend(mask, layer1, layer2):
+    """x = m·x¹ + (1−m)·x²: the two-layer model."""
+    return mask * layer1 + (1 - mask) * layer2
 
 
 def iou(pred, truth):
@@ -68,9 +72,9 @@ def test_three_layers_find_each_region_and_recompose_the_input():
     assert (layers.background[0] - blue).abs()[:, hidden[0]].mean() <= 0.1
     # every layer's samples in one batched call: 3 layers × K × runs
     config = DecomposeConfig()
-    assert 3 * config.samples * config.restarts in backend.batch_sizes
+    assert 3 * config.samples * config.runs in backend.batch_sizes
     assert set(backend.batch_sizes) == {
-        3 * config.samples * config.restarts,
+        3 * config.samples * config.runs,
         3 * config.final_samples,
         3,
     }
@@ -93,11 +97,11 @@ def test_all_samples_share_one_batched_call(disk):
     backend, _, _, layers = disk
     config = DecomposeConfig()
     cfg = 2 if config.guidance > 0 else 1  # guidance doubles every batch
-    iteration_batch = 2 * config.samples * config.restarts * cfg  # two layers × K × runs
+    iteration_batch = 2 * config.samples * config.runs * cfg  # two layers × K × runs
     final_batch = 2 * config.final_samples * cfg
     orient_batch = 2 * cfg  # the image under both prompts
     assert set(backend.batch_sizes) == {iteration_batch, final_batch, orient_batch}
-    per_draw = 1 + 2 * config.newton_iters
+    per_draw = 1 + 2 * config.refine.iters
     expected = per_draw * (len(layers.history) + 1) + config.orient_levels
     assert backend.unet_calls == layers.nfe == expected
 
@@ -218,7 +222,7 @@ def test_exact_layers_hold_the_blend_equation_inside_the_pixel_range():
     mask[..., 0, :] = 1.0
     mask[..., 1, :] = 0.0
     new_fg, new_bg = exact_layers(image, torch.cat([mask, 1 - mask]), torch.cat([fg, bg]))
-    assert torch.allclose(recompose(mask, new_fg[None], new_bg[None]), image, atol=1e-6)
+    assert torch.allclose(blend(mask, new_fg[None], new_bg[None]), image, atol=1e-6)
     assert new_fg.abs().max() <= 1 + 1e-6 and new_bg.abs().max() <= 1 + 1e-6
     assert torch.equal(new_fg[..., 0, :], image[0, :, 0, :])  # certain foreground: the input
     assert torch.allclose(new_bg[..., 0, :], bg[0, :, 0, :])  # ... and the estimate behind it

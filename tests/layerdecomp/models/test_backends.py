@@ -9,7 +9,7 @@ from diffusers import DDIMScheduler
 from layerdecomp.codecs import Codec
 from layerdecomp.constraints import Mask
 from layerdecomp.models import PixelBackend, StableDiffusionBackend, load_model
-from solvers import Denoiser, sample
+from solvers import Denoiser, RefineOptions, SampleOptions, initial_noise, sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,14 +95,14 @@ def test_inpainting_sample_runs(case):
     image = torch.rand(1, 3, 16, 16) * 2 - 1
     known = torch.ones(1, 1, 16, 16)
     known[..., 4:12, 4:12] = 0
+    generator, shape = torch.Generator().manual_seed(0), backend.latent_shape(1, 16, 16)
+    denoiser = backend.denoiser(shape=shape)
     out = sample(
-        backend.denoiser(),
+        denoiser,
         Mask(image, known, codec=backend),
-        shape=backend.latent_shape(1, 16, 16),
-        num_inference_steps=2,
-        iterations=1,
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
+        initial_noise(denoiser.scheduler, shape, generator=generator),
+        SampleOptions(steps=2, refine=RefineOptions(iters=1)),
+        generator=generator,
     )
     assert out.nfe == 2 * (1 + 2 * 1)
     assert torch.isfinite(out.sample).all()

@@ -17,7 +17,7 @@ from layerdecomp.constraints import Mask
 from layerdecomp.models import FluxBackend, SD3Backend, load_model, native_size
 from layerdecomp.models.flow import PipelineFlowMatchScheduler
 from layerdecomp.models.flux import pack, unpack
-from solvers import Denoiser, newton, sample
+from solvers import Denoiser, RefineOptions, SampleOptions, initial_noise, newton, sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -179,12 +179,10 @@ def test_zero_constraint_is_diffusers_loop(case, guidance):
     name, backend = case
     noise, steps = _noise(1, 4, 8, 12, seed=3), 3
     out = sample(
-        backend.denoiser("a cat", guidance=guidance),
+        backend.denoiser("a cat", guidance=guidance, shape=noise.shape),
         _zero,
-        x_t=noise,
-        num_inference_steps=steps,
-        iterations=1,
-        disable=True,
+        noise,
+        SampleOptions(steps=steps, refine=RefineOptions(iters=1)),
     )
     kwargs = dict(height=16, width=24, num_inference_steps=steps, output_type="latent")
     pipe = backend.pipeline
@@ -207,14 +205,14 @@ def test_inpainting_residual_falls(case):
     image = torch.rand(1, 3, 16, 16) * 2 - 1
     known = torch.ones(1, 1, 16, 16)
     known[..., 4:12, 4:12] = 0
+    generator, shape = torch.Generator().manual_seed(0), backend.latent_shape(1, 16, 16)
+    denoiser = backend.denoiser("a cat", shape=shape)
     out = sample(
-        backend.denoiser("a cat"),
+        denoiser,
         Mask(image, known, codec=backend),
-        shape=backend.latent_shape(1, 16, 16),
-        num_inference_steps=3,
-        iterations=3,
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
+        initial_noise(denoiser.scheduler, shape, generator=generator),
+        SampleOptions(steps=3, refine=RefineOptions(iters=3)),
+        generator=generator,
     )
     residuals = out.residuals[:, :, 0]
     assert (residuals[:, -1] < residuals[:, 0]).all(), residuals

@@ -52,21 +52,21 @@ def test_guidance_combines_as_paper(backend):
 def test_sampling_with_guidance_counts_calls(sd1_folder):
     """Over a whole constrained run, every NFE is exactly one UNet call of batch 2B."""
     from layerdecomp.constraints import Mask
-    from solvers import sample
+    from solvers import RefineOptions, SampleOptions, initial_noise, sample
 
     backend = load_model(str(sd1_folder), device="cpu")
     counter = CallCounter(backend.unet)
     image = torch.rand(1, 3, 16, 16) * 2 - 1
     known = torch.ones(1, 1, 16, 16)
     known[..., :8, :] = 0
+    generator, shape = torch.Generator().manual_seed(0), backend.latent_shape(2, 16, 16)
+    denoiser = backend.denoiser("a cat", guidance=3.0, shape=shape)
     out = sample(
-        backend.denoiser("a cat", guidance=3.0),
+        denoiser,
         Mask(image, known, codec=backend),
-        shape=backend.latent_shape(2, 16, 16),
-        num_inference_steps=2,
-        iterations=2,
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
+        initial_noise(denoiser.scheduler, shape, generator=generator),
+        SampleOptions(steps=2, refine=RefineOptions(iters=2)),
+        generator=generator,
     )
     assert len(counter.batches) == out.nfe == 2 * (1 + 2 * 2)
     assert set(counter.batches) == {4}

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.layerdecomp.toy_backend import ToyBackend, disk_image
 
-FAST = {"iterations": "2", "samples": "2", "newton_iters": "1", "restarts": "2", "seed": "3"}
+FAST = {"updates": "2", "samples": "2", "iters": "1", "runs": "2", "seed": "3"}
 """Small settings: a toy run takes a fraction of a second."""
 
 

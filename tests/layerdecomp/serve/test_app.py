@@ -74,11 +74,16 @@ def test_the_zip_holds_the_command_lines_files(client, cli, tmp_path, monkeypatc
         "nfe",
         "mask_change",
         "swapped",
-        "restart",
+        "run",
+        "updates_run",
     ):
         assert meta[key] == expected[key], key
-    for key in ("iterations", "samples", "restarts", "newton_iters", "noise_level", "work_side"):
+    for key in ("updates", "samples", "runs", "iters", "noise_level", "work_side"):
         assert meta["parameters"][key] == expected["parameters"][key], key  # fmt: skip
+    # the same options, by the same names, in both records
+    assert set(meta["parameters"]) - {"model"} >= set(expected["parameters"]) - {
+        "model", "model_config", "allow_pickle", "device", "dtype"
+    }
 
 
 def test_a_run_through_the_job_routes(client):
@@ -89,7 +94,7 @@ def test_a_run_through_the_job_routes(client):
     assert job["files"] == list(OUTPUTS)
     assert job["formats"] == {name: list(w.files) for name, w in WRITERS.items()}
     assert job["summary"]["seed"] == 11 and job["summary"]["size"] == [16, 16]
-    assert job["progress"]["phase"] == "done" and job["progress"]["iterations"] == 2
+    assert job["progress"]["phase"] == "done" and job["progress"]["updates"] == 2
     mask = client.get(f"/api/jobs/{job['id']}/files/mask.png")
     assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"
     zipped = unzip(client.get(f"/api/jobs/{job['id']}/zip").content)
@@ -160,7 +165,7 @@ def test_the_page_and_its_assets_are_served(client):
     for asset in ("app.js", "style.css"):
         assert client.get(f"/static/{asset}").status_code == 200
     info = client.get("/api/info").json()
-    assert info["defaults"]["iterations"] == 12 and info["limits"]["max_foregrounds"] == 7
+    assert info["defaults"]["updates"] == 12 and info["limits"]["max_foregrounds"] == 7
 
 
 BAD = [
@@ -174,9 +179,9 @@ BAD = [
     ("eight fg", {"fg": [f"p{i}" for i in range(8)]}, 422, "8 foreground prompts"),
     ("empty second fg", {"fg": ["red", " "]}, 422, "fg: the prompt is empty"),
     ("seed", {"seed": "abc"}, 422, "seed: "),
-    ("iterations", {"iterations": "0"}, 422, "iterations: "),
+    ("updates", {"updates": "0"}, 422, "updates: "),
     ("noise", {"noise_level": "1.5"}, 422, "noise_level: "),
-    ("work side", {"work_side": "4096"}, 422, "work_side: at most 1024"),
+    ("work side", {"work_side": "4096"}, 422, "work_side: Input should be less than or equal"),
     ("format", {"formats": "gif"}, 422, "formats: unknown gif"),
 ]
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[3]
 FOX = ROOT / "examples" / "fox_stripes.png"
-SMALL = {"iterations": "2", "work_side": "64", "samples": "2", "restarts": "1"}
+SMALL = {"updates": "2", "work_side": "64", "samples": "2", "runs": "1"}
 """Settings that keep one decomposition on mini to a few seconds on a CPU."""
 START_TIMEOUT = 180
 
@@ -87,7 +87,7 @@ def fill(page, image: Path, fg: str, bg: str, seed: str, settings: dict[str, str
     page.fill(".fg", fg)
     page.fill("#bg", bg)
     page.fill("#seed", seed)
-    page.click("details summary")  # samples and restarts are under "More options"
+    page.click("details summary")  # samples and runs are under "More options"
     for name, value in settings.items():
         page.fill(f"#{name}", value)
 
@@ -117,7 +117,7 @@ def test_a_second_foreground_field_makes_three_layers(server, page):
 def test_the_page_decomposes_an_upload_and_the_zip_downloads(server, page, tmp_path):
     page.goto(server + "/")
     assert page.text_content("#model") == "Model: mini."
-    assert page.input_value("#iterations") == "12"  # the defaults come from the server
+    assert page.input_value("#updates") == "12"  # the defaults come from the server
     fill(page, FOX, "a fox face", "purple stripes", "0", SMALL)
     assert page.get_attribute("#preview", "src").startswith("blob:")
     page.click("#run")
@@ -149,7 +149,7 @@ def test_the_page_decomposes_an_upload_and_the_zip_downloads(server, page, tmp_p
         "a fox face",
         "purple stripes",
     )
-    assert meta["parameters"]["iterations"] == 2 and meta["work_size"] == [64, 64]
+    assert meta["parameters"]["updates"] == 2 and meta["work_size"] == [64, 64]
     displayed = page.get_attribute("#result-mask", "src")
     assert job in displayed and page.request.get(server + displayed).body() == mask
 

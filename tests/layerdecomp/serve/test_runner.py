@@ -55,20 +55,21 @@ def test_read_upload_refuses_bad_uploads_naming_the_upload(tmp_path, data, fragm
 
 def test_make_order_checks_prompts_options_and_formats():
     image = Image.new("RGB", (4, 4))
-    order = make_order(image, "x.png", ["a"], "b", 5, {"samples": 2, "other": 1}, None, None)
+    order = make_order(image, "x.png", ["a"], "b", 5, {"samples": 2}, None)
     assert order.config == DecomposeConfig(samples=2) and order.formats == tuple(WRITERS)
     for fg, bg, options, formats, fragment in [
         ([], "b", {}, None, "fg: give the foreground"),
         (["a"], " ", {}, None, "bg: the prompt is empty"),
         (["a"], "b", {"samples": 0}, None, "samples: expected ≥ 1"),
+        (["a"], "b", {"other": 1}, None, "other: not an option"),
         (["a"], "b", {}, ["png", "bmp"], "formats: unknown bmp"),
     ]:
         with pytest.raises(InputError, match=fragment):
-            make_order(image, "x.png", fg, bg, 0, options, None, formats)
+            make_order(image, "x.png", fg, bg, 0, options, formats)
 
 
 def test_run_order_reports_progress_and_writes_the_folder(tmp_path):
-    """Progress seen from inside the model's calls: iterations 0..n, then the final layers."""
+    """Progress seen from inside the model's calls: mask updates 0..n, then the final layers."""
     seen = []
 
     class Watched(ToyBackend):
@@ -77,13 +78,13 @@ def test_run_order_reports_progress_and_writes_the_folder(tmp_path):
             return super().decode(latent)
 
     image = read_upload(disk_png(), "disk.png", tmp_path, max_pixels=10**6)
-    options = {"iterations": 3, "samples": 2, "newton_iters": 1, "restarts": 1, "tol": 0.0}
-    order = make_order(image, "disk.png", ["red"], "blue", 7, options, None, None)
+    options = {"updates": 3, "samples": 2, "iters": 1, "runs": 1, "tol": 0.0}
+    order = make_order(image, "disk.png", ["red"], "blue", 7, options, None)
     job = Job("abc", order, tmp_path / "abc")
     run_order(Watched(), job, describe={"spec": "toy"}, extra={"model": "toy"})
-    assert [p.get("iteration") for p in seen if p.get("phase") == "layers"] == [0, 1, 2]
-    assert seen[-1]["phase"] == "final" and seen[-1]["iteration"] == 3
+    assert [p.get("update") for p in seen if p.get("phase") == "layers"] == [0, 1, 2]
+    assert seen[-1]["phase"] == "final" and seen[-1]["update"] == 3
     assert job.progress["phase"] == "done"
     assert job.files == list(OUTPUTS)
     assert sorted(p.name for p in job.folder.iterdir()) == sorted(OUTPUTS)
-    assert job.summary["seed"] == 7 and job.summary["iterations_run"] == 3
+    assert job.summary["seed"] == 7 and job.summary["updates_run"] == 3

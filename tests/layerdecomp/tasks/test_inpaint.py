@@ -39,7 +39,7 @@ def test_odd_size_kept_exactly(pixel):
     keep = np.asarray(mask) == 0
     assert (np.asarray(out.image)[keep] == np.asarray(image)[keep]).all()
     assert out.nfe == 2 * 3 and out.residuals.shape == (2, 2, 1)
-    meta = out.metadata()
+    meta = out.record()
     assert meta["seed"] == 3 and meta["parameters"]["steps"] == 2
     assert len(meta["residuals"]["first"]) == len(meta["residuals"]["last"]) == 2
 
@@ -98,7 +98,7 @@ def test_a_batch_of_one_is_inpaint_bit_for_bit(sd1_folder):
     assert batched.raw[0].tobytes() == alone.raw[0].tobytes()
     assert batched.image.tobytes() == alone.image.tobytes()
     assert torch.equal(batched.residuals, alone.residuals) and batched.nfe == alone.nfe
-    assert batched.metadata()["parameters"]["batch_images"] == 1
+    assert batched.record()["parameters"]["batch_images"] == 1
 
 
 def test_a_batch_goes_through_the_denoiser_together(sd1_folder):
@@ -125,7 +125,7 @@ def test_a_batch_goes_through_the_denoiser_together(sd1_folder):
         assert difference.max() <= 2  # the batched network's rounding, nothing else
         assert out.residuals.shape == single.residuals.shape == (2, 2, 1)
         assert torch.allclose(out.residuals, single.residuals, rtol=1e-3, atol=1e-5)
-        assert out.nfe == single.nfe and out.metadata()["parameters"]["batch_images"] == 3
+        assert out.nfe == single.nfe and out.record()["parameters"]["batch_images"] == 3
 
 
 def test_what_a_batch_refuses(pixel):

@@ -41,8 +41,8 @@ def test_blending_weights_fall_off_across_the_overlap():
     assert (row[4:8].diff() > 0).all() and 0 < row[4] < 0.5 < row[7] < 1
 
 
-def test_tile_side_and_size_factor():
-    assert tiles.tile_side(10, 4) == 12 and tiles.tile_side(0, 8) == 8
+def test_round_up_and_size_factor():
+    assert tiles.round_up(10, 4) == 12 and tiles.round_up(0, 8) == 8
     assert tiles.far_above((512, 512), (64, 64)) == 64 and tiles.far_above((9, 9), None) == 1
 
 
