@@ -17,7 +17,7 @@ import click
 RECIPE_META = "layerdecomp.recipe"
 """``click.Context.meta`` key under which ``run`` hands its recipe to the task command."""
 
-MODEL_OPTIONS = ("model", "model_config", "allow_pickle", "device", "dtype")
+MODEL_OPTIONS = ("model", "model_config", "allow_pickle", "device", "dtype", "compile")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +57,14 @@ def model_options(function: F) -> F:
                 show_default=True,
                 type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
                 help="Network precision (auto: float16 on GPU, float32 on CPU).",
+            ),
+            click.option(
+                "--compile",
+                default="none",
+                show_default=True,
+                type=click.Choice(["none", "default", "reduce-overhead", "max-autotune"]),
+                help="torch.compile the denoising network (reduce-overhead: CUDA graphs on a "
+                "GPU); the first calls of each shape compile, results match eager.",
             ),
             click.option("--seed", type=int, default=None, help="Seed (default: drawn, recorded)."),
             click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes."),
@@ -153,6 +161,16 @@ def config_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[F], F]
                     type=_click_type(leaves[new]),
                 )
             )
+        for old in getattr(cls, "REPLACED", {}):
+            made.append(
+                click.option(
+                    "--" + old.replace("_", "-"),
+                    old,
+                    default=None,
+                    hidden=True,
+                    type=click.UNPROCESSED,
+                )
+            )
         return _apply(function, made)
 
     return decorate
@@ -180,6 +198,14 @@ def config_from(cls: type[C], params: dict[str, Any]) -> C:
     from ..options import from_flat
 
     values = dict(params)
+    for old, instead in getattr(cls, "REPLACED", {}).items():
+        if values.get(old) is not None:
+            from ..errors import InputError
+
+            raise InputError(
+                f"--{old.replace('_', '-')} is gone: use --{instead} ({instead.split()[0]} = "
+                "... in recipes)"
+            )
     for old, new in getattr(cls, "ALIASES", {}).items():
         if values.get(old) is not None:
             click.echo(
@@ -222,6 +248,7 @@ def load_backend(params: dict[str, Any]):
         dtype=params["dtype"],
         config=params["model_config"],
         allow_pickle=params["allow_pickle"],
+        compile=params.get("compile", "none"),
     )
 
 

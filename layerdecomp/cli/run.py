@@ -24,6 +24,7 @@ _PYTHON_TYPES = {
     click.types.FloatParamType: (int, float),
     click.types.BoolParamType: (bool,),
     ScheduleType: (int, float, str),
+    click.types.UnprocessedParamType: (object,),  # a replaced option: refused by the command
 }
 
 
@@ -83,7 +84,9 @@ def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> di
         elif constraint:
             arguments[key] = value
         else:
-            known = ", ".join(sorted(params))
+            known = ", ".join(
+                sorted(k for k, p in params.items() if not getattr(p, "hidden", False))
+            )
             raise _recipe_error(recipe, f"unknown key {key!r} (known: {known})")
     for key, raw in split_overrides(overrides, recipe.name):
         head, dot, rest = key.partition(".")
@@ -98,7 +101,9 @@ def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> di
         elif constraint and not dot:
             arguments[key] = literal(raw)
         else:
-            known = ", ".join(sorted(params))
+            known = ", ".join(
+                sorted(k for k, p in params.items() if not getattr(p, "hidden", False))
+            )
             raise _recipe_error(recipe, f"unknown key {key!r} (known: {known})")
     for name, param in params.items():
         if name in values:

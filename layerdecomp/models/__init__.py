@@ -34,6 +34,7 @@ def load_model(
     *,
     config: str | os.PathLike | None = None,
     allow_pickle: bool = False,
+    compile: str = "none",
 ) -> Backend:
     """Load a diffusion model as a backend (the denoiser contract of ``docs/algorithm.md``).
 
@@ -47,6 +48,10 @@ def load_model(
         config: for a single-file checkpoint, a local diffusers folder of the same architecture
             (needed offline: diffusers otherwise fetches it from the hub).
         allow_pickle: accept ``.ckpt``/``.bin``/``.pt`` weights (they can run arbitrary code).
+        compile: ``torch.compile`` the denoising network (:func:`~.compiled.compile_backend`):
+            ``none``, ``default``, ``reduce-overhead`` (CUDA graphs on a GPU) or
+            ``max-autotune``. The first calls of each shape compile (slow); results match
+            eager within float tolerance.
 
     Returns:
         A :class:`StableDiffusionBackend`, :class:`SD3Backend`, :class:`FluxBackend` or
@@ -56,6 +61,10 @@ def load_model(
     Raises:
         ModelSpecError: a spec that cannot be resolved or loaded, with what to do.
     """
+    from .compiled import COMPILE_MODES
+
+    if compile not in COMPILE_MODES:
+        raise ModelSpecError(f"compile: {compile!r} is not one of {', '.join(COMPILE_MODES)}")
     device = select_device(device)
     dtype = select_dtype(dtype, device)
     source = resolve_spec(spec, config=config, allow_pickle=allow_pickle)
@@ -66,6 +75,10 @@ def load_model(
         "location": source.location,
         **({"config": source.config} if source.config else {}),
     }
+    if compile != "none":
+        from .compiled import compile_backend
+
+        compile_backend(backend, compile)
     return backend
 
 

@@ -27,6 +27,11 @@ class SamplingConfig:
 
     ALIASES: ClassVar[dict[str, str]] = {"iterations": "iters"}
     """Earlier names of options, accepted with a deprecation line (command line, recipes)."""
+    REPLACED: ClassVar[dict[str, str]] = {
+        "lam_start": "lam linear:START:END (or constant:VALUE)",
+        "lam_end": "lam linear:START:END",
+    }
+    """Earlier options with no one-to-one successor: refused, naming what replaces them."""
 
     prompt: str = option("", "Text prompt.")
     negative_prompt: str = option("", "Unconditional prompt (with guidance > 0).")

@@ -125,3 +125,15 @@ def test_graphed_call_replays_on_new_inputs():
     graphed = GraphedCall(lambda v: (v * 2).sin(), x)
     y = torch.randn(8, device="cuda")
     torch.testing.assert_close(graphed(y), (y * 2).sin())
+
+
+def test_load_model_compiles_on_request_and_refuses_an_unknown_mode(sd1_folder):
+    """``load_model(compile=...)`` (the command line's ``--compile``) installs the compiled
+    forward; the compilation itself waits for the first call."""
+    from layerdecomp.errors import ModelSpecError
+
+    backend = load_model(str(sd1_folder), device="cpu", compile="default")
+    assert compile_mode(backend) == "default"
+    assert compile_mode(load_model(str(sd1_folder), device="cpu")) == "none"
+    with pytest.raises(ModelSpecError, match="compile: 'fast' is not one of none, default"):
+        load_model(str(sd1_folder), device="cpu", compile="fast")
