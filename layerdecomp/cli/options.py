@@ -161,7 +161,7 @@ def config_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[F], F]
                     type=_click_type(leaves[new]),
                 )
             )
-        for old in getattr(cls, "REPLACED", {}):
+        for old, instead in getattr(cls, "REPLACED", {}).items():
             made.append(
                 click.option(
                     "--" + old.replace("_", "-"),
@@ -169,6 +169,7 @@ def config_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[F], F]
                     default=None,
                     hidden=True,
                     type=click.UNPROCESSED,
+                    help=f"use --{instead}",  # hidden; what a recipe using it is told
                 )
             )
         return _apply(function, made)

@@ -77,6 +77,8 @@ def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> di
     for key, value in recipe.values.items():
         if key == "constraint" and constraint and isinstance(value, dict):
             arguments.update(value)
+        elif key in params and isinstance(params[key].type, click.types.UnprocessedParamType):
+            raise _recipe_error(recipe, f"key {key!r} is gone: {params[key].help}")
         elif key in params:
             for item in value if params[key].multiple and isinstance(value, list) else [value]:
                 _check_type(recipe, params[key], item)

@@ -92,7 +92,7 @@ def test_overrides_go_through_the_options_types(cli):
         ('task = "superres"\nsteps = 0\n', "key 'steps': 0 is not in the range x>=1"),
         ('task = "style"\nlam = [1]\n', "key 'lam' expects a string"),
         ('task = "style"\nlam = "cosine"\n', "key 'lam': 'cosine' is not a schedule"),
-        ('task = "superres"\nlam_start = 0.5\n', "--lam-start is gone: use --lam linear:START"),
+        ('task = "superres"\nlam_start = 0.5\n', "key 'lam_start' is gone: use --lam linear:START"),
         ('task = "decompose"\nnoise_level = 1.5\n', "key 'noise_level'"),
         ("steps = 20\n", "'task' must name a task"),
         ('task = "nope"\n', "unknown task 'nope' (known: inpaint, superres, style, decompose"),
