@@ -169,6 +169,12 @@ def train(
     states, losses, time spent): a call continues from it, and a call whose ``budget`` is spent
     saves it and returns None, so a long run can be split into calls of a few minutes with
     identical results. A finished run leaves only ``checkpoint/state.json`` (phase ``done``).
+    The rendered composites are cached in ``out/data.safetensors`` meanwhile.
+
+    With ``config.minutes`` (one run, e.g. ``gpu.toml``) the call renders, trains and reports
+    within that many minutes from its start: the VAE gets ``vae_share`` of what is left after
+    the data and ``report_minutes``, the UNet the rest, and each loop's schedule anneals on the
+    time it gets (its ``max_minutes`` is replaced; ``steps`` is only a ceiling).
 
     Args:
         config: The run's config (must equal the checkpoint's, if there is one).
