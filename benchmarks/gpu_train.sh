@@ -57,9 +57,11 @@ IMPORTS=$(($(date +%s) - PRE))  # what the training call's imports will take aga
 TRAIN_MIN=$("$PY" -c "
 print(f'{max(0.2, ($MINUTES * 60 - ($(date +%s) - $START) - $RESERVE - $IMPORTS) / 60):.3f}')")
 say "training for $TRAIN_MIN min (imports took $IMPORTS s)"
-"$PY" -m layerdecomp.training --config "$CONFIG" --out "$WORK/mini-gpu" --minutes "$TRAIN_MIN" \
+# a hang (a driver, a compiler) must not eat the benchmark and the log: stop at twice the margin
+timeout "$("$PY" -c "print(int($TRAIN_MIN * 60 + 2 * $IMPORTS + 90))")" \
+    "$PY" -m layerdecomp.training --config "$CONFIG" --out "$WORK/mini-gpu" --minutes "$TRAIN_MIN" \
     2>&1 | tee -a "$LOG"
-TRAIN_RC=$?
+TRAIN_RC=${PIPESTATUS[0]}
 say "training exit $TRAIN_RC"
 
 LEFT=$("$PY" -c "print(int($MINUTES * 60 - ($(date +%s) - $START) - 5))")
