@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/gpu_train.sh 9              # on the GPU machine, from the repository root
 #   DRY=1 bash benchmarks/gpu_train.sh 0.5      # the same steps on the CPU with configs/tiny.toml
+#   COMPILE=inductor bash benchmarks/gpu_train.sh 9   # the UNet step compiled (~1 min of the budget)
 #
 # Needs .whl/ (benchmarks/gpu_wheels.sh) and .font/ carried beside the tree; without .whl/ the
 # current Python's packages are used (PYTHON=... picks the interpreter). Leaves in $OUT (default
@@ -60,7 +61,7 @@ say "training for $TRAIN_MIN min (imports took $IMPORTS s)"
 # a hang (a driver, a compiler) must not eat the benchmark and the log: stop at twice the margin
 timeout "$("$PY" -c "print(int($TRAIN_MIN * 60 + 2 * $IMPORTS + 90))")" \
     "$PY" -m layerdecomp.training --config "$CONFIG" --out "$WORK/mini-gpu" --minutes "$TRAIN_MIN" \
-    2>&1 | tee -a "$LOG"
+    ${COMPILE:+--compile "$COMPILE"} 2>&1 | tee -a "$LOG"
 TRAIN_RC=${PIPESTATUS[0]}
 say "training exit $TRAIN_RC"
 

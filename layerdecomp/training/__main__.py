@@ -40,6 +40,12 @@ from layerdecomp.training.train import train
     help="One run: render, train both models and report within this many minutes, the VAE "
     "and UNet schedules annealing on the time they get (overrides the config's `minutes`).",
 )
+@click.option(
+    "--compile",
+    "compile_backend",
+    default=None,
+    help="Override the config's torch.compile backend (inductor; '' = eager).",
+)
 def main(
     config_path: str,
     out: str,
@@ -47,12 +53,13 @@ def main(
     seed: int | None,
     max_minutes: float,
     minutes: float | None,
+    compile_backend: str | None,
 ) -> None:
     """Train the miniature SD-format model on emoji composites and save it to OUT.
 
     A run continues from OUT's checkpoint when there is one.
     """
-    given = (("device", device), ("seed", seed), ("minutes", minutes))
+    given = (("device", device), ("seed", seed), ("minutes", minutes), ("compile", compile_backend))
     overrides = {k: v for k, v in given if v is not None}
     try:
         config = load_config(config_path, **overrides)
