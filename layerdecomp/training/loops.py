@@ -219,7 +219,8 @@ def train_unet(
     if compile_backend and not progress.done:
         began = time.monotonic()
         zeros = torch.zeros(shape, device=device)
-        step_fn(zeros, zeros, torch.zeros(b, dtype=torch.long, device=device), empty.expand(b, -1))
+        ids = empty.repeat(b, 1)  # contiguous, as the real batches: no recompilation
+        step_fn(zeros, zeros, torch.zeros(b, dtype=torch.long, device=device), ids)
         zero()
         spent = time.monotonic() - began
         log(f"unet: compiled in {spent:.0f} s")
