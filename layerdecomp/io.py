@@ -141,6 +141,33 @@ def tensor_to_image(tensor: torch.Tensor, what: str = "the output image") -> Ima
     return _processors()[0].postprocess(x[:1].clamp(-1, 1), output_type="pil")[0]
 
 
+MIN_CELLS = 2
+"""The fewest cells of the model's latent grid a side of the image it works on may have."""
+MIN_INPUT_SIDE = 2
+"""The fewest pixels a side of any input image may have (1 px says nothing of its content)."""
+
+
+def check_image_size(
+    size: tuple[int, int], factor: int, task: str, *, what: str = "image", scale: int = 1
+) -> None:
+    """Refuse an image too small for ``task`` to honestly work on, before any work: the model
+    works on it at ``scale`` times its size (superres), and that must span ``MIN_CELLS`` cells of
+    the latent grid (``factor`` pixels each: 8 for SD, 4 for ``mini``) per side. The one rule of
+    the command line, the Python API and the server.
+
+    Raises:
+        InputError: naming the size and the smallest size ``task`` takes.
+    """
+    need = max(MIN_INPUT_SIDE, -(-MIN_CELLS * max(1, int(factor)) // max(1, int(scale))))
+    width, height = size
+    if min(width, height) < need:
+        worked = f", {need * scale} px at x{scale}" if scale > 1 else ""
+        raise InputError(
+            f"{what}: {width}x{height} px is too small for {task}; the smallest it takes is "
+            f"{need}x{need} px ({MIN_CELLS} cells of the model's latent grid per side{worked})"
+        )
+
+
 # ---------------------------------------------------------------------- outputs
 
 
@@ -159,7 +186,45 @@ def check_output_path(path: str | os.PathLike) -> Path:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE or path.suffix.lower() == ".json":
         raise InputError(f"output {str(path)!r}: unknown image extension (use .png)")
+    _check_writable(path, parent)
     return path
+
+
+def check_output_folder(path: str | os.PathLike) -> Path:
+    """Validate an output folder before any work: a folder, or creatable where it would go, and
+    writable. Nothing is left behind (a probe file or folder is removed again).
+
+    Raises:
+        InputError: a file in the way, or a place that cannot be created or written to.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file, not a folder" if existing == path else f"{str(existing)!r} is a file"
+        raise InputError(f"output {str(path)!r}: {what}")
+    _check_writable(path, existing)
+    return path
+
+
+def _check_writable(path: Path, folder: Path) -> None:
+    """Create and remove a probe file in ``folder`` (the output's folder, or the nearest one that
+    exists), so that a place that cannot be written fails before the work, in words."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".layerdecomp-probe-", dir=folder)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as exc:
+        raise InputError(
+            f"output {str(path)!r}: cannot be written in {str(folder)!r} ({os_reason(exc)})"
+        ) from None
+
+
+def os_reason(exc: OSError) -> str:
+    """An operating-system error in words (``permission denied``), without its class or number."""
+    reason = exc.strerror or str(exc) or "failed"
+    return reason[0].lower() + reason[1:]
 
 
 def write_atomically(files: Sequence[tuple[Path, Callable[[Path], None]]]) -> None:
@@ -188,7 +253,7 @@ def write_atomically(files: Sequence[tuple[Path, Callable[[Path], None]]]) -> No
             os.replace(temp, target)
     except OSError as exc:
         where = str(target) if target is not None else "output"
-        raise InputError(f"output {where!r}: cannot be written ({exc})") from None
+        raise InputError(f"output {where!r}: cannot be written ({os_reason(exc)})") from None
     finally:
         for temp, _ in temps:
             temp.unlink(missing_ok=True)
@@ -227,13 +292,17 @@ def write_outputs(image: Image.Image, path: str | os.PathLike, metadata: dict[st
 
 
 __all__ = [
+    "MIN_CELLS",
+    "check_image_size",
     "check_pixels",
+    "check_output_folder",
     "check_output_path",
     "image_to_tensor",
     "load_image",
     "load_mask",
     "mask_to_tensor",
     "open_image",
+    "os_reason",
     "tensor_to_image",
     "to_rgb",
     "write_atomically",

@@ -115,7 +115,7 @@ def analyze() -> None:
 @click.option(
     "--exact", is_flag=True, help="Also the dense J by autograd (latents of ≤ 4096 entries)."
 )
-@model_options
+@model_options(dtype_help="Network precision (auto: float32, on a GPU too; see above).")
 def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exact, **params):
     """Spectrum and asymmetry of the denoiser Jacobian J = ∂x̂0/∂x_t, and one column of J
     against one row, at each timestep; write the table and the plots into OUTPUT.

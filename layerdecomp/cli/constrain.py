@@ -51,17 +51,12 @@ class KeyValue(click.ParamType):
 @model_options
 def constrain(name, image, output, arguments, **params):
     """Sample under the constraint NAME built from IMAGE; write OUTPUT and OUTPUT.json."""
-    from ..constraints import get
-    from ..errors import InputError
     from ..io import check_output_path, open_image, to_rgb
-    from ..tasks.constraint import run_constraint
+    from ..tasks.constraint import one_image_constraint, run_constraint
 
     started = time.perf_counter()
     config = config_from(ConstraintConfig, params)
-    try:
-        get(name)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    one_image_constraint(name)
     output = check_output_path(output)
     source = open_image(image, "image")
     rgb = to_rgb(source)

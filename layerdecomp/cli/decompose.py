@@ -36,10 +36,10 @@ from .options import (
 def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], bool]:
     """(input file, output folder) pairs for IMAGE (file, folder or glob) under DIR, and whether
     IMAGE named many (a folder or glob: one sub-folder each) rather than one file."""
+    from ..io import check_output_folder
     from ..runs import image_files, outputs_by_stem
 
-    if output.exists() and not output.is_dir():
-        raise InputError(f"output {str(output)!r}: is a file, not a folder")
+    check_output_folder(output)  # a place that cannot be written fails before the model loads
     files, many = image_files(image)
     if not many:
         return [(files[0], output)], False
@@ -61,8 +61,8 @@ def collect_inputs(image: str, output: Path) -> tuple[list[tuple[Path, Path]], b
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Folder or glob: redo the images whose folder was made with other settings (default: "
-    "refuse them; folders made with these settings are skipped).",
+    help="Replace an output folder made with other settings (default: refuse it; one made "
+    "with these settings is skipped), for one image as for a folder or glob.",
 )
 @model_options
 def decompose(**params):
@@ -97,9 +97,30 @@ def decompose(**params):
     seed = secrets.randbits(32) if params["seed"] is None else params["seed"]
     dtype = dtype_name(params["dtype"], params["device"])
     stamp = fingerprint(decompose, params, {"image": src}, seed=seed, dtype=dtype)
+    if _finished(dst, stamp, params):
+        return
     backend = load_backend(params)
     load = time.perf_counter() - started
     decompose_one(backend, src, dst, config, params, seed=seed, fingerprint=stamp, load=load)
+
+
+def _finished(dst: Path, stamp: dict[str, Any], params: dict[str, Any]) -> bool:
+    """One image, as a folder's images are: ``dst`` already made with these settings is kept
+    (``True``: nothing to do); made with others, it is refused without ``--overwrite``."""
+    from ..layers import is_complete
+    from ..layers.writers import METADATA
+    from ..runs import made_otherwise
+
+    if not is_complete(dst):
+        return False
+    why = made_otherwise(dst / METADATA, stamp, params["seed"])
+    if why is None:
+        if not params["quiet"]:
+            click.echo(f"skipped {dst}: made with these settings already", err=True)
+        return True
+    if not params["overwrite"]:
+        raise InputError(f"{dst}: {why}; use --overwrite to replace it")
+    return False
 
 
 def _folder(pairs, config, params, started) -> None:
@@ -173,6 +194,7 @@ def decompose_one(
 
     begin = time.perf_counter()
     quiet, fg, bg = params["quiet"], params["fg"], params["bg"]
+    compiles = config.matting and not _pymatting_compiled()
     rgb = to_rgb(open_image(src, "image"))
     layers = decompose_image(
         backend, rgb, [*fg, bg], seed=seed, config=config, disable=True if quiet else None
@@ -199,4 +221,23 @@ def decompose_one(
     (dst / METADATA).unlink(missing_ok=True)  # never new files next to an old run.json
     save_decomposition(dst, rgb, layers, metadata)
     if not quiet:
-        click.echo(f"wrote {dst} (nfe={layers.nfe}, {layers.seconds:.1f}s)", err=True)
+        whole = metadata["timings"]["image_total"] + load
+        parts = f"model load {load:.1f}s, layers {layers.seconds:.1f}s"
+        rest = metadata["timings"]["image_total"] - layers.seconds
+        parts += f", matting and writing {rest:.1f}s" if config.matting else f", rest {rest:.1f}s"
+        if compiles:
+            parts += ", with pymatting compiling its kernels: once per environment"
+        click.echo(f"wrote {dst} in {whole:.1f}s ({parts}; nfe={layers.nfe})", err=True)
+
+
+def _pymatting_compiled() -> bool:
+    """Whether pymatting's numba kernels are in numba's cache already (else the first matting
+    compiles them, about a minute of CPU); looked up without importing pymatting."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("pymatting")
+    if spec is None or spec.origin is None:
+        return True  # matting will say what is missing
+    where = os.environ.get("NUMBA_CACHE_DIR") or Path(spec.origin).parent
+    return any(Path(where).rglob("*.nbi"))

@@ -28,8 +28,15 @@ def _apply(function: F, options: list[Callable[[F], F]]) -> F:
     return function
 
 
-def model_options(function: F) -> F:
-    """The options that choose and place the model, shared by every command that loads one."""
+DTYPE_HELP = "Network precision (auto: float16 on GPU, float32 on CPU)."
+
+
+def model_options(function: F | None = None, *, dtype_help: str = DTYPE_HELP) -> Any:
+    """The options that choose and place the model, shared by every command that loads one
+    (``@model_options``, or ``@model_options(dtype_help=...)`` for a command whose ``auto``
+    precision is another)."""
+    if function is None:
+        return lambda f: model_options(f, dtype_help=dtype_help)
     return _apply(
         function,
         [
@@ -56,7 +63,7 @@ def model_options(function: F) -> F:
                 default="auto",
                 show_default=True,
                 type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
-                help="Network precision (auto: float16 on GPU, float32 on CPU).",
+                help=dtype_help,
             ),
             click.option(
                 "--compile",
@@ -91,6 +98,14 @@ class ScheduleType(click.ParamType):
             self.fail(str(exc).removeprefix("lam: "), param, ctx)
 
 
+class _IntRange(click.IntRange):
+    name = "integer"  # "'ten' is not a valid integer", not "... integer range"
+
+
+class _FloatRange(click.FloatRange):
+    name = "float"
+
+
 def _click_type(leaf) -> Any:
     """The click type of an option leaf: its choices, bounds or schedule."""
     from solvers import Schedule
@@ -103,7 +118,7 @@ def _click_type(leaf) -> Any:
     if leaf.kind in (int, float):
         low = meta["gt"] if meta.get("gt") is not None else meta.get("ge")
         high = meta["lt"] if meta.get("lt") is not None else meta.get("le")
-        kind = click.IntRange if leaf.kind is int else click.FloatRange
+        kind = _IntRange if leaf.kind is int else _FloatRange
         return kind(
             low, high, min_open=meta.get("gt") is not None, max_open=meta.get("lt") is not None
         )

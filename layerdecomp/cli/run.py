@@ -141,6 +141,10 @@ def run(ctx, recipe, overrides, dry_run):
             f"unknown task {loaded.task!r} (known: {', '.join(TASKS)}, or a constraint: "
             f"{', '.join(names)})",
         )
+    if loaded.task not in TASKS:  # refused before the keys, with or without --dry-run
+        from ..tasks.constraint import one_image_constraint
+
+        one_image_constraint(loaded.task)
     group = ctx.parent.command
     command = group.get_command(ctx, loaded.task if loaded.task in TASKS else "constrain")
     values = resolve(ctx, command, loaded, overrides)

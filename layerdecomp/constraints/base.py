@@ -14,6 +14,9 @@ class Constraint:
     """Base class. Subclasses implement :meth:`error`; the first docstring line describes them."""
 
     name: str = ""
+    not_from_one_image: str | None = None
+    """Why :meth:`from_image` refuses to build it (``None``: it can), known before any work:
+    the command line refuses such a constraint before the model loads, ``--dry-run`` too."""
 
     def error(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(e, residual)`` for the current x̂0."""

@@ -44,14 +44,16 @@ class Blend(Constraint):
             )
         self.image, self.mask, self.codec = image, mask.to(image.dtype), codec or IdentityCodec()
 
+    not_from_one_image = (
+        "blend couples two layers under a soft mask (a batch of both layers' samples), so "
+        "one image is not enough: build Blend(image, mask, codec=...) and sample a batch "
+        "that holds both layers"
+    )
+
     @classmethod
     def from_image(cls, image: torch.Tensor, *, codec=None, **arguments) -> Blend:
         """Refused: the blend constraint couples two layers under a mask, not one image."""
-        raise NotImplementedError(
-            "blend couples two layers under a soft mask (a batch of both layers' samples), so "
-            "one image is not enough: build Blend(image, mask, codec=...) and sample a batch "
-            "that holds both layers"
-        )
+        raise NotImplementedError(cls.not_from_one_image)
 
     def error(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x0.shape[0] % 2:

@@ -10,7 +10,7 @@
 """
 
 from .fingerprint import difference, file_sha256, fingerprint
-from .folder import Item, Outcome, Task, leftovers, run_folder
+from .folder import Item, Outcome, Task, leftovers, made_otherwise, run_folder
 from .inputs import image_files, masks_for, outputs_by_stem
 from .manifest import MANIFEST, Manifest, merge, read
 from .shards import Group, Ranks, device_for, shard
@@ -29,6 +29,7 @@ __all__ = [
     "fingerprint",
     "image_files",
     "leftovers",
+    "made_otherwise",
     "masks_for",
     "merge",
     "outputs_by_stem",

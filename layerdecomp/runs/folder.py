@@ -124,6 +124,14 @@ def _recorded(marker: Path) -> Any:
         return None
 
 
+def made_otherwise(marker: Path, current: dict[str, Any], seed: int | None) -> str | None:
+    """What makes the finished output whose ``marker`` is given another run than ``current``
+    (in words), or ``None`` when it was made with the same fingerprint: the rule by which a
+    rerun skips an output, or refuses it without ``--overwrite``. With no ``seed`` given (one is
+    drawn), any recorded seed will do."""
+    return difference(_recorded(marker), current, [SEED] if seed is None else [])
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -138,8 +146,7 @@ def _sort(task, mine, seed, overwrite, temporaries):
         if not task.complete(item):
             redo.append(item)
             continue
-        ignore = [SEED] if seed is None else []  # a drawn seed: any recorded seed will do
-        why = difference(_recorded(item.marker), item.fingerprint, ignore)
+        why = made_otherwise(item.marker, item.fingerprint, seed)
         if why is None:
             skip.append(item)
         elif overwrite:
@@ -255,4 +262,4 @@ def _work(task: Task, redo: list[Item], manifest: Manifest, seed: int, hidden: b
     return failed
 
 
-__all__ = ["Item", "Outcome", "Task", "leftovers", "run_folder"]
+__all__ = ["Item", "Outcome", "Task", "leftovers", "made_otherwise", "run_folder"]

@@ -36,11 +36,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import InputError
+from ..io import check_image_size
 from ..layers import WRITERS
 from . import http_errors
 from .form import form_options, form_signature
 from .jobs import DONE, FAILED, Job, JobQueue
-from .runner import MAX_FOREGROUNDS, Order, make_order, read_upload, run_order
+from .runner import MAX_FOREGROUNDS, Order, make_order, read_upload, run_order, safe_filename
 
 STATIC = Path(__file__).parent / "static"
 
@@ -125,6 +126,12 @@ def create_app(
         if work_side is not None and work_side > settings.max_work_side:
             raise InputError(f"work_side: at most {settings.max_work_side} on this server")
         picture = read_upload(image.file.read(), image.filename, root, settings.max_pixels)
+        check_image_size(
+            picture.size,
+            backend.factor,
+            "decompose",
+            what=f"image {safe_filename(image.filename)!r}",
+        )
         if work_side == 0 and max(picture.size) > settings.max_work_side:
             raise InputError(
                 f"work_side: 0 works at the image's own size, {max(picture.size)} px, over this "

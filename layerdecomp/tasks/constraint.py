@@ -33,6 +33,22 @@ class ConstraintConfig(SamplingConfig):
     arguments come separately)."""
 
 
+def one_image_constraint(name: str) -> type:
+    """The registered constraint ``name``, checked before any work.
+
+    Raises:
+        InputError: an unknown name (the known ones listed), or a constraint that cannot be
+            built from one image (its reason).
+    """
+    try:
+        cls = get(name)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if getattr(cls, "not_from_one_image", None):
+        raise InputError(f"constraint {name!r} cannot run on one image: {cls.not_from_one_image}")
+    return cls
+
+
 def run_constraint(
     backend: Backend,
     name: str,
@@ -61,10 +77,7 @@ def run_constraint(
     """
     start = time.perf_counter()
     config = configure(ConstraintConfig, config, overrides)
-    try:
-        cls = get(name)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    cls = one_image_constraint(name)
     arguments = dict(arguments or {})
     rgb = to_rgb(image if isinstance(image, Image.Image) else load_image(image))
     multiple = backend.size_multiple
@@ -92,4 +105,4 @@ def run_constraint(
     )
 
 
-__all__ = ["ConstraintConfig", "run_constraint"]
+__all__ = ["ConstraintConfig", "one_image_constraint", "run_constraint"]

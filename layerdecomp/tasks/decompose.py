@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..codecs import Backend
-from ..io import image_to_tensor
+from ..io import check_image_size, image_to_tensor
 from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
 from ..models.base import native_size
 from ..options import configure
@@ -48,6 +48,7 @@ def decompose_image(
     """
     config = configure(DecomposeConfig, config, overrides)
     width, height = image.size
+    check_image_size(image.size, backend.factor, "decompose")
     multiple = backend.size_multiple
     work_side = config.work_side
     if work_side is None:

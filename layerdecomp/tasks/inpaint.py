@@ -29,7 +29,15 @@ from solvers.options import option
 from ..codecs import Backend
 from ..constraints import Mask
 from ..errors import InputError
-from ..io import image_to_tensor, load_image, load_mask, mask_to_tensor, tensor_to_image, to_rgb
+from ..io import (
+    check_image_size,
+    image_to_tensor,
+    load_image,
+    load_mask,
+    mask_to_tensor,
+    tensor_to_image,
+    to_rgb,
+)
 from ..options import configure
 from . import tiles
 from .config import SamplingConfig
@@ -271,6 +279,7 @@ def _prepare(backend: Backend, image: ImageLike, mask: MaskLike):
     source = image if isinstance(image, Image.Image) else load_image(image)
     rgb = to_rgb(source)
     width, height = rgb.size
+    check_image_size(rgb.size, backend.factor, "inpaint")
     fill = _fill_mask(mask, rgb.size)
     multiple = backend.size_multiple
     work = (round_up(width, multiple), round_up(height, multiple))

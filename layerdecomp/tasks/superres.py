@@ -26,7 +26,7 @@ from solvers.options import option
 
 from ..codecs import Backend
 from ..constraints.downsample import Downsample, Method
-from ..io import image_to_tensor, load_image, to_rgb
+from ..io import check_image_size, image_to_tensor, load_image, to_rgb
 from ..options import configure
 from . import tiles
 from .config import SamplingConfig, sampling
@@ -83,6 +83,7 @@ def superres(
     scale = config.scale
     rgb = to_rgb(image if isinstance(image, Image.Image) else load_image(image))
     width, height = rgb.size
+    check_image_size(rgb.size, backend.factor, "superres", scale=scale)
     size = (width * scale, height * scale)
     step = math.lcm(backend.size_multiple, scale)
     work = (round_up(size[0], step), round_up(size[1], step))

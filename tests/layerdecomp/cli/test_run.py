@@ -39,14 +39,14 @@ def test_run_a_recipe_with_overrides(small_images, sd1_folder, cli):
 
 
 def test_run_inpaint_recipe_records_the_recipe(small_images, sd1_folder, cli):
-    mask = Image.new("L", (3, 5), 0)
-    mask.paste(255, (0, 0, 2, 3))
+    mask = Image.new("L", (40, 30), 0)  # ref.png's size: 3x5 is below inpaint's smallest
+    mask.paste(255, (0, 0, 20, 15))
     mask.save(small_images / "mask.png")
     out = small_images / "out.png"
     result = cli(
         "run",
         "inpaint",
-        f"image={small_images / 'small.png'}",
+        f"image={small_images / 'ref.png'}",
         f"mask={small_images / 'mask.png'}",
         f"output={out}",
         f"model={sd1_folder}",

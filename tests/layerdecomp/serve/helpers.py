@@ -26,6 +26,13 @@ def disk_png() -> bytes:
     return buffer.getvalue()
 
 
+def tiny_png(width: int, height: int) -> bytes:
+    """A grey image of ``width``×``height`` as PNG bytes (a degenerate input, say 1×1)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (128, 128, 128)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     """A tiny PNG whose header claims ``width``×``height`` (a decompression bomb)."""
     buffer = io.BytesIO()

@@ -19,6 +19,7 @@ from tests.layerdecomp.serve.helpers import (
     GatedBackend,
     bomb_png,
     disk_png,
+    tiny_png,
     upload,
     wait_for,
 )
@@ -82,7 +83,12 @@ def test_the_zip_holds_the_command_lines_files(client, cli, tmp_path, monkeypatc
         assert meta["parameters"][key] == expected["parameters"][key], key  # fmt: skip
     # the same options, by the same names, in both records
     assert set(meta["parameters"]) - {"model"} >= set(expected["parameters"]) - {
-        "model", "model_config", "allow_pickle", "device", "dtype"
+        "model",
+        "model_config",
+        "allow_pickle",
+        "device",
+        "dtype",
+        "compile",
     }
 
 
@@ -183,6 +189,7 @@ BAD = [
     ("noise", {"noise_level": "1.5"}, 422, "noise_level: "),
     ("work side", {"work_side": "4096"}, 422, "work_side: Input should be less than or equal"),
     ("format", {"formats": "gif"}, 422, "formats: unknown gif"),
+    ("1x1 image", {"png": tiny_png(1, 1)}, 422, "1x1 px is too small for decompose"),
 ]
 
 
