@@ -24,6 +24,7 @@ import torch
 from kornia.enhance import normalize
 from kornia.geometry.transform import resize
 
+from .. import hub
 from ..codecs import Codec, IdentityCodec
 from ..errors import ModelSpecError
 from .base import Constraint
@@ -33,8 +34,11 @@ DEFAULT_CLIP_MODEL = "ViT-B-16"
 
 
 def _download(tag: str, name: str) -> str:
-    """The local file of an open_clip pretrained tag (cached, or downloaded when online)."""
-    from huggingface_hub import is_offline_mode
+    """The local file of an open_clip pretrained tag (cached, or downloaded when online).
+
+    When the hub cannot be asked (offline, or no network), the cache is looked up first and a
+    missing file is refused at once, in one whole line: no download is tried.
+    """
     from open_clip.pretrained import (
         download_pretrained,
         get_pretrained_cfg,
@@ -47,22 +51,53 @@ def _download(tag: str, name: str) -> str:
             f"--clip {tag!r}: no such file, and not a pretrained tag of {name} "
             f"(tags: {', '.join(tags) or 'none'})"
         )
+    cfg = get_pretrained_cfg(name, tag)
+    why = hub.unavailable()
+    if why is not None:
+        found = _cached(cfg)
+        if found is None:
+            raise ModelSpecError(
+                f"--clip {tag!r}: the CLIP weights of {name} ({_source(cfg)}) are not in the "
+                f"local cache, and {why}; run once online to cache them, or give a local copy "
+                "with --clip PATH (a checkpoint file or an open_clip folder)"
+            )
+        return found
     try:
-        target = download_pretrained(get_pretrained_cfg(name, tag))
+        target = download_pretrained(cfg)
     except Exception as exc:
-        detail = " ".join(str(exc).split())[:160]
-        hint = (
-            "the hub is offline (HF_HUB_OFFLINE) and they are not in the local cache"
-            if is_offline_mode()  # the flag the hub downloads obey (read at their import)
-            else f"they cannot be downloaded ({detail})"
-        )
         raise ModelSpecError(
-            f"--clip {tag!r}: the CLIP weights for {name} are missing: {hint}; run once online, "
-            "or pass a local checkpoint file or open_clip folder with --clip PATH"
+            f"--clip {tag!r}: the CLIP weights of {name} ({_source(cfg)}) cannot be "
+            f"downloaded ({' '.join(str(exc).split())}); run once online to cache them, or "
+            "give a local copy with --clip PATH (a checkpoint file or an open_clip folder)"
         ) from None
     if not target:
         raise ModelSpecError(f"--clip {tag!r}: open_clip has no download for {name}")
     return str(target)
+
+
+def _source(cfg: dict) -> str:
+    """Where open_clip downloads a pretrained config's weights from (the hub repository)."""
+    return f"hub {cfg['hf_hub'].rstrip('/')}" if cfg.get("hf_hub") else cfg.get("url", "?")
+
+
+def _cached(cfg: dict) -> str | None:
+    """The cached weights file of an open_clip pretrained config, found without the network:
+    the hub file (or its ``.safetensors`` twin) open_clip would download, or the file of its
+    URL in open_clip's own cache."""
+    from open_clip.pretrained import HF_WEIGHTS_NAME, _get_safe_alternatives
+
+    if cfg.get("hf_hub"):  # 'org/model/' (the default file) or 'org/model/file.bin'
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or HF_WEIGHTS_NAME
+        for name in (*_get_safe_alternatives(filename), filename):
+            found = hub.cached(repo, name)
+            if found is not None:
+                return found
+    if cfg.get("url"):
+        local = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        if local.is_file():
+            return str(local)
+    return None
 
 
 def load_clip(

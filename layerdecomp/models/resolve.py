@@ -16,7 +16,9 @@ from typing import Literal
 
 import torch
 
+from .. import hub
 from ..errors import ModelSpecError
+from ..hub import offline
 from .families import families, family_named
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
@@ -36,19 +38,6 @@ class ModelSource:
     kind: Literal["mini", "folder", "single_file", "hub"]
     location: str
     config: str | None = None
-
-
-def offline() -> bool:
-    """True when the Hugging Face hub libraries will not contact the hub.
-
-    This is ``huggingface_hub.is_offline_mode()``, the flag its downloads (and so diffusers',
-    transformers' and open_clip's) obey. It reflects ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``
-    as they were when ``huggingface_hub`` was imported: setting the variable later changes
-    nothing the libraries do, so reading ``os.environ`` here could report a mode they ignore.
-    """
-    from huggingface_hub import is_offline_mode
-
-    return bool(is_offline_mode())
 
 
 def _short(exc: BaseException) -> str:
@@ -142,16 +131,21 @@ def _not_loaded(source: ModelSource, exc: BaseException) -> ModelSpecError:
     """The one-line error for a spec diffusers could not load (hub, cache, or local files)."""
     if source.kind != "hub":
         return ModelSpecError(f"model {source.spec!r}: cannot be loaded ({_short(exc)})")
-    if offline():
-        return ModelSpecError(
-            f"model {source.spec!r}: not a local path and not in the Hugging Face cache, and "
-            "the hub is offline (HF_HUB_OFFLINE is set); download it once with network access, "
-            f"or pass a local diffusers folder or .safetensors file ({_short(exc)})"
-        )
+    why = hub.unavailable()
+    if why is not None:
+        return _not_cached(source, why)
     return ModelSpecError(
         f"model {source.spec!r}: could not be loaded from the Hugging Face hub nor the local "
         f"cache ({_short(exc)}); check the id and the network, or pass a local diffusers folder "
         "or .safetensors file"
+    )
+
+
+def _not_cached(source: ModelSource, why: str) -> ModelSpecError:
+    return ModelSpecError(
+        f"model {source.spec!r}: not a local path and not in the local Hugging Face cache, and "
+        f"{why}; pass a local diffusers folder or .safetensors file (--model PATH), or "
+        "download it once with network access"
     )
 
 
@@ -171,6 +165,10 @@ def load_pipeline(source: ModelSource, *, dtype: torch.dtype, allow_pickle: bool
     use_safetensors = None if allow_pickle else True
     if source.kind == "single_file":
         return _load_single_file(source, dtype)
+    if source.kind == "hub" and hub.cached(source.location, "model_index.json") is None:
+        why = hub.unavailable()  # asked first: the libraries would retry for half a minute
+        if why is not None:
+            raise _not_cached(source, why)
     try:
         index = DiffusionPipeline.load_config(source.location)
     except Exception as exc:

@@ -7,6 +7,8 @@ import json
 import pytest
 from PIL import Image
 
+import layerdecomp.models as models
+from layerdecomp.errors import ModelSpecError
 from tests.layerdecomp.constraints.tiny_clip import save_clip_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,4 +65,36 @@ def test_style_without_clip_weights_offline_is_one_line(
         "unused",
     )
     one_line_error(result, 2, "--clip 'openai'", "offline", "--clip PATH")
+    no_outputs(small_images)
+
+
+def test_style_with_the_hub_unreachable_fails_at_once_in_one_whole_line(
+    small_images, monkeypatch, cli, one_line_error, no_outputs, tmp_path
+):
+    """No network and HF_HUB_OFFLINE unset: the cache is asked, not the hub (no retries), and
+    the line names the weights, where they come from and how to give a local copy, uncut."""
+    import time
+
+    from huggingface_hub import constants
+
+    from layerdecomp import hub
+    from layerdecomp.constraints.clip_style import load_clip
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # open_clip's own cache: ~/.cache/clip
+    monkeypatch.setattr(hub, "_connects", lambda host, port: False)
+    began = time.perf_counter()
+    with pytest.raises(ModelSpecError) as caught:
+        load_clip("openai", "ViT-B-16")
+    assert time.perf_counter() - began < 1.0
+    message = str(caught.value)
+    assert "ViT-B-16" in message and "timm/vit_base_patch16_clip_224.openai" in message
+    assert "cannot be reached" in message and message.endswith("an open_clip folder)")
+    loads = []
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a))
+    ref, out = small_images / "ref.png", small_images / "out.png"
+    result = cli("style", "--style", ref, "--prompt", "x", "-o", out)
+    one_line_error(result, 2, "--clip 'openai'", "cannot be reached", "--clip PATH")
+    assert loads == [] and "Retry" not in result.output
     no_outputs(small_images)

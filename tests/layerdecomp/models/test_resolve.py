@@ -159,3 +159,28 @@ def test_dtype_selection():
     assert select_dtype(torch.float16, torch.device("cpu")) == torch.float16
     with pytest.raises(ModelSpecError, match="dtype"):
         select_dtype("float8", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("hub_state", ["offline", "unreachable"])
+def test_an_unknown_hub_id_without_the_hub_is_refused_within_a_second(
+    monkeypatch, tmp_path, hub_state
+):
+    """HF_HUB_OFFLINE set, or no network: one line naming the cache and the way out, at once
+    (no retries, no word of a missing model_index.json)."""
+    import time
+
+    from huggingface_hub import constants
+
+    from layerdecomp import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", hub_state == "offline")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hub, "_connects", lambda host, port: False)
+    began = time.perf_counter()
+    with pytest.raises(ModelSpecError) as caught:
+        load_model("layerdecomp-tests/no-such-model", device="cpu")
+    assert time.perf_counter() - began < 1.0
+    message = str(caught.value)
+    assert "not in the local Hugging Face cache" in message and "model_index.json" not in message
+    assert ("offline" if hub_state == "offline" else "cannot be reached") in message
+    assert "local diffusers folder or .safetensors file" in message and "\n" not in message
