@@ -37,6 +37,17 @@ def _is_non_finite(exc: BaseException) -> bool:
     return isinstance(exc, NonFiniteError)
 
 
+def _in_words(exc: BaseException) -> str:
+    """An unexpected error for a person: an operating-system error as its reason and the path
+    (``cannot write '/x': permission denied``), any other as its message, no class names."""
+    if isinstance(exc, OSError) and exc.strerror:
+        from ..io import os_reason
+
+        where = f"{str(exc.filename)!r}: " if exc.filename else ""
+        return f"{where}{os_reason(exc)}"
+    return str(exc) or f"an unexpected error ({type(exc).__name__})"
+
+
 def _with_flags(text: str) -> str:
     """A library's message with the option that helps named as the command line spells it (the
     libraries describe the problem; only the command line knows its flags)."""
@@ -76,9 +87,7 @@ class _Group(click.Group):
             if _is_non_finite(exc):
                 code = _fail(f"{exc}; nothing was written", 1)
             else:
-                code = _fail(
-                    f"{type(exc).__name__}: {exc} (set LAYERDECOMP_DEBUG=1 for details)", 1
-                )
+                code = _fail(f"{_in_words(exc)} (set LAYERDECOMP_DEBUG=1 for details)", 1)
         if standalone_mode:
             sys.exit(code)
         return code

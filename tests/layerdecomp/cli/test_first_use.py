@@ -116,3 +116,19 @@ def test_a_bad_number_is_named_as_a_number(small_images, cli, one_line_error):
 def test_analyze_jacobian_help_says_one_thing_of_its_precision(cli):
     text = " ".join(cli("analyze", "jacobian", "--help").output.split())
     assert "float32" in text and "float16 on GPU" not in text
+
+
+def test_an_unexpected_os_error_is_worded_for_a_person(tmp_path, toy, cli, monkeypatch):  # noqa: F811
+    """A file system that fails mid-run (the checks before could not foresee it): the reason and
+    the path, no exception class, no errno."""
+    save_disk(tmp_path / "disk.png")
+
+    def fail(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/gone/run.json")
+
+    monkeypatch.setattr(decompose_command, "decompose_one", fail)
+    result = cli("decompose", tmp_path / "disk.png", *PROMPTS, "-o", tmp_path / "o", "-q")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: '/gone/run.json': no such file or directory (set LAYERDECOMP_DEBUG=1 for details)"
+    )
