@@ -166,27 +166,16 @@ def config_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[F], F]
                         help=leaf.help,
                     )
                 )
-        for old, new in getattr(cls, "ALIASES", {}).items():
-            made.append(
-                click.option(
-                    "--" + old.replace("_", "-"),
-                    old,
-                    default=None,
-                    hidden=True,
-                    type=_click_type(leaves[new]),
-                )
-            )
-        for old, instead in getattr(cls, "REPLACED", {}).items():
-            made.append(
-                click.option(
-                    "--" + old.replace("_", "-"),
-                    old,
-                    default=None,
-                    hidden=True,
-                    type=click.UNPROCESSED,
-                    help=f"use --{instead}",  # hidden; what a recipe using it is told
-                )
-            )
+        hidden = [  # earlier names: mapped to the new ones, or refused naming them
+            (old, _click_type(leaves[new]), None)
+            for old, new in getattr(cls, "ALIASES", {}).items()
+        ] + [
+            (old, click.UNPROCESSED, f"use --{instead}")
+            for old, instead in getattr(cls, "REPLACED", {}).items()
+        ]
+        for old, kind, told in hidden:
+            flag = "--" + old.replace("_", "-")
+            made.append(click.option(flag, old, default=None, hidden=True, type=kind, help=told))
         return _apply(function, made)
 
     return decorate
