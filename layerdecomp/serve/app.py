@@ -79,15 +79,18 @@ def create_app(
     Args:
         backend: a loaded model (:func:`layerdecomp.models.load_model`).
         settings: limits and defaults (:class:`Settings`).
-        root: the folder for the runs' outputs (default: a new temporary folder, deleted when
-            the app shuts down).
+        root: the folder for the runs' outputs (default: a new temporary folder, made when
+            the app starts and deleted when it shuts down).
         metadata: more parameters recorded in each ``run.json`` (the model options, say).
     """
     from ..models.base import native_size
 
     settings = settings or Settings()
     owned = root is None
-    root = Path(tempfile.mkdtemp(prefix="layerdecomp-serve-") if owned else root)
+    # made when the app starts (and removed when it stops): an app that is never started, or a
+    # server stopped before it started, leaves no empty folder behind
+    name = f"layerdecomp-serve-{secrets.token_urlsafe(12)}"
+    root = Path(tempfile.gettempdir()) / name if owned else Path(root)
     describe = backend.describe()
     native = native_size(backend, default=None)
     jobs = JobQueue(
@@ -99,6 +102,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if owned:
+            root.mkdir(mode=0o700)
         yield
         jobs.close(timeout=5)
         if owned:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import tempfile
 
 import pytest
 
@@ -86,11 +87,27 @@ def test_a_bad_model_is_one_line_and_frees_the_port(cli, one_line_error, tmp_pat
         again.bind(("127.0.0.1", port))
 
 
-def test_ctrl_c_stops_cleanly(cli, monkeypatch, served):
+def test_ctrl_c_stops_cleanly(cli, monkeypatch, served, tmp_path):
     def interrupted(app, sock, *, quiet=False):
         raise KeyboardInterrupt  # what uvicorn re-raises after its graceful shutdown
 
     monkeypatch.setattr(serve_package, "run_server", interrupted)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the app's folder would go
     result = cli("serve", "--port", "0")
     assert result.exit_code == 0, result.output
     assert result.stderr.strip().splitlines()[-1] == "stopped"
+    assert list(tmp_path.iterdir()) == []  # no empty layerdecomp-serve-* folder left behind
+
+
+def test_the_apps_folder_lives_as_long_as_the_app(monkeypatch, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from layerdecomp.serve import create_app
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app = create_app(ToyBackend())
+    assert list(tmp_path.iterdir()) == []
+    with TestClient(app):
+        (folder,) = tmp_path.iterdir()
+        assert folder.name.startswith("layerdecomp-serve-") and folder.stat().st_mode & 0o077 == 0
+    assert list(tmp_path.iterdir()) == []
