@@ -9,10 +9,14 @@ same image (:meth:`Layers.recomposition` and :func:`composite_over` agree).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 
 def alphas_from_shares(masks: torch.Tensor) -> torch.Tensor:
@@ -126,6 +130,44 @@ class Layers:
     def recomposition(self) -> torch.Tensor:
         """Σ_l m_l·x_l (1, 3, H, W): the input image, exactly."""
         return (self.masks * self.images).sum(0, keepdim=True)
+
+    def to_pil(self) -> dict[str, Image.Image]:
+        """The images ``layerdecomp decompose`` writes as PNGs, by file stem: ``foreground``
+        (RGBA, alpha = mask), ``background``, ``mask`` and ``recomposed`` for two layers;
+        ``layer1``…, ``background``, ``mask1``… and ``recomposed`` for more.
+
+        Raises:
+            InputError: NaN or Inf in the layers.
+        """
+        from .writers import layer_images
+
+        return dict(layer_images(self).images)
+
+    def save(
+        self,
+        folder: str | os.PathLike,
+        image: Image.Image | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        formats: Sequence[str] | None = None,
+    ) -> Path:
+        """Write the files ``layerdecomp decompose`` writes (the PNGs, ``sheet.png``,
+        ``layers.ora``, ``layers.psd`` or the chosen ``formats``, and ``run.json`` last) into
+        ``folder``, created if missing; returns it.
+
+        ``image`` is the input the sheet shows (default: the recomposition, which is the input);
+        ``run.json`` holds :meth:`record` and ``metadata``.
+
+        Raises:
+            InputError: NaN or Inf in the layers, or a file that cannot be written (then nothing
+                is left in ``folder``).
+        """
+        from ..io import tensor_to_image, to_rgb
+        from .writers import save_decomposition
+
+        shown = to_rgb(image) if image is not None else tensor_to_image(self.recomposition)
+        record = {"command": "Layers.save", **self.record(), **(metadata or {})}
+        return save_decomposition(folder, shown, self, record, formats)
 
     def record(self) -> dict[str, Any]:
         """What ``run.json`` records of the decomposition, whoever ran it (the command line, the

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,7 +40,9 @@ from PIL import Image
 
 from ..io import check_pixels, tensor_to_image, write_atomically
 from .layerfiles import checkerboard, contact_sheet, write_ora, write_psd
-from .result import Layers
+
+if TYPE_CHECKING:  # the result's save() and to_pil() call these writers
+    from .result import Layers
 
 NAME_LIMIT = 255
 """The longest layer name a PSD holds (a Pascal string); longer prompts are cut."""

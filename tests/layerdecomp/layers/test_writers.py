@@ -269,3 +269,23 @@ def test_nan_in_a_three_layer_run_writes_nothing(saved3, tmp_path):
     with pytest.raises(InputError, match="NaN"):
         save_decomposition(tmp_path / "bad", pil, Layers(images, layers.masks), {})
     assert not (tmp_path / "bad").exists()
+
+
+def test_layers_save_writes_what_the_command_line_writes(saved, saved3, tmp_path):
+    """``Layers.save(folder)`` and ``to_pil()``: the Python API's way to the CLI's files."""
+    for (out, pil, layers), name in ((saved, "two"), (saved3, "three")):
+        folder = layers.save(tmp_path / name, pil, metadata={"seed": 0})
+        assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in out.iterdir())
+        for file in folder.iterdir():
+            if file.suffix == ".png":
+                assert np.array_equal(pixels(file), pixels(out / file.name)), file.name
+        record = json.loads((folder / "run.json").read_text())
+        assert record["prompts"] == layers.prompts and record["seed"] == 0
+        images = layers.to_pil()
+        assert sorted(images) == sorted(png_stems(layers.count))
+        for stem, image in images.items():
+            assert np.array_equal(np.asarray(image) / 255, pixels(out / f"{stem}.png")), stem
+    _, _, layers = saved
+    only = layers.save(tmp_path / "png", formats=["png"])  # the input: its recomposition
+    expected = [f"{stem}.png" for stem in png_stems(2)] + ["run.json"]
+    assert sorted(p.name for p in only.iterdir()) == sorted(expected)
