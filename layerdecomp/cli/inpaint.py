@@ -202,11 +202,10 @@ def _run(backend, pairs, config: InpaintConfig, seed: int, params: dict[str, Any
 
 
 def _warn(backend, size: tuple[int, int], config: InpaintConfig, hidden: bool = False) -> None:
-    from ..tasks.tiles import round_up
+    from ..tasks.inpaint import work_size_for
 
     if not hidden:
-        multiple = backend.size_multiple
-        warn_if_large("inpaint", backend, tuple(round_up(s, multiple) for s in size), config.tile)
+        warn_if_large("inpaint", backend, work_size_for(backend, size, config), config.tile)
 
 
 def _extra(image, mask, mode: str, fill, stamp: dict[str, Any]) -> dict[str, Any]:

@@ -257,6 +257,10 @@ def load_backend(params: dict[str, Any]):
     )
 
 
+LARGE = 4
+"""From this many times the model's native pixels (twice its side) a run is noted as large."""
+
+
 def warn_if_large(command: str, backend, work: tuple[int, int], tile: int) -> None:
     """Say before a run starts when it works far above the model's native size, and what helps."""
     from ..models.base import native_size
@@ -264,12 +268,13 @@ def warn_if_large(command: str, backend, work: tuple[int, int], tile: int) -> No
 
     native = native_size(backend, default=None)
     factor = far_above(work, native)
-    if tile or factor <= 4 or native is None:
+    if tile or factor < LARGE or native is None:
         return
     click.echo(
         f"note: {command} works at {work[0]}x{work[1]} px, {factor:.0f}x the pixels of the "
-        f"model's native {native[0]}x{native[1]}: expect it to take more than {factor:.0f}x as "
-        f"long as one native-size run; --tile {max(native)} works in native-size tiles",
+        f"model's native {native[0]}x{native[1]}: beyond what it was trained on (expect "
+        f"artefacts) and more than {factor:.0f}x as long as one native-size run; "
+        f"--tile {max(native)} works in native-size tiles",
         err=True,
     )
 

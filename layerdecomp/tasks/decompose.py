@@ -19,7 +19,7 @@ from ..io import check_image_size, image_to_tensor
 from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
 from ..models.base import native_size
 from ..options import configure
-from .tiles import round_up
+from .tiles import work_size
 
 
 def decompose_image(
@@ -54,11 +54,7 @@ def decompose_image(
     if work_side is None:
         native = native_size(backend, default=None)
         work_side = max(native) if native else 0
-    scale = work_side / max(width, height) if work_side else 1.0
-    work = (
-        round_up(max(1, round(height * scale)), multiple),
-        round_up(max(1, round(width * scale)), multiple),
-    )
+    work = work_size((width, height), work_side, multiple)[::-1]  # (height, width)
     original = image_to_tensor(image)
     pixels = original if work == (height, width) else _resize(original, work)
     generator = torch.Generator(device=backend.device).manual_seed(seed)

@@ -38,6 +38,7 @@ from ..io import (
     tensor_to_image,
     to_rgb,
 )
+from ..models.base import native_size
 from ..options import configure
 from . import tiles
 from .config import SamplingConfig
@@ -50,7 +51,7 @@ from .generate import (
     sample_decoded,
     solve_tiles,
 )
-from .tiles import round_up
+from .tiles import work_size
 
 MaskLike = Image.Image | str | os.PathLike | torch.Tensor
 
@@ -63,6 +64,13 @@ class InpaintConfig(SamplingConfig):
     paste_back: bool = option(True, "Keep the unmasked pixels exactly (or show the raw decode).")
     tile: int = option(0, tiles.TILE_HELP, ge=0)
     tile_batch: int = option(16, "Tiles solved in one batch.", ge=1)
+    work_side: int | None = option(
+        None,
+        "Longer side, in pixels, the model works at (default: the model's native size for an "
+        "image larger than it, else the image's own size, as with --tile; 0: the image's own). "
+        "The output has the input's size and its kept pixels.",
+        ge=0,
+    )
 
 
 @dataclass
@@ -138,7 +146,7 @@ def inpaint(
     """
     start = time.perf_counter()
     config = configure(InpaintConfig, config, overrides)
-    rgb, fill, work, pixels, work_fill = _prepare(backend, image, mask)
+    rgb, fill, work, pixels, work_fill = _prepare(backend, image, mask, config)
     width, height = rgb.size
     extra = {"paste_back": config.paste_back}
     if config.tile and (config.tile < work[0] or config.tile < work[1]):
@@ -217,7 +225,9 @@ def inpaint_batch(
             "batch, so an image's result would depend on the others in it; inpaint these "
             "images one at a time"
         )
-    prepared = [_prepare(backend, image, mask) for image, mask in zip(images, masks, strict=True)]
+    prepared = [
+        _prepare(backend, image, mask, config) for image, mask in zip(images, masks, strict=True)
+    ]
     sizes = sorted({rgb.size for rgb, *_ in prepared})
     if len(sizes) > 1:
         raise InputError(f"images: one batch takes images of one size, got {sizes}")
@@ -273,22 +283,34 @@ def inpaint_batch(
     ]
 
 
-def _prepare(backend: Backend, image: ImageLike, mask: MaskLike):
+def work_size_for(backend: Backend, size: tuple[int, int], config: InpaintConfig):
+    """(width, height) the model inpaints an image of ``size`` at: ``work_side`` (by default
+    the model's native side for an image larger than it, untiled: beyond it a model leaves what
+    it was trained on, mini fills holes with blotches), rounded up to the model's multiple."""
+    side = config.work_side
+    if side is None:
+        native = native_size(backend, default=None)
+        larger = native is not None and max(size) > max(native)
+        side = max(native) if larger and not config.tile else 0
+    return work_size(size, side, backend.size_multiple)
+
+
+def _prepare(backend: Backend, image: ImageLike, mask: MaskLike, config: InpaintConfig):
     """(rgb, fill, work size, pixels, fill) of one image: the RGB image and its (1, 1, H, W)
-    fill mask at its size, then its pixels and fill resized up to the model's multiple."""
+    fill mask at its size, then its pixels and fill resized to the work size (a fill pixel
+    touched counts)."""
     source = image if isinstance(image, Image.Image) else load_image(image)
     rgb = to_rgb(source)
     width, height = rgb.size
     check_image_size(rgb.size, backend.factor, "inpaint")
     fill = _fill_mask(mask, rgb.size)
-    multiple = backend.size_multiple
-    work = (round_up(width, multiple), round_up(height, multiple))
+    work = work_size_for(backend, rgb.size, config)
     pixels = image_to_tensor(rgb)
     work_fill = fill
     if work != (width, height):
         shape = (work[1], work[0])
         pixels = resize(pixels, shape, interpolation="bilinear", antialias=True)
-        work_fill = (resize(fill, shape, interpolation="bilinear") > 0).float()
+        work_fill = (resize(fill, shape, interpolation="bilinear", antialias=True) > 0).float()
     return rgb, fill, work, pixels, work_fill
 
 

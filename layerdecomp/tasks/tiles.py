@@ -49,6 +49,17 @@ def round_up(value: int, multiple: int) -> int:
     return max(multiple, math.ceil(value / multiple) * multiple)
 
 
+def work_size(size: tuple[int, int], side: int, multiple: int) -> tuple[int, int]:
+    """(width, height) a model works at for an image of ``size`` resized (keeping its aspect)
+    so that its longer side is ``side`` (0: its own size), each side rounded up to ``multiple``."""
+    width, height = size
+    scale = side / max(width, height) if side else 1.0
+    return (
+        round_up(max(1, round(width * scale)), multiple),
+        round_up(max(1, round(height * scale)), multiple),
+    )
+
+
 def _ramp(length: int, overlap: int) -> torch.Tensor:
     if overlap <= 0:
         return torch.ones(length)
@@ -85,4 +96,4 @@ def far_above(work: tuple[int, int], native: tuple[int, int] | None) -> float:
     return (work[0] * work[1]) / float(native[0] * native[1])
 
 
-__all__ = ["Box", "blend", "boxes", "far_above", "in_batches", "round_up", "starts"]
+__all__ = ["Box", "blend", "boxes", "far_above", "in_batches", "round_up", "starts", "work_size"]

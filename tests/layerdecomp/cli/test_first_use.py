@@ -132,3 +132,20 @@ def test_an_unexpected_os_error_is_worded_for_a_person(tmp_path, toy, cli, monke
     assert result.stderr.strip() == (
         "error: '/gone/run.json': no such file or directory (set LAYERDECOMP_DEBUG=1 for details)"
     )
+
+
+def test_the_size_note_fires_at_four_times_the_native_pixels(capsys):
+    """mini (64 px) at 128 x 128: 4x its pixels, where its results break; said before the run."""
+    from types import SimpleNamespace
+
+    from layerdecomp.cli.options import warn_if_large
+
+    unet = SimpleNamespace(config=SimpleNamespace(sample_size=16))
+    mini_like = SimpleNamespace(pipeline=SimpleNamespace(unet=unet), factor=4)
+    warn_if_large("superres", mini_like, (128, 128), 0)
+    note = capsys.readouterr().err
+    assert note.startswith("note: superres works at 128x128 px, 4x the pixels of the model's")
+    assert "expect artefacts" in note and "--tile 64" in note
+    warn_if_large("superres", mini_like, (96, 96), 0)
+    warn_if_large("superres", mini_like, (128, 128), 64)
+    assert capsys.readouterr().err == ""

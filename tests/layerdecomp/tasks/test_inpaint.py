@@ -143,3 +143,20 @@ def test_what_a_batch_refuses(pixel):
         inpaint_batch(pixel, *two[:1], [mask], steps=1)
     (out,) = inpaint_batch(pixel, [image], [mask], steps=1, iterations=1, restarts=1, seed=0)
     assert out.image.size == (8, 8)  # one image may restart: its noise is its own
+
+
+def test_an_image_above_the_native_size_is_inpainted_at_it(pixel):
+    """#26: beyond its native size a model fills holes with blotches (mini at 128 px): by
+    default the work is at the native size (16 px here), the output at the input's size with
+    its kept pixels exact; ``work_side=0`` or a tiled run keeps the image's own size."""
+    image, mask = _image(32, 24), _mask(32, 24)
+    out = inpaint(pixel, image, mask, steps=2, iters=1, seed=3, disable_progress=True)
+    assert out.work_size == (16, 12) and out.image.size == (32, 24)
+    keep = np.asarray(mask) == 0
+    assert (np.asarray(out.image)[keep] == np.asarray(image)[keep]).all()
+    own = inpaint(pixel, image, mask, steps=2, iters=1, seed=3, work_side=0, disable_progress=True)
+    assert own.work_size == (32, 24)
+    tiled = inpaint(pixel, image, mask, steps=2, iters=1, seed=3, tile=16, disable_progress=True)
+    assert tiled.work_size == (32, 24) and tiled.parameters["tiles"] > 1
+    small = inpaint(pixel, _image(13, 9), _mask(13, 9), steps=2, iters=1, disable_progress=True)
+    assert small.work_size == (14, 10)  # below the native size: never enlarged
