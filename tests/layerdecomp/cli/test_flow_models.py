@@ -39,6 +39,7 @@ def test_inpaint_keeps_the_known_region(files, flow_model, cli):
     kind, folder = flow_model
     out = files / "out.png"
     args = ["--mask", files / "mask.png", "-o", out, "--model", folder, "--prompt", "a cat"]
+    args += ["--work-side", "0"]  # the image's own size (the default: the native, 16 px)
     result = cli("inpaint", files / "in.png", *args, "--guidance", "1.5", *FAST)
     assert result.exit_code == 0, result.output
     source = np.asarray(Image.open(files / "in.png"))
