@@ -124,10 +124,9 @@ def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exa
     """
     started = time.perf_counter()
     matplotlib_version = require_matplotlib()
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise InputError(f"output {str(output)!r}: is a file, not a folder")
-    from ..io import open_image, to_rgb
+    from ..io import check_output_folder, open_image, to_rgb
+
+    output = check_output_folder(output)  # before the model loads
 
     source = to_rgb(open_image(image, "image")) if image is not None else None
     seed = secrets.randbits(32) if params["seed"] is None else params["seed"]

@@ -103,13 +103,12 @@ def _single(image: Path, config: InpaintConfig, params: dict[str, Any], started:
 
 def _folder(files, config: InpaintConfig, params: dict[str, Any], started: float) -> None:
     """The folder or glob run: this process's shard, resumable (:mod:`layerdecomp.runs`)."""
-    from ..io import open_image
+    from ..io import check_output_folder, open_image
     from ..runs import Item, Ranks, Task, fingerprint, masks_for, outputs_by_stem, run_folder
     from ..runs.shards import dtype_name, place
 
     folder, size = params["output"], params["batch_images"]
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"output {str(folder)!r}: is a file, not a folder")
+    check_output_folder(folder)  # a place that cannot be written fails before the model loads
     if size > 1 and (config.sampling.restarts or config.tile):
         raise InputError(
             f"--batch-images {size}: needs --restarts 0 and --tile 0 (a restart draws noise for "

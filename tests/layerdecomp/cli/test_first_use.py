@@ -52,7 +52,7 @@ def test_a_single_image_is_not_silently_overwritten(tmp_path, toy, cli, one_line
     assert json.loads((out / "run.json").read_text())["fg_prompt"] == "green"
 
 
-@pytest.mark.parametrize("command", ["decompose", "inpaint", "superres"])
+@pytest.mark.parametrize("command", ["decompose", "inpaint", "superres", "inpaint-folder"])
 def test_an_output_that_cannot_be_written_fails_before_the_model(
     tmp_path,
     toy,  # noqa: F811
@@ -66,8 +66,10 @@ def test_an_output_that_cannot_be_written_fails_before_the_model(
         "decompose": [*PROMPTS, "-o", "/proc/nope"],
         "inpaint": ["--mask", tmp_path / "mask.png", "-o", "/proc/nope.png"],
         "superres": ["-o", "/proc/nope.png"],
+        "inpaint-folder": ["--mask", tmp_path / "mask.png", "-o", "/proc/nope"],
     }[command]
-    result = cli(command, tmp_path / "disk.png", *extra, "-q")
+    image = tmp_path if command.endswith("folder") else tmp_path / "disk.png"
+    result = cli(command.split("-")[0], image, *extra, "-q")
     one_line_error(result, 1, "cannot be written in '/proc'", "(no such file or directory)")
     assert toy == [], "the model was loaded before the output was checked"
     assert "Error" not in result.stderr and "Errno" not in result.stderr
