@@ -18,6 +18,7 @@ pixels (``matte``'s ``band``), ``--sure`` is ``matte``'s ``sure``.
 
     pip install opencv-python-headless    # GrabCut and k-means (the `bench` extra)
     python benchmarks/decompose_quality.py --n 100
+    python benchmarks/decompose_quality.py --n 50 --model mini,PATH/TO/mini-gpu-wide
     python benchmarks/decompose_quality.py --n 24 --matting
     python benchmarks/decompose_quality.py --layers 3 --n 12    # decompose_layers.py's table
 
@@ -25,9 +26,13 @@ pixels (``matte``'s ``band``), ``--sure`` is ``matte``'s ``sure``.
 against the two-layer engine run twice; see its docstring) with ``--model``, ``--n``, ``--split``,
 ``--size`` and ``--device``.
 
+Several models (``--model mini --model PATH`` or ``--model mini,PATH``) run on the same composites
+and print side by side (GrabCut and k-means once; matting tables per model).
+
 The last line is ``iou=<x> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``, with ``--matting``
 followed by ``engine_sad= matting_sad= engine_sad_median= matting_sad_median= engine_mse=
-matting_mse= engine_grad= matting_grad= matting_better= matting_seconds=`` (the first band's).
+matting_mse= engine_grad= matting_grad= matting_better= matting_seconds=`` (the first band's);
+with several models one such line per model, each starting ``model=<name>``, the last model's last.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +62,12 @@ ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names
     "damping": (float, []),
     "smoothing": (float, []),
 }
+
+
+def model_list(values: list[str] | None, default: str = "mini") -> list[str]:
+    """The models of repeated ``--model`` flags, each possibly a comma list (default: mini)."""
+    models = [m.strip() for value in values or [default] for m in value.split(",") if m.strip()]
+    return list(dict.fromkeys(models))
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -121,35 +133,9 @@ def kmeans_lab(image: np.ndarray) -> np.ndarray:
     return labels != background
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
-    parser.add_argument("--n", type=int, default=100, help="the first N held-out composites")
-    parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--margin", type=float, default=0.05, help="GrabCut's rectangle margin")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--matting", action="store_true", help="also matte the engine's layers")
-    parser.add_argument(
-        "--bands", type=int, nargs="+", default=[DEFAULT_BAND], help="matting's trimap bands"
-    )
-    parser.add_argument("--sure", type=float, default=SURE, help="matting's sure share")
-    for name, (kind, aliases) in ENGINE_FLAGS.items():
-        flag = f"--{name.replace('_', '-')}"
-        parser.add_argument(flag, *aliases, dest=name, type=kind, default=None)
-    parser.add_argument("--layers", type=int, default=2, choices=[2, 3])
-    args = parser.parse_args(argv)
-    if args.layers == 3:
-        import decompose_layers
-
-        split = args.split if args.split != "train" else "heldout"
-        return decompose_layers.main(
-            ["--model", args.model, "--n", str(args.n), "--split", split, "--size", str(args.size)]
-            + (["--device", args.device] if args.device else [])
-        )
-    overrides = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) is not None}
-    config = configure(DecomposeConfig, None, overrides)
-    backend = load_model(args.model, device=args.device)
+def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> list[dict]:
+    """One model's rows over the composites; GrabCut and k-means, which do not depend on the
+    model, are computed once per composite (``baselines``, filled by the first model)."""
     from PIL import Image
 
     rows = []
@@ -183,77 +169,154 @@ def main(argv: list[str] | None = None) -> None:
                 errors = alpha_errors(alpha, sample.alpha)
                 row.update({f"matting{band}_{k}": v for k, v in errors.items()})
                 row[f"matting{band}_better"] = float(errors["sad"] < row["engine_sad"])
+        if index not in baselines:
+            baselines[index] = {
+                "grabcut_iou": iou(grabcut(sample.image, args.margin), truth),
+                "kmeans_iou": iou(kmeans_lab(sample.image), truth),
+            }
         rows.append(
             {
                 **row,
+                **baselines[index],
                 "iou": iou(mask > 0.5, truth),
                 "sad": float(np.abs(mask - sample.alpha).sum()),
                 "recomposition_psnr": psnr(to_u8(layers.recomposition), sample.image),
                 "background_psnr": psnr(to_u8(layers.background), sample.bg, hidden),
                 "seconds": seconds,
-                "grabcut_iou": iou(grabcut(sample.image, args.margin), truth),
-                "kmeans_iou": iou(kmeans_lab(sample.image), truth),
             }
         )
         if (index + 1) % 10 == 0:
             print(
-                f"  {index + 1}/{args.n}: iou so far {statistics.mean(r['iou'] for r in rows):.3f}",
+                f"  {name} {index + 1}/{args.n}: iou so far "
+                f"{statistics.mean(r['iou'] for r in rows):.3f}",
                 flush=True,
             )
+    return rows
 
-    def mean(key, average=statistics.mean):
-        values = [r[key] for r in rows if np.isfinite(r[key])]
-        return average(values) if values else float("nan")
+
+def mean_of(rows: list[dict], key: str, average=statistics.mean) -> float:
+    values = [r[key] for r in rows if np.isfinite(r[key])]
+    return average(values) if values else float("nan")
+
+
+def side_by_side(table: dict[str, list[dict]], lines: list[tuple[str, str, str]]) -> None:
+    """Print ``lines`` (label, key, format) with one column per model."""
+    width = max(10, *(len(name) for name in table))
+    print(f"{'':<22}" + "".join(f"{name:>{width + 2}}" for name in table))
+    for label, key, fmt in lines:
+        cells = "".join(f"{mean_of(rows, key):>{width + 2}{fmt}}" for rows in table.values())
+        print(f"{label:<22}{cells}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="a model to measure (repeat it, or a comma list: side by side; default mini)",
+    )
+    parser.add_argument("--n", type=int, default=100, help="the first N held-out composites")
+    parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--margin", type=float, default=0.05, help="GrabCut's rectangle margin")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--matting", action="store_true", help="also matte the engine's layers")
+    parser.add_argument(
+        "--bands", type=int, nargs="+", default=[DEFAULT_BAND], help="matting's trimap bands"
+    )
+    parser.add_argument("--sure", type=float, default=SURE, help="matting's sure share")
+    for name, (kind, aliases) in ENGINE_FLAGS.items():
+        flag = f"--{name.replace('_', '-')}"
+        parser.add_argument(flag, *aliases, dest=name, type=kind, default=None)
+    parser.add_argument("--layers", type=int, default=2, choices=[2, 3])
+    args = parser.parse_args(argv)
+    models = model_list(args.model)
+    if args.layers == 3:
+        import decompose_layers
+
+        split = args.split if args.split != "train" else "heldout"
+        return decompose_layers.main(
+            [arg for model in models for arg in ("--model", model)]
+            + ["--n", str(args.n), "--split", split, "--size", str(args.size)]
+            + (["--device", args.device] if args.device else [])
+        )
+    overrides = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) is not None}
+    config = configure(DecomposeConfig, None, overrides)
+    baselines: dict[int, dict] = {}
+    table: dict[str, list[dict]] = {}
+    devices = set()
+    for model in models:
+        backend = load_model(model, device=args.device)
+        devices.add(str(backend.device))
+        name = Path(model).name
+        table[name] = evaluate(backend, name, args, config, baselines)
 
     print(
-        f"model={args.model} split={args.split} n={args.n} size={args.size} "
-        f"device={backend.device} config={overrides or 'defaults'}"
+        f"models={','.join(models)} split={args.split} n={args.n} size={args.size} "
+        f"device={','.join(sorted(devices))} config={overrides or 'defaults'}"
     )
-    print(
-        f"{'method':<10} {'IoU':>7} {'SAD':>8} {'recomp dB':>10} {'bg hidden dB':>13} "
-        f"{'s/image':>8}"
+    side_by_side(
+        table,
+        [
+            ("IoU", "iou", ".3f"),
+            ("SAD", "sad", ".1f"),
+            ("recomposition dB", "recomposition_psnr", ".2f"),
+            ("bg hidden dB", "background_psnr", ".2f"),
+            ("s/image", "seconds", ".2f"),
+        ],
     )
-    print(
-        f"{'ours':<10} {mean('iou'):>7.3f} {mean('sad'):>8.1f} {mean('recomposition_psnr'):>10.2f} "
-        f"{mean('background_psnr'):>13.2f} {mean('seconds'):>8.2f}"
-    )
-    print(f"{'grabcut':<10} {mean('grabcut_iou'):>7.3f}")
-    print(f"{'kmeans':<10} {mean('kmeans_iou'):>7.3f}")
-    last = (
-        f"iou={mean('iou'):.3f} grabcut_iou={mean('grabcut_iou'):.3f} "
-        f"kmeans_iou={mean('kmeans_iou'):.3f} seconds={mean('seconds'):.2f}"
+    first = next(iter(table.values()))
+    print(f"{'grabcut':<22}{mean_of(first, 'grabcut_iou'):>12.3f}")
+    print(f"{'kmeans':<22}{mean_of(first, 'kmeans_iou'):>12.3f}")
+    if args.matting:
+        median = statistics.median
+        for name, rows in table.items():
+            print(f"\nmatting ({name}): sure={args.sure}; means, and the median SAD")
+            print(
+                f"{'alpha':<18} {'SAD/1000':>9} {'median':>8} {'MSE':>8} {'grad/1000':>10} "
+                f"{'better':>7} {'s/image':>8}"
+            )
+            print(
+                f"{'engine mask':<18} {mean_of(rows, 'engine_sad'):>9.4f} "
+                f"{mean_of(rows, 'engine_sad', median):>8.4f} "
+                f"{mean_of(rows, 'engine_mse'):>8.4f} {mean_of(rows, 'engine_grad'):>10.4f}"
+            )
+            for band in args.bands:
+                key = f"matting{band}"
+                better = sum(r[f"{key}_better"] for r in rows)
+                print(
+                    f"{f'matting, band {band}':<18} {mean_of(rows, key + '_sad'):>9.4f} "
+                    f"{mean_of(rows, key + '_sad', median):>8.4f} "
+                    f"{mean_of(rows, key + '_mse'):>8.4f} {mean_of(rows, key + '_grad'):>10.4f} "
+                    f"{f'{better:.0f}/{len(rows)}':>7} {mean_of(rows, key + '_seconds'):>8.2f}"
+                )
+    for name, rows in table.items():
+        print((f"model={name} " if len(table) > 1 else "") + last_line(rows, args))
+
+
+def last_line(rows: list[dict], args) -> str:
+    """``iou= grabcut_iou= kmeans_iou= seconds=`` (with ``--matting`` the matting figures)."""
+    line = (
+        f"iou={mean_of(rows, 'iou'):.3f} grabcut_iou={mean_of(rows, 'grabcut_iou'):.3f} "
+        f"kmeans_iou={mean_of(rows, 'kmeans_iou'):.3f} seconds={mean_of(rows, 'seconds'):.2f}"
     )
     if args.matting:
         median = statistics.median
-        print(f"\nmatting: sure={args.sure}; means, and the median SAD")
-        print(
-            f"{'alpha':<18} {'SAD/1000':>9} {'median':>8} {'MSE':>8} {'grad/1000':>10} "
-            f"{'better':>7} {'s/image':>8}"
-        )
-        print(
-            f"{'engine mask':<18} {mean('engine_sad'):>9.4f} {mean('engine_sad', median):>8.4f} "
-            f"{mean('engine_mse'):>8.4f} {mean('engine_grad'):>10.4f}"
-        )
-        for band in args.bands:
-            key = f"matting{band}"
-            better = sum(r[f"{key}_better"] for r in rows)
-            print(
-                f"{f'matting, band {band}':<18} {mean(key + '_sad'):>9.4f} "
-                f"{mean(key + '_sad', median):>8.4f} "
-                f"{mean(key + '_mse'):>8.4f} {mean(key + '_grad'):>10.4f} "
-                f"{f'{better:.0f}/{len(rows)}':>7} {mean(key + '_seconds'):>8.2f}"
-            )
         key = f"matting{args.bands[0]}"
-        last += (
-            f" engine_sad={mean('engine_sad'):.4f} matting_sad={mean(key + '_sad'):.4f}"
-            f" engine_sad_median={mean('engine_sad', median):.4f}"
-            f" matting_sad_median={mean(key + '_sad', median):.4f}"
-            f" engine_mse={mean('engine_mse'):.4f} matting_mse={mean(key + '_mse'):.4f}"
-            f" engine_grad={mean('engine_grad'):.4f} matting_grad={mean(key + '_grad'):.4f}"
-            f" matting_better={mean(key + '_better'):.3f}"
-            f" matting_seconds={mean(key + '_seconds'):.2f}"
+        line += (
+            f" engine_sad={mean_of(rows, 'engine_sad'):.4f}"
+            f" matting_sad={mean_of(rows, key + '_sad'):.4f}"
+            f" engine_sad_median={mean_of(rows, 'engine_sad', median):.4f}"
+            f" matting_sad_median={mean_of(rows, key + '_sad', median):.4f}"
+            f" engine_mse={mean_of(rows, 'engine_mse'):.4f}"
+            f" matting_mse={mean_of(rows, key + '_mse'):.4f}"
+            f" engine_grad={mean_of(rows, 'engine_grad'):.4f}"
+            f" matting_grad={mean_of(rows, key + '_grad'):.4f}"
+            f" matting_better={mean_of(rows, key + '_better'):.3f}"
+            f" matting_seconds={mean_of(rows, key + '_seconds'):.2f}"
         )
-    print(last)
+    return line
 
 
 if __name__ == "__main__":

@@ -77,7 +77,16 @@ class DecomposeConfig:
     orient: bool = option(
         True, "Give each component the prompt that denoises it best (per-cell errors)."
     )
-    orient_levels: int = option(8, "Noise levels of that check (one batched call each).", ge=1)
+    orient_by: Literal["denoising", "inpainting"] = option(
+        "denoising",
+        "How that check scores a prompt on a component: by inpainting the component from the "
+        "rest of the image under the prompt (inpainting: one batched call), or by denoising "
+        "the whole image under it (denoising: one call per level).",
+    )
+    orient_levels: int = option(8, "Noise levels of that check (denoising).", ge=1)
+    orient_draws: int = option(
+        2, "Inpaintings per prompt and component of that check (inpainting), averaged.", ge=1
+    )
     final_samples: int = option(4, "Samples averaged for the final layers.", ge=1)
     work_side: int | None = option(
         None,

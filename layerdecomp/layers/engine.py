@@ -40,6 +40,7 @@ from .stats import (
     log_prior,
     pool_evidence,
     residual_variance,
+    select_fit,
     select_run,
 )
 
@@ -77,7 +78,11 @@ class _Sampler:
 
         The image latent is noised to ``levels`` noise levels spread over (0.2, 0.9) with the same
         noise for every prompt, and each prompt's x̂0 is compared with the latent: the prompt that
-        describes a region denoises it better (a diffusion classifier, per cell).
+        describes a region denoises it better (a diffusion classifier, per cell). Each level's
+        errors are divided by their mean over the prompts and cells, so that every level counts
+        alike whatever the size of a model's errors there: the errors grow by orders of magnitude
+        from the lowest level to the highest, by how much depends on the model, and without the
+        division the highest levels alone decide.
         """
         steps = self.scheduler.config.num_train_timesteps
         times = torch.linspace(0.2, 0.9, levels) * (steps - 1)
@@ -86,9 +91,31 @@ class _Sampler:
             noise = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
             x_t = add_noise(self.y, noise, t, self.scheduler).expand(self.count, -1, -1, -1)
             x0 = self.denoiser(x_t, t)
-            errors += (x0 - self.y).pow(2).sum(1, keepdim=True) / levels
+            error = (x0 - self.y).pow(2).sum(1, keepdim=True)
+            errors += error / (levels * error.mean().clamp_min(1e-12))
         self.nfe += levels
         return errors
+
+    def held_out_fit(self, image: torch.Tensor, cells: torch.Tensor, draws: int) -> torch.Tensor:
+        """How well each prompt inpaints each component of each run's partition (R, L, L).
+
+        Component c (the cells where it holds the largest share of ``cells``, (R, L, h, w)) is
+        held out and inpainted from the other components' cells under each prompt l, ``draws``
+        times (one batched call of L·draws·R·L samples); ``fit[r, c, l]`` is minus the squared
+        error of their mean over c's pixels. The partition's context fixes where the object is,
+        so a prompt is judged on what it puts there, not on where it would put it.
+        """
+        runs, count = cells.shape[:2]
+        owner = cells.argmax(1, keepdim=True)
+        parts = (owner == torch.arange(count, device=cells.device).view(1, -1, 1, 1)).to(
+            cells.dtype
+        )  # (R, C, h, w)
+        keep = (1 - parts).reshape(runs * count, 1, *cells.shape[-2:])
+        samples = self.draw(keep.repeat(count * draws, 1, 1, 1))
+        samples = samples.unflatten(0, (count, draws, runs, count)).mean(1)  # (L, R, C, 3, H, W)
+        error = (samples - image).pow(2).sum(3)  # (L, R, C, H, W)
+        held = _pixels(parts, self.factor)  # (R, C, H, W)
+        return -(error * held).sum((3, 4)).permute(1, 2, 0)  # (R, C, L)
 
     def draw(self, keep: torch.Tensor) -> torch.Tensor:
         """Inpaint ``y`` from the cells each row of ``keep`` (L·n, 1, h, w) holds; decode to pixels.
@@ -181,7 +208,8 @@ def decompose(
             replace single fields.
         generator: seeds the mask initialisation, the Bernoulli masks and the noise.
         callback: called after every iteration with a dict (iteration, mask: the R runs' shares
-            (R, L, H, W), change, nfe).
+            (R, L, H, W), change, nfe, stats: each layer's per-pixel mean and calibrated variance
+            (R, 3, H, W), evidence: the pooled log-evidence (R, L, H, W) behind the update).
         disable: disable the progress bar.
         init_mask: shares to start from instead of random ones (every run starts from them; they
             differ by their samples only): (1, L, H, W), or for two layers the foreground's
@@ -234,7 +262,16 @@ def decompose(
         masks = new_masks
         history.append(change)
         if callback is not None:
-            callback({"iteration": iteration, "mask": masks, "change": change, "nfe": sampler.nfe})
+            callback(
+                {
+                    "iteration": iteration,
+                    "mask": masks,
+                    "change": change,
+                    "nfe": sampler.nfe,
+                    "stats": stats,
+                    "evidence": pooled,
+                }
+            )
         if change < em.tol:
             break
 
@@ -244,8 +281,12 @@ def decompose(
         # Which component of each partition is which layer: the prompt that denoises it best (EM
         # alone can settle on a permuted partition); of several runs, the one whose partition
         # agrees best with the prompts.
-        errors = sampler.prompt_errors(config.orient_levels)
-        chosen, order = select_run(errors, _cells(masks, factor), config.orient)
+        if config.orient_by == "inpainting":
+            fit = sampler.held_out_fit(image, _cells(masks, factor), config.orient_draws)
+            chosen, order = select_fit(fit, config.orient)
+        else:
+            errors = sampler.prompt_errors(config.orient_levels)
+            chosen, order = select_run(errors, _cells(masks, factor), config.orient)
     masks = masks[chosen]
     if order != list(range(count)):
         masks = masks[torch.tensor(order).argsort()]  # component c holds prompt order[c]'s layer

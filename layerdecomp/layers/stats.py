@@ -98,9 +98,14 @@ def select_run(errors: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple
     and the assignment ``order`` (``order[c]`` = prompt of component c) with the highest score.
     """
     # fit[r, c, l] = −Σ m_{r,c} · err_l
-    fit = -torch.einsum("rchw,lhw->rcl", cells, errors[:, 0])
-    perms = orderings(cells.shape[1], orient).to(cells.device)  # (P, L)
-    index = perms.unsqueeze(0).expand(cells.shape[0], -1, -1)  # (R, P, L)
+    return select_fit(-torch.einsum("rchw,lhw->rcl", cells, errors[:, 0]), orient)
+
+
+def select_fit(fit: torch.Tensor, orient: bool) -> tuple[int, list[int]]:
+    """The run and assignment with the highest total fit, ``fit[r, c, l]`` being how well prompt l
+    explains component c of run r (R, L, L); see :func:`select_run`."""
+    perms = orderings(fit.shape[1], orient).to(fit.device)  # (P, L)
+    index = perms.unsqueeze(0).expand(fit.shape[0], -1, -1)  # (R, P, L)
     scores = torch.gather(
         fit.unsqueeze(1).expand(-1, perms.shape[0], -1, -1), 3, index.unsqueeze(-1)
     )

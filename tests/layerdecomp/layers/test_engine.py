@@ -76,7 +76,7 @@ def test_three_layers_find_each_region_and_recompose_the_input():
     assert set(backend.batch_sizes) == {
         3 * config.samples * config.runs,
         3 * config.final_samples,
-        3,
+        3,  # the image under the three prompts (the orientation check)
     }
 
 
@@ -93,16 +93,22 @@ def test_three_layers_found_in_another_order_get_their_prompts_back():
         assert iou(fixed.masks.argmax(0) == index, truth.argmax(0) == index) >= 0.9
 
 
-def test_all_samples_share_one_batched_call(disk):
-    backend, _, _, layers = disk
+@pytest.mark.parametrize("orient_by", ["inpainting", "denoising"])
+def test_all_samples_share_one_batched_call(orient_by):
+    backend = ToyBackend()
+    image, _ = disk_image()
+    layers = toy_decompose(image, backend=backend, smoothing=0.0, orient_by=orient_by)
     config = DecomposeConfig()
     cfg = 2 if config.guidance > 0 else 1  # guidance doubles every batch
     iteration_batch = 2 * config.samples * config.runs * cfg  # two layers × K × runs
     final_batch = 2 * config.final_samples * cfg
-    orient_batch = 2 * cfg  # the image under both prompts
-    assert set(backend.batch_sizes) == {iteration_batch, final_batch, orient_batch}
     per_draw = 1 + 2 * config.refine.iters
-    expected = per_draw * (len(layers.history) + 1) + config.orient_levels
+    if orient_by == "denoising":
+        orient_batch, orient_nfe = 2 * cfg, config.orient_levels  # the image under both prompts
+    else:  # each prompt inpaints each component of each run, in one draw
+        orient_batch, orient_nfe = 2 * config.orient_draws * config.runs * 2 * cfg, per_draw
+    assert set(backend.batch_sizes) == {iteration_batch, final_batch, orient_batch}
+    expected = per_draw * (len(layers.history) + 1) + orient_nfe
     assert backend.unet_calls == layers.nfe == expected
 
 
