@@ -17,7 +17,9 @@ recomposition error (max |Σ m·x − x| in 8-bit levels), NFE and seconds per i
     python benchmarks/decompose_layers.py --n 12
     python benchmarks/decompose_quality.py --layers 3 --n 12    # the same table
 
-The last line is ``joint_iou=<mean over layers> recursive_iou=<…> joint_s=<…> recursive_s=<…>``.
+The last line is ``joint_iou=<mean over layers> recursive_iou=<…> joint_s=<…> recursive_s=<…>``;
+with several models (``--model A --model B`` or ``--model A,B``: one table each) one such line
+per model, each starting ``model=<name>``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from layerdecomp.tasks.decompose import decompose_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries  # noqa: E402
+from decompose_quality import model_list  # noqa: E402
 
 NAMES = ("front", "back", "background")
 
@@ -97,14 +100,30 @@ def score(layers: Layers, pair, image: torch.Tensor) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="a model (repeat it, or a comma list: one table each, side by side at the end)",
+    )
     parser.add_argument("--n", type=int, default=12, help="the first N held-out pairs")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel"])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     quiet_libraries()
-    backend = load_model(args.model, device=args.device)
+    models = model_list(args.model)
+    lines = []
+    for model in models:
+        line = evaluate(load_model(model, device=args.device), model, args)
+        lines.append((f"model={Path(model).name} " if len(models) > 1 else "") + line)
+    if len(models) > 1:
+        print()
+    print("\n".join(lines))
+
+
+def evaluate(backend, model: str, args) -> str:
+    """One model's table over the pairs; returns its summary line."""
     config = DecomposeConfig()
     methods = ("joint", "joint+matting", "recursive", "recursive+matting")
     rows: dict[str, list[dict[str, float]]] = {method: [] for method in methods}
@@ -141,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     def mean(method: str, key: str) -> float:
         return statistics.mean(r[key] for r in rows[method])
 
-    print(f"model={args.model} split={args.split} n={args.n} size={args.size} defaults")
+    print(f"model={model} split={args.split} n={args.n} size={args.size} defaults")
     header = " ".join(f"{n + ' IoU':>14}" for n in NAMES)
     print(
         f"{'method':<18} {header} {'mean IoU':>9} {'share MAE':>10} {'recomp':>7} {'NFE':>6} "
@@ -155,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{mean(method, 'recomposition'):>7.2f} {mean(method, 'nfe'):>6.0f} "
             f"{mean(method, 'seconds'):>8.2f}"
         )
-    print(
+    return (
         f"joint_iou={mean('joint', 'iou'):.3f} recursive_iou={mean('recursive', 'iou'):.3f} "
         f"joint_matting_iou={mean('joint+matting', 'iou'):.3f} "
         f"joint_s={mean('joint', 'seconds'):.2f} recursive_s={mean('recursive', 'seconds'):.2f}"

@@ -10,6 +10,9 @@ the foreground caption alone ("a cat face": emoji only) and the background capti
 
     python benchmarks/judge_generations.py --model mini --n 64 --steps 20 --guidance 5
 
+Several models (``--model A --model B`` or ``--model A,B``) are judged one after another on the
+same captions and seeds, and their judge lines repeated at the end, each starting ``model=``.
+
 The last line is ``judge: colour=<x> texture=<y> emoji=<z>`` (the "both" captions).
 """
 
@@ -31,6 +34,7 @@ from layerdecomp.models import load_pipeline, resolve_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries  # noqa: E402
+from decompose_quality import model_list  # noqa: E402
 
 CAPTIONS = {
     "both": ("caption", ATTRIBUTES),
@@ -80,7 +84,12 @@ def row(label, n, accuracy):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="a model (repeat it, or a comma list: each judged on the same captions and seeds)",
+    )
     parser.add_argument("--n", type=int, default=64, help="the first N held-out captions")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=5.0)
@@ -112,8 +121,18 @@ def run(args: argparse.Namespace) -> None:
     print(row("chance", "-", chance))
 
     quiet_libraries()
+    models = model_list(args.model)
+    lines = [judge_model(model, args, judge, images, labels) for model in models]
+    if len(models) > 1:
+        print()
+        for model, line in zip(models, lines, strict=True):
+            print(f"model={Path(model).name} {line}")
+
+
+def judge_model(model: str, args: argparse.Namespace, judge, images, labels) -> str:
+    """One model's rows (its VAE round trip and its generations); returns its judge line."""
     started = time.perf_counter()
-    pipe = load_pipeline(resolve_spec(args.model), dtype=torch.float32)
+    pipe = load_pipeline(resolve_spec(model), dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     if getattr(pipe, "vae", None) is not None:  # what the decoder alone costs the judge
         decoded = vae_round_trip(pipe.vae, images)
@@ -130,13 +149,15 @@ def run(args: argparse.Namespace) -> None:
         results[kind] = judge.accuracy(generated, wanted)
     seconds = time.perf_counter() - started
     print(
-        f"model={args.model} n={args.n} steps={args.steps} guidance={args.guidance} "
+        f"model={model} n={args.n} steps={args.steps} guidance={args.guidance} "
         f"seed={args.seed} size={args.size} threads={torch.get_num_threads()} "
         f"({seconds:.0f} s incl. load)"
     )
     for kind in kinds:
         print(row(f"generated, {kind}", args.n, results[kind]))
-    print("judge: " + " ".join(f"{k}={results['both'][k]:.3f}" for k in reversed(ATTRIBUTES)))
+    line = "judge: " + " ".join(f"{k}={results['both'][k]:.3f}" for k in reversed(ATTRIBUTES))
+    print(line)
+    return line
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ One table over the first N held-out composites (ground truth known), run in batc
 
     python benchmarks/mini_quality.py --n 200
 
-The last line is ``newton_psnr=<dB> gradient_psnr=<dB> replace_psnr=<dB> prompt_gap_db=<dB>``.
+The last line is ``newton_psnr=<dB> gradient_psnr=<dB> replace_psnr=<dB> prompt_gap_db=<dB>``;
+with several models (``--model A --model B`` or ``--model A,B``: a table each, the same
+composites) these lines are repeated at the end, each starting ``model=<name>``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from layerdecomp.models import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import to_tensor  # noqa: E402
+from decompose_quality import model_list  # noqa: E402
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
@@ -68,7 +71,12 @@ def replacement(denoiser, y, known, shape, steps, generator):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="a model (repeat it, or a comma list: one table each, on the same composites)",
+    )
     parser.add_argument("--n", type=int, default=200, help="the first N held-out composites")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--iters", type=int, default=5)
@@ -76,7 +84,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=25, help="composites per batched run")
     args = parser.parse_args(argv)
-    backend = load_model(args.model, device="cpu")
+    models = model_list(args.model)
+    lines = [evaluate(model, args) for model in models]
+    if len(models) > 1:
+        print()
+        for model, line in zip(models, lines, strict=True):
+            print(f"model={Path(model).name} {line}")
+
+
+def evaluate(model: str, args) -> str:
+    """One model's table over the composites; returns its summary line."""
+    backend = load_model(model, device="cpu")
     rows: list[dict] = []
     for first in range(0, args.n, args.batch):
         indices = range(first, min(first + args.batch, args.n))
@@ -146,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.mean(values) if values else float("nan")
 
     print(
-        f"model={args.model} n={args.n} size={args.size} steps={args.steps} K={args.iters} "
+        f"model={model} n={args.n} size={args.size} steps={args.steps} K={args.iters} "
         f"guidance={args.guidance} batch={args.batch} threads={torch.get_num_threads()}"
     )
     print(f"VAE reconstruction PSNR {mean('vae_psnr'):.2f} dB")
@@ -162,10 +180,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{mean(f'{name}_seconds'):>8.2f} {mean(f'{name}_nfe'):>5.0f}"
         )
     gap = mean("newton_psnr") - mean("wrong_psnr")
-    print(
+    line = (
         f"newton_psnr={mean('newton_psnr'):.2f} gradient_psnr={mean('gradient_psnr'):.2f} "
         f"replace_psnr={mean('replace_psnr'):.2f} prompt_gap_db={gap:.2f}"
     )
+    print(line)
+    return line
 
 
 if __name__ == "__main__":
