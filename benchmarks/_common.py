@@ -23,3 +23,19 @@ def quiet_libraries() -> None:
     for module in (diffusers_logging, transformers_logging):
         module.set_verbosity_error()
         module.disable_progress_bar()
+
+
+def add_model_option(parser, what: str) -> None:
+    """``--model`` of the quality benchmarks: repeatable, each a name or a comma list."""
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help=f"a model (repeat it, or a comma list: {what}; default mini)",
+    )
+
+
+def model_list(values: list[str] | None, default: str = "mini") -> list[str]:
+    """The models of repeated ``--model`` flags, each possibly a comma list (default: mini)."""
+    models = [m.strip() for value in values or [default] for m in value.split(",") if m.strip()]
+    return list(dict.fromkeys(models))

@@ -41,8 +41,11 @@ from layerdecomp.models import load_model
 from layerdecomp.tasks.decompose import decompose_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import quiet_libraries  # noqa: E402
-from decompose_quality import model_list  # noqa: E402
+from _common import (  # noqa: E402
+    add_model_option,
+    model_list,
+    quiet_libraries,  # noqa: E402
+)
 
 NAMES = ("front", "back", "background")
 
@@ -100,12 +103,7 @@ def score(layers: Layers, pair, image: torch.Tensor) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="a model (repeat it, or a comma list: one table each, side by side at the end)",
-    )
+    add_model_option(parser, "one table each, side by side at the end")
     parser.add_argument("--n", type=int, default=12, help="the first N held-out pairs")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel"])
     parser.add_argument("--size", type=int, default=64)

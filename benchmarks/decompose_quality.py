@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import add_model_option, model_list
 
 from layerdecomp.data.composites import make_composite
 from layerdecomp.io import image_to_tensor
@@ -62,12 +63,6 @@ ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names
     "damping": (float, []),
     "smoothing": (float, []),
 }
-
-
-def model_list(values: list[str] | None, default: str = "mini") -> list[str]:
-    """The models of repeated ``--model`` flags, each possibly a comma list (default: mini)."""
-    models = [m.strip() for value in values or [default] for m in value.split(",") if m.strip()]
-    return list(dict.fromkeys(models))
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -210,12 +205,7 @@ def side_by_side(table: dict[str, list[dict]], lines: list[tuple[str, str, str]]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="a model to measure (repeat it, or a comma list: side by side; default mini)",
-    )
+    add_model_option(parser, "side by side")
     parser.add_argument("--n", type=int, default=100, help="the first N held-out composites")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
     parser.add_argument("--size", type=int, default=64)

@@ -43,8 +43,12 @@ from layerdecomp.options import configure
 from layerdecomp.tasks.decompose import DecomposeConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import quiet_libraries, to_tensor  # noqa: E402
-from decompose_quality import ENGINE_FLAGS, iou, model_list  # noqa: E402
+from _common import (  # noqa: E402
+    model_list,  # noqa: E402
+    quiet_libraries,
+    to_tensor,
+)
+from decompose_quality import ENGINE_FLAGS, iou  # noqa: E402
 
 
 def auc(score: np.ndarray, truth: np.ndarray) -> float:

@@ -33,8 +33,11 @@ from layerdecomp.judge import ATTRIBUTES, LABELS, Judge
 from layerdecomp.models import load_pipeline, resolve_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import quiet_libraries  # noqa: E402
-from decompose_quality import model_list  # noqa: E402
+from _common import (  # noqa: E402
+    add_model_option,
+    model_list,
+    quiet_libraries,  # noqa: E402
+)
 
 CAPTIONS = {
     "both": ("caption", ATTRIBUTES),
@@ -84,12 +87,7 @@ def row(label, n, accuracy):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="a model (repeat it, or a comma list: each judged on the same captions and seeds)",
-    )
+    add_model_option(parser, "each judged on the same captions and seeds")
     parser.add_argument("--n", type=int, default=64, help="the first N held-out captions")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=5.0)

@@ -35,8 +35,11 @@ from layerdecomp.data.composites import make_composite
 from layerdecomp.models import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import to_tensor  # noqa: E402
-from decompose_quality import model_list  # noqa: E402
+from _common import (  # noqa: E402
+    add_model_option,
+    model_list,
+    to_tensor,  # noqa: E402
+)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
@@ -71,12 +74,7 @@ def replacement(denoiser, y, known, shape, steps, generator):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="a model (repeat it, or a comma list: one table each, on the same composites)",
-    )
+    add_model_option(parser, "one table each, on the same composites")
     parser.add_argument("--n", type=int, default=200, help="the first N held-out composites")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--iters", type=int, default=5)
