@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     add_model_option,
     model_list,
-    quiet_libraries,  # noqa: E402
+    quiet_libraries,
 )
 
 NAMES = ("front", "back", "background")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     add_model_option,
     model_list,
-    to_tensor,  # noqa: E402
+    to_tensor,
 )
 
 

@@ -192,7 +192,7 @@ class FiniteGuard:
         if not self._counts and not extra:
             return []
         device = (self._counts or list(extra))[0].device
-        values = [c.to(device=device, dtype=torch.float64) for c in (*self._counts, *extra)]
+        values = [c.to(device=device, dtype=torch.float32) for c in (*self._counts, *extra)]
         read = torch.stack([v.reshape(()) for v in values]).tolist()
         counts, wanted = read[: len(self._counts)], read[len(self._counts) :]
         records, self._counts, self._records = self._records, [], []
