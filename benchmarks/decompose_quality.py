@@ -53,6 +53,14 @@ from layerdecomp.models import load_model
 from layerdecomp.options import configure
 from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
 
+
+def yes(text: str) -> bool:
+    """A flag's true/false value (``--anchor false``)."""
+    if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("1", "true", "yes")
+
+
 ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names (still accepted)
     "updates": (int, ["--iterations"]),
     "samples": (int, []),
@@ -62,6 +70,8 @@ ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names
     "guidance": (float, []),
     "damping": (float, []),
     "smoothing": (float, []),
+    "anchor": (yes, []),
+    "orient_by": (str, []),
 }
 
 

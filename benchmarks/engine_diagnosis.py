@@ -7,6 +7,10 @@ index) the engine runs with the defaults, and its stages are scored against the 
   map, :meth:`_Sampler.prompt_errors`): its mean magnitude, and the AUC of ``error_bg − error_fg``
   against the true cells (0.5: no separation; 1: perfect);
 - **latent**: the std of the image latent ``E(x)`` (the model's latent scale at work);
+- **decoder cast**: the cells the object touches inpainted under the background prompt, decoded
+  without anchoring: the error at kept pixels three cells or more from the hole (what the hole's
+  content does to the rest of the image through the decoder), raw and anchored, and the
+  background inpainted behind the object (PSNR against the true one), raw and anchored;
 - **evidence**: the AUC of the pooled log-evidence ratio (fg − bg) of every update against the
   true pixels, averaged over the runs (update 1: the first update's evidence, from random masks);
 - **variances**: each layer's calibrated variance (mean over pixels) at the last update, and the
@@ -38,6 +42,7 @@ import torch.nn.functional as F
 
 from layerdecomp.data.composites import make_composite
 from layerdecomp.layers import engine
+from layerdecomp.layers.stats import anchor_to_kept
 from layerdecomp.models import load_model
 from layerdecomp.options import configure
 from layerdecomp.tasks.decompose import DecomposeConfig
@@ -123,6 +128,7 @@ def diagnose(backend, index: int, split: str, size: int, config, truth_start: bo
         else float("nan")
     )
     row["latent_std"] = float(sampler.y.std())
+    row.update(decoder_cast(backend, image, prompts, config, sample, factor))
     row["run"] = layers.run
     row["swapped"] = layers.order != [0, 1]
     if truth_start:
@@ -139,6 +145,39 @@ def diagnose(backend, index: int, split: str, size: int, config, truth_start: bo
         )
         row["truth_start"] = iou(start.masks[0, 0].cpu().numpy() > 0.5, truth)
     return row
+
+
+def decoder_cast(backend, image, prompts, config, sample, factor: int) -> dict:
+    """The decoder's colour cast: every cell the object touches is held out and inpainted under
+    the background prompt; the squared error (summed over RGB) at the kept pixels, far from the
+    hole (≥ 3 cells away), raw and anchored (:func:`~layerdecomp.layers.stats.anchor_to_kept`);
+    and the inpainted background's PSNR behind the object, raw and anchored."""
+    alpha = torch.from_numpy(sample.alpha).float()[None, None].to(image.device)
+    touched = F.max_pool2d(alpha, factor) > 0
+    keep = (~touched).float().repeat(len(prompts), 1, 1, 1)
+    generator = torch.Generator(device=backend.device).manual_seed(20_000)
+    raw = configure(DecomposeConfig, config, {"anchor": False})
+    samples = engine._Sampler(backend, image, prompts, raw, generator).draw(keep)[-1:]
+    kept = F.interpolate(keep[-1:], scale_factor=factor)
+    far = 1 - F.max_pool2d(1 - kept, 6 * factor + 1, 1, 3 * factor)
+    anchored = anchor_to_kept(samples, image, keep[-1:], factor)
+    behind = torch.from_numpy(sample.bg).permute(2, 0, 1)[None].float().to(image.device)
+    behind, hidden = behind / 127.5 - 1, (alpha > 0.5).expand(-1, 3, -1, -1)
+
+    def far_error(pixels):
+        error = (pixels - image).pow(2).sum(1, keepdim=True)
+        return float((error * far).sum() / far.sum()) if far.any() else float("nan")
+
+    def hidden_db(pixels):
+        mse = (pixels - behind)[hidden].pow(2).mean()
+        return float(10 * torch.log10(4 / mse.clamp_min(1e-12)))
+
+    return {
+        "cast_raw": far_error(samples),
+        "cast_anchored": far_error(anchored),
+        "hidden_raw": hidden_db(samples),
+        "hidden_anchored": hidden_db(anchored),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,12 +230,16 @@ def main(argv: list[str] | None = None) -> None:
         f"config={overrides or 'defaults'}"
     )
     width = max(12, *(len(n) for n in names))
-    print(f"{'stage':<34}" + "".join(f"{n:>{width + 2}}" for n in names))
+    print(f"{'stage':<40}" + "".join(f"{n:>{width + 2}}" for n in names))
     lines = [
         ("latent std of E(x)", lambda n: mean(n, "latent_std"), ".3f"),
         ("prompt error, mean per cell", lambda n: mean(n, "errors_mean"), ".4f"),
         ("prompt error gap fg vs bg cells", lambda n: mean(n, "errors_gap"), ".4f"),
         ("prompt errors: AUC vs truth", lambda n: mean(n, "errors_auc"), ".3f"),
+        ("decoder cast far from a hole, raw", lambda n: mean(n, "cast_raw"), ".4f"),
+        ("decoder cast far from a hole, anchored", lambda n: mean(n, "cast_anchored"), ".4f"),
+        ("background behind the object dB, raw", lambda n: mean(n, "hidden_raw"), ".2f"),
+        ("… anchored", lambda n: mean(n, "hidden_anchored"), ".2f"),
     ]
     steps = max(len(r["updates"]) for rows in table.values() for r in rows)
     for step in sorted({0, 1, 3, steps - 1}):
@@ -215,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.truth:
         lines.append(("from the true mask: IoU", lambda n: mean(n, "truth_start"), ".3f"))
     for label, value, fmt in lines:
-        print(f"{label:<34}" + "".join(f"{value(n):>{width + 2}{fmt}}" for n in names))
+        print(f"{label:<40}" + "".join(f"{value(n):>{width + 2}{fmt}}" for n in names))
     print(
         " ".join(
             f"{n}: iou={mean(n, 'iou'):.3f} oracle={mean(n, 'oracle'):.3f} "

@@ -65,6 +65,12 @@ class DecomposeConfig:
         0.35, "The single noise level, as a fraction of the schedule.", gt=0, lt=1
     )
     samples: int = option(5, "Samples per layer and mask update.", ge=1)
+    anchor: bool = option(
+        True,
+        "Shift each decoded sample by its mean error, per channel, over the pixels it kept: a "
+        "VAE decoder's group norms and attention spread a hole's content over the whole image "
+        "as a colour cast.",
+    )
     refine: RefineOptions = option(
         factory=lambda: RefineOptions(iters=3), help="Inexact-Newton inpainting of each sample."
     )

@@ -34,6 +34,7 @@ from .config import DecomposeConfig
 from .recompose import exact_layers
 from .result import Layers
 from .stats import (
+    anchor_to_kept,
     keep_masks,
     layer_stats,
     log_likelihood,
@@ -61,6 +62,7 @@ class _Sampler:
 
     def __init__(self, backend, image, prompts, config: DecomposeConfig, generator):
         self.backend, self.config, self.generator = backend, config, generator
+        self.image = image
         self.factor = backend.factor
         self.count = len(prompts)
         self.denoiser = backend.denoiser(list(prompts), config.negative_prompt, config.guidance)
@@ -77,12 +79,15 @@ class _Sampler:
         """Per-cell denoising error of the image under each prompt (L, 1, h, w).
 
         The image latent is noised to ``levels`` noise levels spread over (0.2, 0.9) with the same
-        noise for every prompt, and each prompt's x̂0 is compared with the latent: the prompt that
-        describes a region denoises it better (a diffusion classifier, per cell). Each level's
-        errors are divided by their mean over the prompts and cells, so that every level counts
-        alike whatever the size of a model's errors there: the errors grow by orders of magnitude
-        from the lowest level to the highest, by how much depends on the model, and without the
-        division the highest levels alone decide.
+        noise for every prompt; each prompt's x̂0 is decoded and compared with the image, pixel by
+        pixel, and the squared errors are averaged over each cell: the prompt that describes a
+        region denoises it better (a diffusion classifier, per cell). The comparison is in pixels
+        because a latent space's distances are the VAE's own: a few latent cells can carry most of
+        an image's norm (global colour, in SD-style VAEs), and in the latent those cells decide
+        the map. Each level's errors are divided by their mean over the prompts and cells, so that
+        every level counts alike whatever the size of a model's errors there: the errors grow by
+        orders of magnitude from the lowest level to the highest, by how much depends on the
+        model, and without the division the highest levels alone decide.
         """
         steps = self.scheduler.config.num_train_timesteps
         times = torch.linspace(0.2, 0.9, levels) * (steps - 1)
@@ -90,8 +95,8 @@ class _Sampler:
         for t in times.round().long().tolist():
             noise = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
             x_t = add_noise(self.y, noise, t, self.scheduler).expand(self.count, -1, -1, -1)
-            x0 = self.denoiser(x_t, t)
-            error = (x0 - self.y).pow(2).sum(1, keepdim=True)
+            pixels = self.backend.decode(self.denoiser(x_t, t)).float().clamp(-1, 1)
+            error = _cells((pixels - self.image).pow(2).sum(1, keepdim=True), self.factor)
             errors += error / (levels * error.mean().clamp_min(1e-12))
         self.nfe += levels
         return errors
@@ -118,7 +123,8 @@ class _Sampler:
         return -(error * held).sum((3, 4)).permute(1, 2, 0)  # (R, C, L)
 
     def draw(self, keep: torch.Tensor) -> torch.Tensor:
-        """Inpaint ``y`` from the cells each row of ``keep`` (L·n, 1, h, w) holds; decode to pixels.
+        """Inpaint ``y`` from the cells each row of ``keep`` (L·n, 1, h, w) holds; decode to pixels
+        (anchored to the kept pixels with ``config.anchor``: :func:`~.stats.anchor_to_kept`).
 
         Rows l·n … l·n + n − 1 use prompt l (one batched call).
         """
@@ -137,7 +143,10 @@ class _Sampler:
         )
         self.nfe += out.nfe
         with torch.no_grad():
-            return self.backend.decode(out.x0).float().clamp(-1, 1)
+            samples = self.backend.decode(out.x0).float().clamp(-1, 1)
+        if self.config.anchor:
+            samples = anchor_to_kept(samples, self.image, keep, self.factor)
+        return samples
 
 
 def layer_prompts(prompts: Sequence[str | Sequence[str]]) -> list[str]:

@@ -39,6 +39,28 @@ def keep_masks(cells: torch.Tensor, k: int, generator) -> torch.Tensor:
     return keep
 
 
+def anchor_to_kept(samples, image, keep, factor):
+    """Decoded samples (B, 3, H, W) shifted by their mean error over the cells they kept, away
+    from the holes.
+
+    ``keep`` (B, 1, H / factor, W / factor) marks the latent cells each sample was inpainted
+    from. The shift is per sample and channel, ``mean of (image − sample)`` over the pixels of the
+    kept cells whose eight neighbours are kept too. A VAE decoder normalises over the whole image
+    (group norms, the mid-block's attention), so the content of a hole moves the colours of every
+    pixel it decodes, kept ones included: a cast that the engine would read as the layer
+    mispredicting its held-out pixels. The pixels next to a hole are left out because they carry
+    the hole's own content (a decoder's convolutions reach a few pixels across a cell's edge):
+    counted in, they would shift the sample toward what the image holds in the hole, and a layer
+    would predict pixels it was meant to guess. A sample with no such cell is unchanged.
+    """
+    inner = 1 - torch.nn.functional.max_pool2d(1 - keep, 3, 1, 1)
+    if factor > 1:
+        inner = torch.nn.functional.interpolate(inner, scale_factor=factor, mode="nearest")
+    kept = inner.sum((2, 3), keepdim=True)
+    shift = ((image - samples) * inner).sum((2, 3), keepdim=True) / kept.clamp_min(1.0)
+    return (samples + shift).clamp(-1, 1)
+
+
 def layer_stats(samples, held_out, floor):
     """Per-pixel mean and variance (R, 3, H, W) of samples (R, K, 3, H, W), weighted toward
     held-out pixels."""

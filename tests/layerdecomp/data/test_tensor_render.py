@@ -40,7 +40,9 @@ def test_tensor_render_equals_the_cpu_renderer_up_to_resampling(atlas):
 def test_device_draws_are_seeded_and_in_range(atlas):
     first = draw(atlas, 512, SIZE, torch.Generator().manual_seed(0))
     again = draw(atlas, 512, SIZE, torch.Generator().manual_seed(0))
-    assert all(torch.equal(getattr(first, k), getattr(again, k)) for k in ("emoji", "left", "grain"))
+    assert all(
+        torch.equal(getattr(first, k), getattr(again, k)) for k in ("emoji", "left", "grain")
+    )
     shares = torch.bincount(first.family, minlength=len(FAMILIES)) / 512
     assert shares.min() > 0.1 and shares.max() < 0.25
     scale = first.longest.float() / SIZE

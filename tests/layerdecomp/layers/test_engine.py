@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from layerdecomp.layers import DecomposeConfig, exact_layers
-from layerdecomp.layers.stats import keep_masks, log_prior, residual_variance, select_run
+from layerdecomp.layers.stats import (
+    anchor_to_kept,
+    keep_masks,
+    log_prior,
+    residual_variance,
+    select_run,
+)
 from layerdecomp.tasks.decompose import decompose_image
 from tests.layerdecomp.toy_backend import (
     COLOURS,
@@ -300,3 +306,16 @@ def test_decompose_image_works_at_work_side_and_returns_the_input_size():
     assert (layers.recomposition - image_to_tensor(pil)).abs().max() <= 1e-5
     with pytest.raises(ValueError, match="work_side"):
         decompose_image(ToyBackend(), pil, "red", "blue", work_side=-1, disable=True)
+
+
+def test_anchoring_removes_a_samples_colour_cast_away_from_its_holes_and_nothing_else():
+    image = torch.rand(1, 3, 16, 16) * 1.6 - 0.8
+    cast = torch.tensor([0.1, -0.15, 0.05]).view(1, 3, 1, 1)
+    keep = torch.zeros(3, 1, 8, 8)
+    keep[:2, :, :5] = 1  # the first two kept the top rows of cells; the third kept nothing
+    samples = (image + cast).repeat(3, 1, 1, 1)
+    samples[1, :, 8:10] = image[0, :, 8:10]  # the 5th row of cells, next to the hole: bled into
+    anchored = anchor_to_kept(samples, image, keep, factor=2)
+    assert torch.allclose(anchored[0], image[0], atol=1e-6)  # held-out pixels too
+    assert torch.allclose(anchored[1, :, :8], image[0, :, :8], atol=1e-6)  # the edge not counted
+    assert torch.equal(anchored[2], samples[2])
