@@ -67,9 +67,9 @@ class DecomposeConfig:
     samples: int = option(5, "Samples per layer and mask update.", ge=1)
     anchor: bool = option(
         True,
-        "Shift each decoded sample by its mean error, per channel, over the pixels it kept: a "
-        "VAE decoder's group norms and attention spread a hole's content over the whole image "
-        "as a colour cast.",
+        "Shift each decoded sample by its mean error, per channel, over its kept cells away from "
+        "the holes: a VAE decoder's group norms and attention spread a hole's content over the "
+        "whole image as a colour cast.",
     )
     refine: RefineOptions = option(
         factory=lambda: RefineOptions(iters=3), help="Inexact-Newton inpainting of each sample."
