@@ -124,7 +124,7 @@ class _Sampler:
 
     def draw(self, keep: torch.Tensor) -> torch.Tensor:
         """Inpaint ``y`` from the cells each row of ``keep`` (L·n, 1, h, w) holds; decode to pixels
-        (anchored to the kept pixels with ``config.anchor``: :func:`~.stats.anchor_to_kept`).
+        (anchored to its kept cells with ``config.anchor``: :func:`~.stats.anchor_to_kept`).
 
         Rows l·n … l·n + n − 1 use prompt l (one batched call).
         """

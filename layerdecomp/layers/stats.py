@@ -10,6 +10,7 @@ import itertools
 
 import kornia
 import torch
+import torch.nn.functional as F
 
 EVIDENCE_CAP = 8.0
 """Per-pixel log-likelihood ratios are clipped to ±this before pooling, so that one pixel's
@@ -53,9 +54,9 @@ def anchor_to_kept(samples, image, keep, factor):
     counted in, they would shift the sample toward what the image holds in the hole, and a layer
     would predict pixels it was meant to guess. A sample with no such cell is unchanged.
     """
-    inner = 1 - torch.nn.functional.max_pool2d(1 - keep, 3, 1, 1)
+    inner = 1 - F.max_pool2d(1 - keep, 3, 1, 1)
     if factor > 1:
-        inner = torch.nn.functional.interpolate(inner, scale_factor=factor, mode="nearest")
+        inner = F.interpolate(inner, scale_factor=factor, mode="nearest")
     kept = inner.sum((2, 3), keepdim=True)
     shift = ((image - samples) * inner).sum((2, 3), keepdim=True) / kept.clamp_min(1.0)
     return (samples + shift).clamp(-1, 1)
