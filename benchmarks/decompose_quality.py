@@ -38,6 +38,7 @@ with several models one such line per model, each starting ``model=<name>``, the
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -144,7 +145,7 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
     from PIL import Image
 
     rows = []
-    for index in range(args.n):
+    for index in range(args.first, args.first + args.n):
         sample = make_composite(index, args.split, size=args.size)
         truth = sample.alpha > 0.5
         start = time.perf_counter()
@@ -190,9 +191,10 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
                 "seconds": seconds,
             }
         )
-        if (index + 1) % 10 == 0:
+        rows[-1]["index"] = index
+        if len(rows) % 10 == 0:
             print(
-                f"  {name} {index + 1}/{args.n}: iou so far "
+                f"  {name} {len(rows)}/{args.n}: iou so far "
                 f"{statistics.mean(r['iou'] for r in rows):.3f}",
                 flush=True,
             )
@@ -216,7 +218,9 @@ def side_by_side(table: dict[str, list[dict]], lines: list[tuple[str, str, str]]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser, "side by side")
-    parser.add_argument("--n", type=int, default=100, help="the first N held-out composites")
+    parser.add_argument("--n", type=int, default=100, help="how many composites (from --first)")
+    parser.add_argument("--first", type=int, default=0, help="start at this composite's index")
+    parser.add_argument("--rows", type=Path, help="write every composite's figures to this JSON")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--margin", type=float, default=0.05, help="GrabCut's rectangle margin")
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
         table[name] = evaluate(backend, name, args, config, baselines)
 
     print(
-        f"models={','.join(models)} split={args.split} n={args.n} size={args.size} "
+        f"models={','.join(models)} split={args.split} n={args.n} first={args.first} "
+        f"size={args.size} "
         f"device={','.join(sorted(devices))} config={overrides or 'defaults'}"
     )
     side_by_side(
@@ -291,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"{mean_of(rows, key + '_mse'):>8.4f} {mean_of(rows, key + '_grad'):>10.4f} "
                     f"{f'{better:.0f}/{len(rows)}':>7} {mean_of(rows, key + '_seconds'):>8.2f}"
                 )
+    if args.rows:
+        args.rows.write_text(json.dumps(table, indent=1) + "\n")
     for name, rows in table.items():
         print((f"model={name} " if len(table) > 1 else "") + last_line(rows, args))
 
