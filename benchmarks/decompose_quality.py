@@ -184,6 +184,7 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
             {
                 **row,
                 **baselines[index],
+                "index": index,
                 "iou": iou(mask > 0.5, truth),
                 "sad": float(np.abs(mask - sample.alpha).sum()),
                 "recomposition_psnr": psnr(to_u8(layers.recomposition), sample.image),
@@ -191,7 +192,6 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
                 "seconds": seconds,
             }
         )
-        rows[-1]["index"] = index
         if len(rows) % 10 == 0:
             print(
                 f"  {name} {len(rows)}/{args.n}: iou so far "
