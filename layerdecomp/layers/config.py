@@ -90,6 +90,13 @@ class DecomposeConfig:
         "the whole image under it (denoising: one call per level).",
     )
     orient_levels: int = option(8, "Noise levels of that check (denoising).", ge=1)
+    orient_border: float = option(
+        0.5,
+        "Weight of the background prior in that check: the prompts' fit is scaled to −1 per "
+        "assignment and the component given to the last (background) prompt adds this times "
+        "its share of the image's border (0: the prompts alone).",
+        ge=0,
+    )
     orient_draws: int = option(
         2, "Inpaintings per prompt and component of that check (inpainting), averaged.", ge=1
     )

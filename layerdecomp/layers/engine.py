@@ -35,6 +35,7 @@ from .recompose import exact_layers
 from .result import Layers
 from .stats import (
     anchor_to_kept,
+    border_shares,
     keep_masks,
     layer_stats,
     log_likelihood,
@@ -289,13 +290,15 @@ def decompose(
     if config.orient or runs > 1:
         # Which component of each partition is which layer: the prompt that denoises it best (EM
         # alone can settle on a permuted partition); of several runs, the one whose partition
-        # agrees best with the prompts.
+        # agrees best with the prompts (and with a background that holds the image's border).
+        border = border_shares(masks)
         if config.orient_by == "inpainting":
             fit = sampler.held_out_fit(image, _cells(masks, factor), config.orient_draws)
-            chosen, order = select_fit(fit, config.orient)
+            chosen, order = select_fit(fit, config.orient, border, config.orient_border)
         else:
             errors = sampler.prompt_errors(config.orient_levels)
-            chosen, order = select_run(errors, _cells(masks, factor), config.orient)
+            cells = _cells(masks, factor)
+            chosen, order = select_run(errors, cells, config.orient, border, config.orient_border)
     masks = masks[chosen]
     if order != list(range(count)):
         masks = masks[torch.tensor(order).argsort()]  # component c holds prompt order[c]'s layer

@@ -110,7 +110,20 @@ def orderings(count: int, orient: bool) -> torch.Tensor:
     return torch.tensor(list(itertools.permutations(range(count))))
 
 
-def select_run(errors: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple[int, list[int]]:
+def border_shares(masks: torch.Tensor) -> torch.Tensor:
+    """Each component's share (R, L) of the image's one-pixel frame, for shares (R, L, H, W)."""
+    frame = torch.ones_like(masks[:1, :1])
+    frame[..., 1:-1, 1:-1] = 0
+    return (masks * frame).sum((2, 3)) / frame.sum()
+
+
+def select_run(
+    errors: torch.Tensor,
+    cells: torch.Tensor,
+    orient: bool,
+    border: torch.Tensor | None = None,
+    weight: float = 0.0,
+) -> tuple[int, list[int]]:
     """The run (of R partitions ``cells``, (R, L, h, w)) that agrees best with the prompts, and
     which prompt each of its components gets.
 
@@ -118,15 +131,33 @@ def select_run(errors: torch.Tensor, cells: torch.Tensor, orient: bool) -> tuple
     component c to prompt π(c) scores −Σ_c Σ_cells m_c·err_π(c): the partition is explained best
     when each component holds the cells its prompt denoises best. With ``orient`` every
     assignment is tried (for two layers: swap or not), else only the identity; returns the run
-    and the assignment ``order`` (``order[c]`` = prompt of component c) with the highest score.
+    and the assignment ``order`` (``order[c]`` = prompt of component c) with the highest score;
+    ``border`` and ``weight``: the background prior of :func:`select_fit`.
     """
     # fit[r, c, l] = −Σ m_{r,c} · err_l
-    return select_fit(-torch.einsum("rchw,lhw->rcl", cells, errors[:, 0]), orient)
+    fit = -torch.einsum("rchw,lhw->rcl", cells, errors[:, 0])
+    return select_fit(fit, orient, border, weight)
 
 
-def select_fit(fit: torch.Tensor, orient: bool) -> tuple[int, list[int]]:
+def select_fit(
+    fit: torch.Tensor, orient: bool, border: torch.Tensor | None = None, weight: float = 0.0
+) -> tuple[int, list[int]]:
     """The run and assignment with the highest total fit, ``fit[r, c, l]`` being how well prompt l
-    explains component c of run r (R, L, L); see :func:`select_run`."""
+    explains component c of run r (R, L, L); see :func:`select_run`.
+
+    With ``border`` (R, L), each component's share of the image's frame
+    (:func:`border_shares`), and ``weight`` > 0, the background prior joins the prompts: the fit
+    is scaled so that an assignment's total is −1 on average over runs and assignments, and the
+    component given to the last prompt (the background) adds ``weight`` × its border share. A
+    background usually surrounds what is in front of it; where the prompts' errors barely tell
+    the layers apart (a texture that either prompt denoises alike), the frame decides.
+    """
+    if border is not None and weight > 0:
+        # Σ over all (c, l) is L × an assignment's total (each entry is in (L − 1)! of L!)
+        scale = fit.sum().abs().clamp_min(1e-12) / (fit.shape[0] * fit.shape[1])
+        prior = torch.zeros_like(fit)
+        prior[:, :, -1] = weight * border
+        fit = fit / scale + prior
     perms = orderings(fit.shape[1], orient).to(fit.device)  # (P, L)
     index = perms.unsqueeze(0).expand(fit.shape[0], -1, -1)  # (R, P, L)
     scores = torch.gather(

@@ -6,9 +6,11 @@ import torch
 from layerdecomp.layers import DecomposeConfig, exact_layers
 from layerdecomp.layers.stats import (
     anchor_to_kept,
+    border_shares,
     keep_masks,
     log_prior,
     residual_variance,
+    select_fit,
     select_run,
 )
 from layerdecomp.tasks.decompose import decompose_image
@@ -161,6 +163,36 @@ def test_the_run_that_agrees_best_with_the_prompts_is_chosen():
     assert select_run(errors, runs, orient=True) == (2, [0, 1])
     assert select_run(errors, runs[:2], orient=True) == (1, [1, 0])  # swapped, it fits best
     assert select_run(errors, runs[:2], orient=False) == (0, [0, 1])
+
+
+def test_the_background_prior_decides_where_the_prompts_barely_differ():
+    centre = torch.zeros(1, 1, 8, 8)
+    centre[..., 2:6, 2:6] = 1.0
+    shares = torch.cat([centre, 1 - centre], 1)  # (R = 1, L = 2): component 0 is the centre
+    assert torch.allclose(border_shares(shares), torch.tensor([[0.0, 1.0]]))
+    # the prompts slightly prefer the swap: the background prompt denoises the centre a bit better
+    errors = torch.stack([torch.full((1, 8, 8), 1.0), torch.full((1, 8, 8), 1.0)])
+    errors[1, :, 2:6, 2:6] = 0.95
+    assert select_run(errors, shares, orient=True) == (0, [1, 0])
+    border = border_shares(shares)
+    assert select_run(errors, shares, orient=True, border=border, weight=0.5) == (0, [0, 1])
+    assert select_run(errors, shares, orient=True, border=border, weight=0.0) == (0, [1, 0])
+    # a clear preference of the prompts outweighs it (a gap of 1.25 in the scaled fit, vs 0.5)
+    errors[1, :, 2:6, 2:6] = 0.0
+    errors[0, :, 2:6, 2:6] = 10.0
+    assert select_run(errors, shares, orient=True, border=border, weight=0.5) == (0, [1, 0])
+
+
+def test_the_background_prior_scales_the_fit_alike_for_every_run():
+    # the same runs and scores: a fit scaled by any positive factor picks the same run and order
+    fit = torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(1)) - 5.0
+    border = torch.softmax(torch.randn(4, 3, generator=torch.Generator().manual_seed(2)), 1)
+    for weight in (0.0, 0.5, 2.0):
+        assert select_fit(fit, True, border, weight) == select_fit(7.0 * fit, True, border, weight)
+    assert select_fit(fit, True, border, 0.0) == select_fit(fit, True)
+    # a huge weight gives the background prompt the component with the most border
+    run, order = select_fit(fit, True, border, 1e6)
+    assert border[run, order.index(2)] == border.max()
 
 
 def test_three_components_get_the_prompts_that_denoise_them_best():
