@@ -30,10 +30,11 @@ against the two-layer engine run twice; see its docstring) with ``--model``, ``-
 Several models (``--model mini --model PATH`` or ``--model mini,PATH``) run on the same composites
 and print side by side (GrabCut and k-means once; matting tables per model).
 
-The last line is ``iou=<x> matted_iou=<m> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``, with ``--matting``
-followed by ``engine_sad= matting_sad= engine_sad_median= matting_sad_median= engine_mse=
-matting_mse= engine_grad= matting_grad= matting_better= matting_seconds=`` (the first band's);
-with several models one such line per model, each starting ``model=<name>``, the last model's last.
+The last line is ``iou=<x> matted_iou=<m> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``, with
+``--matting`` followed by ``engine_sad= matting_sad= engine_sad_median= matting_sad_median=
+engine_mse= matting_mse= engine_grad= matting_grad= matting_better= matting_seconds=``
+(the first band's); with several models one such line per model, each starting
+``model=<name>``, the last model's last.
 """
 
 from __future__ import annotations
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def last_line(rows: list[dict], args) -> str:
-    """``iou= matted_iou= grabcut_iou= kmeans_iou= seconds=`` (with ``--matting`` the matting figures)."""
+    """``iou= matted_iou= grabcut_iou= kmeans_iou= seconds=`` (``--matting``: its figures)."""
     line = (
         f"iou={mean_of(rows, 'iou'):.3f} matted_iou={mean_of(rows, 'matted_iou'):.3f} "
         f"grabcut_iou={mean_of(rows, 'grabcut_iou'):.3f} "
