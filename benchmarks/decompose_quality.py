@@ -115,6 +115,7 @@ def grabcut(image: np.ndarray, margin: float) -> np.ndarray:
     mx, my = max(1, round(margin * w)), max(1, round(margin * h))
     mask = np.zeros((h, w), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # its GMM init draws from OpenCV's global RNG: the same figure every run
     cv2.grabCut(
         image[..., ::-1].copy(),
         mask,
