@@ -260,19 +260,26 @@ def inpainting(suite: Suite, regime: str):
     suite.add(suite.run_rows, report.row(cells))
 
 
-def decomposition(suite: Suite, name: str):
-    """One default two-layer decomposition of a random image at the model's size."""
+def decomposition(suite: Suite, name: str, regime: str = "eager"):
+    """One default two-layer decomposition of a random image at the model's size (compiled:
+    the network in ``reduce-overhead`` mode; the warm-up compiles its three batch shapes)."""
     backend = suite.model(name)
     label = suite.label(name)
     image, _ = _inputs(suite.size(name))
     prompts = ("a cat", "a lawn")
-    warm, _ = time_once(lambda: calls.decompose_run(backend, image, prompts, 1), suite.device)
-    report.reset_peak(suite.device)
-    seconds, nfe = time_once(
-        lambda: calls.decompose_run(backend, image, prompts, suite.scale.decompose_updates),
-        suite.device,
-    )
-    cells = ("decompose", label, "eager", f"{seconds:.2f}", nfe, f"{seconds / nfe * 1e3:.1f}",
+    if regime == "compiled":
+        compile_backend(backend, "reduce-overhead", compiler=suite.scale.compiler)
+    try:
+        warm, _ = time_once(lambda: calls.decompose_run(backend, image, prompts, 1), suite.device)
+        report.reset_peak(suite.device)
+        seconds, nfe = time_once(
+            lambda: calls.decompose_run(backend, image, prompts, suite.scale.decompose_updates),
+            suite.device,
+        )
+    finally:
+        if regime == "compiled":
+            compile_backend(backend, "none")
+    cells = ("decompose", label, regime, f"{seconds:.2f}", nfe, f"{seconds / nfe * 1e3:.1f}",
              "—", "—", report.peak_gib(suite.device), f"{warm:.1f}")  # fmt: skip
     suite.add(suite.run_rows, report.row(cells))
 
@@ -320,6 +327,7 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
             lambda: iterations(suite, "sd15", "compiled", suite.compiled_batches),
         ),
         ("inpaint sd15 compiled", 60, lambda: inpainting(suite, "compiled")),
+        ("decompose sd15 compiled", 120, lambda: decomposition(suite, "sd15", "compiled")),
     ]
     if not quick:
         rows.append(

@@ -68,7 +68,7 @@ say "training exit $TRAIN_RC"
 LEFT=$("$PY" -c "print(int($MINUTES * 60 - ($(date +%s) - $START) - 5))")
 if [ "$LEFT" -gt 15 ]; then
     timeout "$LEFT" "$PY" benchmarks/train_step.py --config "$CONFIG" --steps "$STEPS" \
-        --render "$RENDER" --json "$OUT/train_step.json" 2>&1 | grep -v -e "^USDT" -e "gpuGetDeviceCount" | tee -a "$LOG"
+        --render "$RENDER" --json "$OUT/train_step.json" ${COMPILE:+--compile "$COMPILE"} 2>&1 | grep -v -e "^USDT" -e "gpuGetDeviceCount" | tee -a "$LOG"
     say "train_step exit ${PIPESTATUS[0]}"
 else
     say "no time left for train_step ($LEFT s)"

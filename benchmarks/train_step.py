@@ -103,9 +103,11 @@ def _kwargs(function, **wanted):
     return {k: v for k, v in wanted.items() if k in accepted}
 
 
-def measure(config_name: str, device: str | None, steps: int) -> dict:
-    """Time both loops of a config; returns the figures as a dict."""
-    config = load_config(config_name, **({"device": device} if device else {}))
+def measure(config_name: str, device: str | None, steps: int, compile_backend: str | None) -> dict:
+    """Time both loops of a config (``compile_backend``: override the config's ``compile``);
+    returns the figures as a dict."""
+    overrides = {"device": device, "compile": compile_backend}
+    config = load_config(config_name, **{k: v for k, v in overrides.items() if v is not None})
     dev = torch.device(config.device)
     if dev.type == "cuda":  # as layerdecomp.training.train does
         torch.backends.cudnn.benchmark = True
@@ -130,6 +132,7 @@ def measure(config_name: str, device: str | None, steps: int) -> dict:
         "torch": torch.__version__,
         "loop": "new" if new_loop else "old",
         "precision": config.precision,
+        "compile": config.compile,
         "steps_timed": steps,
     }
 
@@ -318,6 +321,12 @@ def paired(config_name: str, old_source: str, steps: int, reps: int) -> dict:
     "loops against this one's on the CPU, alternating, and print the medians.",
 )
 @click.option("--reps", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option(
+    "--compile",
+    "compile_backend",
+    default=None,
+    help="Override the config's torch.compile backend of the UNet step (inductor; '' = eager).",
+)
 def main(
     config_name: str,
     device: str | None,
@@ -326,6 +335,7 @@ def main(
     render_n: int,
     old_source: str | None,
     reps: int,
+    compile_backend: str | None,
 ) -> None:
     """Print ms per VAE and UNet step and the device-busy share for CONFIG on DEVICE."""
     if old_source:
@@ -340,13 +350,15 @@ def main(
         if json_path:
             Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
 
-    figures = measure(config_name, device, steps) if steps else {}
+    figures = measure(config_name, device, steps, compile_backend) if steps else {}
     if steps:
         print("| loop | device | VAE ms/step (batch) | busy | UNet ms/step (batch) | busy |")
         print("|---|---|---|---|---|---|")
         v, u = figures["vae"], figures["unet"]
+        config_compile = figures["compile"]
         print(
-            f"| {figures['loop']} | {figures['device']}, {figures['threads']} threads "
+            f"| {figures['loop']}{', ' + config_compile if config_compile else ''} "
+            f"| {figures['device']}, {figures['threads']} threads "
             f"| {v['ms_per_step']:.1f} ({v['batch']}) | {v['busy']:.0%} "
             f"| {u['ms_per_step']:.1f} ({u['batch']}) | {u['busy']:.0%} |"
         )

@@ -194,6 +194,17 @@ class Backend:
         )
 
 
+DECODE_PIXELS = 1 << 20
+"""Default of :attr:`LatentBackend.decode_pixels`: one 1024² image, four at 512², all of mini's.
+
+A VAE decoder's working memory grows with the pixels it makes (SD's architecture: about 3.1 KB
+per pixel in float32, ``benchmarks/decode_memory.py``), and the layer engine decodes its L·R·K
+samples together: 30 at the defaults, which made a decomposition peak at 106 GiB for SDXL at
+1024² (its VAE runs in float32) and 18 GiB for SD 1.5 at 512². A slice of 2²⁰ pixels keeps one
+decode near 3 GiB in float32.
+"""
+
+
 class LatentBackend(Backend):
     """A backend whose model space is a VAE's latents: the VAE codec shared by SD and flow models.
 
@@ -213,10 +224,22 @@ class LatentBackend(Backend):
         mean = self.vae.encode(x).latent_dist.mean
         return ((mean.float() - self.shift_factor) * self.scaling_factor).float()
 
+    decode_pixels: int = DECODE_PIXELS
+    """The most image pixels one VAE decoder call makes (:data:`DECODE_PIXELS`; 0: no limit)."""
+
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latent → image in about [−1, 1] (differentiable: pixel constraints backprop here)."""
+        """Latent → image in about [−1, 1] (differentiable: pixel constraints backprop here).
+
+        A batch is decoded in slices of at most :attr:`decode_pixels` output pixels (at least one
+        image a call), joined in order: what diffusers' ``vae.enable_slicing()`` does one image
+        at a time, but sized so that small images still go through in one call.
+        """
         z = latent / self.scaling_factor + self.shift_factor
-        image = self.vae.decode(z.to(device=self.device, dtype=self.vae.dtype)).sample
+        z = z.to(device=self.device, dtype=self.vae.dtype)
+        per_image = z.shape[-2] * z.shape[-1] * self.factor**2
+        step = max(1, self.decode_pixels // per_image) if self.decode_pixels else z.shape[0]
+        parts = [self.vae.decode(part).sample for part in z.split(step)]
+        image = parts[0] if len(parts) == 1 else torch.cat(parts)
         return image.to(latent.dtype)
 
     def denoiser(self, prompt="", negative_prompt="", guidance=0.0, *, shape=None) -> Denoiser:
@@ -301,6 +324,7 @@ def native_size(
 
 
 __all__ = [
+    "DECODE_PIXELS",
     "device_timestep",
     "LatentBackend",
     "guided",

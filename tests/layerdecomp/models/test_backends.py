@@ -67,6 +67,23 @@ def test_codec_shapes_and_scaling(case):
         torch.testing.assert_close(latent, mean * vae.config.scaling_factor)
 
 
+@pytest.mark.parametrize("budget", [16 * 16, 3 * 16 * 16, 0])
+def test_decode_in_slices_matches_one_call_and_its_gradient(sd1_folder, budget, monkeypatch):
+    backend = load_model(str(sd1_folder), device="cpu")
+    latent = torch.randn(5, 4, 8, 8, requires_grad=True)  # five 16×16 images
+    whole = backend.decode(latent)
+    (grad_whole,) = torch.autograd.grad(whole.square().sum(), latent)
+    calls = []
+    decode = backend.vae.decode
+    monkeypatch.setattr(backend.vae, "decode", lambda z: calls.append(len(z)) or decode(z))
+    monkeypatch.setattr(backend, "decode_pixels", budget)
+    sliced = backend.decode(latent)
+    (grad_sliced,) = torch.autograd.grad(sliced.square().sum(), latent)
+    assert calls == {16 * 16: [1] * 5, 3 * 16 * 16: [3, 2], 0: [5]}[budget]
+    torch.testing.assert_close(sliced, whole)
+    torch.testing.assert_close(grad_sliced, grad_whole)
+
+
 def test_denoiser_is_x0_contract(case):
     """x̂0 from the raw network output by the textbook formulas, with ᾱ_t from the scheduler."""
     name, backend = case
