@@ -8,7 +8,7 @@ Random-weight models with the real architectures, built on the device (no networ
    medians of ``--repeats`` interleaved calls after warm-up; peak working memory.
 2. Inpainting SD 1.5 512², 20 steps × K = 5, end to end, against the floor NFE × one forward
    at the same batch (eager, and graphed: no host overhead).
-3. Decomposition SD 1.5 512², and SDXL 1024² (default parameters).
+3. Decomposition SD 1.5 512² (eager and compiled) and SDXL 1024² (default parameters).
 4. One Newton / gradient iteration of the SD3-medium transformer at 1024².
 5. ``batch_images`` for mini (images per second at B images per call).
 
@@ -306,33 +306,24 @@ def batch_images(suite: Suite):
 
 def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
     """(row, estimated seconds on an H100/H200, call), most important first."""
+    it = functools.partial(iterations, suite)
     rows = [
-        ("iteration sd15 eager", 25, lambda: iterations(suite, "sd15", "eager")),
+        ("iteration sd15 eager", 25, lambda: it("sd15", "eager")),
         ("host syncs sd15", 10, lambda: host_syncs(suite)),
-        ("iteration sd15 graphed", 25, lambda: iterations(suite, "sd15", "graphed")),
+        ("iteration sd15 graphed", 25, lambda: it("sd15", "graphed")),
         ("inpaint sd15 eager", 20, lambda: inpainting(suite, "eager")),
-        (
-            "iteration sd15 graphed iteration",
-            20,
-            lambda: iterations(suite, "sd15", "graphed iteration"),
-        ),
+        ("iteration sd15 graphed iteration", 20, lambda: it("sd15", "graphed iteration")),
         ("decompose sd15", 35, lambda: decomposition(suite, "sd15")),
-        ("iteration sd3 eager", 20, lambda: iterations(suite, "sd3", "eager", (1,))),
-        ("iteration sd3 graphed", 15, lambda: iterations(suite, "sd3", "graphed", (1,))),
+        ("iteration sd3 eager", 20, lambda: it("sd3", "eager", (1,))),
+        ("iteration sd3 graphed", 15, lambda: it("sd3", "graphed", (1,))),
         ("decompose sdxl", 70, lambda: decomposition(suite, "sdxl")),
         ("batch_images mini", 30, lambda: batch_images(suite)),
-        (
-            "iteration sd15 compiled",
-            150,
-            lambda: iterations(suite, "sd15", "compiled", suite.compiled_batches),
-        ),
+        ("iteration sd15 compiled", 150, lambda: it("sd15", "compiled", suite.compiled_batches)),
         ("inpaint sd15 compiled", 60, lambda: inpainting(suite, "compiled")),
         ("decompose sd15 compiled", 120, lambda: decomposition(suite, "sd15", "compiled")),
     ]
     if not quick:
-        rows.append(
-            ("iteration sd3 compiled", 150, lambda: iterations(suite, "sd3", "compiled", (1,)))
-        )
+        rows.append(("iteration sd3 compiled", 150, lambda: it("sd3", "compiled", (1,))))
     return rows
 
 

@@ -4,9 +4,10 @@ One table over the first N held-out composites (ground truth known), run in batc
 ``--batch`` composites (seconds are per composite, batch time over batch size):
 * VAE reconstruction PSNR of the whole image;
 * inpainting of the object's bounding box (§4.1): masked-region PSNR and SSIM, seconds and NFE for
-  the inexact-Newton direction, the gradient (DPS) direction with the same K (equal forward NFE;
-  it adds K backward passes per step), and latent replacement (the known latents re-noised into
-  x_t every step, the diffusers default for plain UNets; 1 NFE per step);
+  the inexact-Newton direction, the gradient (DPS) direction with the same K (per step Newton
+  spends 1 + 2K forwards, the gradient 1 + K forwards and K backwards), and latent replacement
+  (the known latents re-noised into x_t every step, the diffusers default for plain UNets; 1 NFE
+  per step);
 * prompt adherence: Newton inpainting under the true foreground prompt against a wrong one (the
   next composite's emoji), as the masked-region PSNR gap.
 

@@ -1,10 +1,12 @@
-"""Why Newton trails the gradient on mini: ablations at equal NFE, and the gap per noise level.
+"""Why Newton trails the gradient on mini: ablations at the same K, and the gap per noise level.
 
 Part 1, the sampler (bounding-box inpainting of the first ``--n`` held-out composites in one
 batch, 20 DDIM steps, as ``mini_quality.py``): Newton (J·e) and the gradient (Jᵀe) with the same
-K, so the same forward NFE, while one setting at a time moves from the default (K = 5,
+K (per step, Newton 1 + 2K forwards; the gradient 1 + K forwards and K backwards, about the same
+FLOPs: ``direction_flops.py``), while one setting at a time moves from the default (K = 5,
 λ 0.5 → 0.1, δ0 = 0.005, guidance 2): K, the λ rule, δ0 (Newton only; the gradient ignores it),
-guidance. Per run: the hole's PSNR, the known region's final RMS error (model space), NFE.
+guidance. Per run: the hole's PSNR, the known region's final RMS error (model space), the
+forward NFE of each direction and the gradient's backward passes.
 
 Part 2, one noise level at a time: x_t is the composites' true latent diffused to t (one fixed
 noise draw), and K = 5 iterations of each direction run at that t alone. With e the constraint
@@ -95,7 +97,7 @@ def run_sampler(backend, batch, settings: dict, direction: str, steps: int) -> d
 def part_sampler(backend, batch, names, steps) -> float:
     print(
         f"{'setting':<22} {'Newton dB':>9} {'grad. dB':>9} {'gap dB':>7} "
-        f"{'Newton RMS':>10} {'grad. RMS':>10} {'NFE':>5} {'bwd':>4} {'s':>5}"
+        f"{'Newton RMS':>10} {'grad. RMS':>10} {'NFE':>9} {'bwd':>4} {'s':>5}"
     )
     gap_default = float("nan")
     for name in names:
@@ -103,16 +105,17 @@ def part_sampler(backend, batch, names, steps) -> float:
         settings = {**DEFAULT, **changes}
         newton = run_sampler(backend, batch, settings, "newton", steps)
         seconds = newton["seconds"]
-        gradient = {"psnr": float("nan"), "rms": float("nan"), "backward": 0}
+        gradient = {"psnr": float("nan"), "rms": float("nan"), "nfe": 0, "backward": 0}
         if with_gradient:
             gradient = run_sampler(backend, batch, settings, "gradient", steps)
             seconds += gradient["seconds"]
         gap = gradient["psnr"] - newton["psnr"]
+        nfe = f"{newton['nfe']}/{gradient['nfe']}"
         if name == "default":
             gap_default = gap
         print(
             f"{name:<22} {newton['psnr']:>9.2f} {gradient['psnr']:>9.2f} {gap:>7.2f} "
-            f"{newton['rms']:>10.4f} {gradient['rms']:>10.4f} {newton['nfe']:>5} "
+            f"{newton['rms']:>10.4f} {gradient['rms']:>10.4f} {nfe:>9} "
             f"{gradient['backward']:>4} {seconds:>5.0f}",
             flush=True,
         )

@@ -118,9 +118,11 @@ def gradient(
 ) -> Direction:
     """DPS-style direction ``h = Jᵀe`` by backpropagation through the denoiser (§2.2, eq. 2).
 
-    With ``e = Aᵀ(y − A·x̂0)`` this is ``−½∇_{x_t}‖A·x̂0(x_t) − y‖²``. One forward pass with a graph
-    and one backward pass; ``x0`` is accepted for signature compatibility but the forward pass is
-    needed anyway for the graph. ``delta0`` is ignored.
+    With ``e = Aᵀ(y − A·x̂0)`` this is ``−½∇_{x_t}‖A·x̂0(x_t) − y‖²``. One backward pass, and one
+    forward pass with a graph unless ``x0`` carries one already: an ``x0`` computed from ``x_t``
+    with autograd on (``x_t`` a leaf that requires grad: :func:`solvers.refine` keeps x̂0 so for
+    this direction, see :data:`KEEPS_GRAPH`) is backpropagated as it is; any other ``x0`` is
+    only checked, the forward being needed for the graph. ``delta0`` is ignored.
     """
     del delta0
     check = (guard or FiniteGuard(immediate=True)).check
@@ -129,18 +131,28 @@ def gradient(
     if x0 is not None:
         check_like("x0", x0, x_t, "x_t")
     check(e, CONSTRAINT_ERROR, t)
-    with torch.enable_grad():
-        x = x_t.detach().requires_grad_(True)
-        x0_graph = denoiser(x, t)
-        check(x0_graph.detach(), X0, t)
-        (h,) = torch.autograd.grad(x0_graph, x, grad_outputs=e.detach())
+    if x0 is not None and x0.requires_grad and x_t.requires_grad:
+        (h,) = torch.autograd.grad(x0, x_t, grad_outputs=e.detach())
+        x0_graph, nfe = x0, 0  # checked where it was computed
+    else:
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)
+            x0_graph = denoiser(x, t)
+            check(x0_graph.detach(), X0, t)
+            (h,) = torch.autograd.grad(x0_graph, x, grad_outputs=e.detach())
+        nfe = 1
     check(h, DIRECTION, t)
     if normalize:
         h = _normalize(h)
-    return Direction(h=h.detach(), x0=x0_graph.detach(), nfe=1, backward=1)
+    return Direction(h=h.detach(), x0=x0_graph.detach(), nfe=nfe, backward=1)
 
 
 DIRECTIONS: dict[str, Callable[..., Direction]] = {"newton": newton, "gradient": gradient}
+
+KEEPS_GRAPH = frozenset({"gradient"})
+"""Directions that backpropagate through x̂0(x_t): :func:`solvers.refine` computes each x̂0 they
+will use with its graph, so that one forward serves the constraint and the backward (DPS's
+cost: one forward and one backward an iteration, where Newton spends two forwards)."""
 
 
 def get_direction(name: str) -> Callable[..., Direction]:

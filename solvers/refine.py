@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import batch_amax, check_like, check_tensor
-from .directions import get_direction
+from .directions import KEEPS_GRAPH, get_direction
 from .errors import CONSTRAINT_RESIDUAL, X0, X_T, FiniteGuard
 from .options import RefineOptions
 from .parameterization import DenoiserFn
@@ -31,7 +31,8 @@ class RefineOutput:
     Attributes:
         x_t: the moved latent.
         x0: x̂0(x_t) after the last iteration.
-        nfe: denoiser forward evaluations (1 + 2K for Newton when ``x0`` was not given).
+        nfe: denoiser forward evaluations when ``x0`` was not given: 1 + 2K for Newton, 1 + K
+            for the gradient (each x̂0 keeps its graph for the next backward).
         backward: backward passes through the denoiser (gradient direction only).
         residuals: (K+1, B), on the latent's device: before each iteration, then after the last.
     """
@@ -93,21 +94,31 @@ def refine(
     guard = FiniteGuard() if own else guard
     direction = get_direction(options.direction)
     lams, iters = options.step_sizes(), options.iters
+    graph = options.direction in KEEPS_GRAPH
+
+    def denoise(x: torch.Tensor, keep: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """x̂0(x), with its graph from a fresh leaf x when ``keep`` (for the next direction)."""
+        if not keep:
+            with torch.no_grad():
+                return x, denoiser(x, t)
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            return x, denoiser(x, t)
+
     nfe = backward = 0
     guard.at(timestep=t, iteration=0, iterations=iters).check(x_t, X_T, t)
     if x0 is None:
-        with torch.no_grad():
-            x0 = denoiser(x_t, t)
+        x_t, x0 = denoise(x_t, graph and iters > 0)
         nfe += 1
-    guard.check(x0, X0, t)
+    guard.check(x0.detach(), X0, t)
     residuals = []
     for k in range(iters):
         guard.at(iteration=k)
-        e, residual = evaluate(constraint, x0, guard)
+        e, residual = evaluate(constraint, x0.detach(), guard)
         residuals.append(residual)
         if options.perturbation > 0:
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
-            e, _ = evaluate(constraint, x0 + options.perturbation * noise, guard)
+            e, _ = evaluate(constraint, x0.detach() + options.perturbation * noise, guard)
         result = direction(
             denoiser,
             x_t,
@@ -123,10 +134,10 @@ def refine(
         step = lams[k] if lams is not None else dynamic_step(result.h, options.lam.start)
         if options.step_scale == "error":
             step = step * batch_amax(e)
-        x_t = x_t + step * result.h
-        with torch.no_grad():
-            x0 = guard.check(denoiser(x_t, t), X0, t)
+        x_t, x0 = denoise(x_t.detach() + step * result.h, graph and k < iters - 1)
+        guard.check(x0.detach(), X0, t)
         nfe += 1
+    x_t, x0 = x_t.detach(), x0.detach()
     guard.at(iteration=iters)
     residuals.append(evaluate(constraint, x0, guard)[1])
     if own:

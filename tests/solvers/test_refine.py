@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from solvers import RefineOptions, refine
+from solvers import RefineOptions, gradient, refine
 from tests.oracles import GaussianDenoiser, ddim_scheduler, mask_constraint, rbf_covariance
 
 
@@ -26,8 +26,34 @@ def test_refine_lowers_the_residual_at_one_noise_level(problem, direction):
     out = refine(denoiser, constraint, x_t, 601, options)
     assert out.residuals.shape == (9, 4)
     assert (out.residuals[-1] < 0.5 * out.residuals[0]).all()
-    assert out.nfe == 1 + 2 * 8
+    # Newton: two forwards an iteration; the gradient: one forward (kept with its graph) and
+    # one backward
+    assert out.nfe == {"newton": 1 + 2 * 8, "gradient": 1 + 8}[direction]
+    assert out.backward == {"newton": 0, "gradient": 8}[direction]
     assert torch.allclose(out.x0, denoiser(out.x_t, 601))
+    assert not out.x_t.requires_grad and not out.x0.requires_grad
+
+
+def test_the_gradient_refine_is_dps_with_one_forward_per_iteration(problem):
+    """Reusing x̂0's graph changes the cost, not the result: the same iterates as a loop that
+    calls the gradient direction on a fresh forward every time, with K forwards fewer."""
+    denoiser, constraint, x_t = problem
+    calls = []
+
+    def counted(x, t):
+        calls.append(torch.is_grad_enabled() and x.requires_grad)
+        return denoiser(x, t)
+
+    options = RefineOptions(iters=4, direction="gradient")
+    out = refine(counted, constraint, x_t, 601, options)
+    assert calls == [True] * 4 + [False]  # x̂0 with a graph for each backward, then the last
+    reference = x_t
+    for lam in options.step_sizes():
+        e, _ = constraint(denoiser(reference, 601))
+        h = gradient(denoiser, reference, 601, e).h  # its own forward with a graph
+        reference = reference + lam * h
+    torch.testing.assert_close(out.x_t, reference, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.x0, denoiser(reference, 601), rtol=0, atol=1e-12)
 
 
 def test_refine_reuses_a_given_x0_and_zero_iterations_is_identity(problem):

@@ -157,7 +157,7 @@ def test_gradient_direction_counts_backward_passes(inpainting):
         generator=g,
     )
     assert out.backward == 4 * 2
-    assert out.nfe == 4 * (1 + 2 * 2)
+    assert out.nfe == 4 * (1 + 2)  # per step: x̂0, then one forward (with its graph) an iteration
 
 
 def test_batch_elements_are_independent(inpainting):
