@@ -8,7 +8,8 @@ Random-weight models with the real architectures, built on the device (no networ
    medians of ``--repeats`` interleaved calls after warm-up; peak working memory.
 2. Inpainting SD 1.5 512², 20 steps × K = 5, end to end, against the floor NFE × one forward
    at the same batch (eager, and graphed: no host overhead).
-3. Decomposition SD 1.5 512² (eager and compiled) and SDXL 1024² (default parameters).
+3. Decomposition SD 1.5 512² (eager and compiled) and SDXL 1024² (default parameters); the
+   engine's decode batch (30 latents) in one VAE call and in slices (``_gpu_tasks.py``).
 4. One Newton / gradient iteration of the SD3-medium transformer at 1024².
 5. ``batch_images`` for mini (images per second at B images per call).
 
@@ -40,9 +41,9 @@ import _gpu_calls as calls  # noqa: E402
 import _gpu_report as report  # noqa: E402
 from _common import quiet_libraries  # noqa: E402
 from _gpu_models import BUILDERS  # noqa: E402
+from _gpu_tasks import batch_images, decoding, decomposition  # noqa: E402
 from _gpu_timing import count_syncs, graph, graphed_denoisers, time_calls, time_once  # noqa: E402
 from _memory import cpu_peak_supported, peak_bytes  # noqa: E402
-from batch_images import composites  # noqa: E402
 from inpaint_speed import _inputs  # noqa: E402
 
 from layerdecomp.models.base import attention_processors  # noqa: E402
@@ -260,50 +261,6 @@ def inpainting(suite: Suite, regime: str):
     suite.add(suite.run_rows, report.row(cells))
 
 
-def decomposition(suite: Suite, name: str, regime: str = "eager"):
-    """One default two-layer decomposition of a random image at the model's size (compiled:
-    the network in ``reduce-overhead`` mode; the warm-up compiles its three batch shapes)."""
-    backend = suite.model(name)
-    label = suite.label(name)
-    image, _ = _inputs(suite.size(name))
-    prompts = ("a cat", "a lawn")
-    if regime == "compiled":
-        compile_backend(backend, "reduce-overhead", compiler=suite.scale.compiler)
-    try:
-        warm, _ = time_once(lambda: calls.decompose_run(backend, image, prompts, 1), suite.device)
-        report.reset_peak(suite.device)
-        seconds, nfe = time_once(
-            lambda: calls.decompose_run(backend, image, prompts, suite.scale.decompose_updates),
-            suite.device,
-        )
-    finally:
-        if regime == "compiled":
-            compile_backend(backend, "none")
-    cells = ("decompose", label, regime, f"{seconds:.2f}", nfe, f"{seconds / nfe * 1e3:.1f}",
-             "—", "—", report.peak_gib(suite.device), f"{warm:.1f}")  # fmt: skip
-    suite.add(suite.run_rows, report.row(cells))
-
-
-def batch_images(suite: Suite):
-    """Inpainting throughput of mini with B images per call."""
-    backend = suite.model("mini")
-    scale = suite.scale
-    pairs = composites(scale.images, 64)
-    config = calls.inpaint_config(scale.steps, scale.iterations)
-    warm, _ = time_once(
-        lambda: calls.inpaint_images(backend, pairs[:2], 2, calls.inpaint_config(1, 1)),
-        suite.device,
-    )
-    first = None
-    for batch in scale.image_batches:
-        seconds = calls.inpaint_images(backend, pairs, batch, config)
-        rate = len(pairs) / seconds
-        first = first or rate
-        run = f"batch_images B={batch} ({len(pairs)} images, {rate:.2f}/s, ×{rate / first:.2f})"
-        cells = (run, "mini 64²", "eager", f"{seconds:.2f}", "—", "—", "—", "—", "—", f"{warm:.1f}")
-        suite.add(suite.run_rows, report.row(cells))
-
-
 def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
     """(row, estimated seconds on an H100/H200, call), most important first."""
     it = functools.partial(iterations, suite)
@@ -320,7 +277,8 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
         ("batch_images mini", 30, lambda: batch_images(suite)),
         ("iteration sd15 compiled", 150, lambda: it("sd15", "compiled", suite.compiled_batches)),
         ("inpaint sd15 compiled", 60, lambda: inpainting(suite, "compiled")),
-        ("decompose sd15 compiled", 120, lambda: decomposition(suite, "sd15", "compiled")),
+        ("decode sd15", 15, lambda: decoding(suite, "sd15")),
+        ("decompose sd15 compiled", 200, lambda: decomposition(suite, "sd15", "compiled")),
     ]
     if not quick:
         rows.append(("iteration sd3 compiled", 150, lambda: it("sd3", "compiled", (1,))))
