@@ -271,14 +271,14 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
         ("inpaint sd15 eager", 20, lambda: inpainting(suite, "eager")),
         ("iteration sd15 graphed iteration", 20, lambda: it("sd15", "graphed iteration")),
         ("decompose sd15", 35, lambda: decomposition(suite, "sd15")),
+        ("decode sd15", 15, lambda: decoding(suite, "sd15")),
         ("iteration sd3 eager", 20, lambda: it("sd3", "eager", (1,))),
         ("iteration sd3 graphed", 15, lambda: it("sd3", "graphed", (1,))),
         ("decompose sdxl", 70, lambda: decomposition(suite, "sdxl")),
         ("batch_images mini", 30, lambda: batch_images(suite)),
-        ("iteration sd15 compiled", 150, lambda: it("sd15", "compiled", suite.compiled_batches)),
         ("inpaint sd15 compiled", 60, lambda: inpainting(suite, "compiled")),
-        ("decode sd15", 15, lambda: decoding(suite, "sd15")),
         ("decompose sd15 compiled", 200, lambda: decomposition(suite, "sd15", "compiled")),
+        ("iteration sd15 compiled", 150, lambda: it("sd15", "compiled", suite.compiled_batches)),
     ]
     if not quick:
         rows.append(("iteration sd3 compiled", 150, lambda: it("sd3", "compiled", (1,))))
