@@ -76,6 +76,7 @@ ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names
     "anchor": (yes, []),
     "orient_by": (str, []),
     "orient_border": (float, []),
+    "select_after": (int, []),
 }
 
 

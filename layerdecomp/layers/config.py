@@ -80,6 +80,12 @@ class DecomposeConfig:
         "Runs from different random masks (batched); the one that fits the prompts best is kept.",
         ge=1,
     )
+    select_after: int = option(
+        0,
+        "Mask updates after which only the run that fits the prompts best goes on (the check "
+        "of orient_by; 0: every run to the end).",
+        ge=0,
+    )
     orient: bool = option(
         True, "Give each component the prompt that denoises it best (per-cell errors)."
     )

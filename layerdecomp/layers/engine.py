@@ -73,6 +73,7 @@ class _Sampler:
         with torch.no_grad():
             self.y = backend.encode(image).float()
         self.nfe = 0
+        self.errors: torch.Tensor | None = None  # prompt_errors, once computed
         self.guard = FiniteGuard()  # read once, at the end of the run
 
     @torch.no_grad()
@@ -219,7 +220,8 @@ def decompose(
         generator: seeds the mask initialisation, the Bernoulli masks and the noise.
         callback: called after every iteration with a dict (iteration, mask: the R runs' shares
             (R, L, H, W), change, nfe, stats: each layer's per-pixel mean and calibrated variance
-            (R, 3, H, W), evidence: the pooled log-evidence (R, L, H, W) behind the update).
+            (R, 3, H, W), evidence: the pooled log-evidence (R, L, H, W) behind the update); R
+            falls to 1 after ``select_after`` updates.
         disable: disable the progress bar.
         init_mask: shares to start from instead of random ones (every run starts from them; they
             differ by their samples only): (1, L, H, W), or for two layers the foreground's
@@ -246,12 +248,14 @@ def decompose(
     em = config.em
     min_share = min(em.min_share, 1.0 / count)
     history: list[float] = []
+    first = None  # the run kept after config.select_after updates
     from tqdm.auto import trange
 
     for iteration in trange(em.updates, desc="layers", disable=disable, leave=False):
         keep = keep_masks(_cells(masks, factor), k, generator)
-        samples = sampler.draw(keep).unflatten(0, (count, runs, k))
-        held_out = (1 - _pixels(keep, factor)).unflatten(0, (count, runs, k))
+        batch = (count, len(masks), k)  # the runs still going
+        samples = sampler.draw(keep).unflatten(0, batch)
+        held_out = (1 - _pixels(keep, factor)).unflatten(0, batch)
         stats = [layer_stats(samples[i], held_out[i], em.variance_floor) for i in range(count)]
         if em.calibrate:
             stats = [
@@ -284,22 +288,18 @@ def decompose(
             )
         if change < em.tol:
             break
+        if iteration + 1 == config.select_after and masks.shape[0] > 1:
+            # only the run that fits the prompts best goes on (its orientation is checked again
+            # at the end, on its final partition)
+            kept, _ = _choose(sampler, image, masks, config)
+            masks, first = masks[kept : kept + 1], kept
 
     sampler.guard.raise_if_bad()
     order, chosen = list(range(count)), 0
-    if config.orient or runs > 1:
-        # Which component of each partition is which layer: the prompt that denoises it best (EM
-        # alone can settle on a permuted partition); of several runs, the one whose partition
-        # agrees best with the prompts (and with a background that holds the image's border).
-        border = border_shares(masks)
-        if config.orient_by == "inpainting":
-            fit = sampler.held_out_fit(image, _cells(masks, factor), config.orient_draws)
-            chosen, order = select_fit(fit, config.orient, border, config.orient_border)
-        else:
-            errors = sampler.prompt_errors(config.orient_levels)
-            cells = _cells(masks, factor)
-            chosen, order = select_run(errors, cells, config.orient, border, config.orient_border)
+    if config.orient or masks.shape[0] > 1:
+        chosen, order = _choose(sampler, image, masks, config)
     masks = masks[chosen]
+    chosen = first if first is not None else chosen
     if order != list(range(count)):
         masks = masks[torch.tensor(order).argsort()]  # component c holds prompt order[c]'s layer
     masks = masks.unsqueeze(1)  # (L, 1, H, W)
@@ -321,6 +321,21 @@ def decompose(
         seconds=time.perf_counter() - start,
         config={**as_dict(config), "timestep": sampler.t, "layers": count},
     )
+
+
+def _choose(sampler: _Sampler, image, masks, config: DecomposeConfig) -> tuple[int, list[int]]:
+    """The run of ``masks`` (R, L, H, W) whose partition agrees best with the prompts (and with a
+    background that holds the image's border), and which prompt each of its components gets:
+    the prompt that denoises it best (EM alone can settle on a permuted partition). The
+    denoising errors are the image's alone: computed once, kept on the sampler."""
+    border = border_shares(masks)
+    cells = _cells(masks, sampler.factor)
+    if config.orient_by == "inpainting":
+        fit = sampler.held_out_fit(image, cells, config.orient_draws)
+        return select_fit(fit, config.orient, border, config.orient_border)
+    if sampler.errors is None:
+        sampler.errors = sampler.prompt_errors(config.orient_levels)
+    return select_run(sampler.errors, cells, config.orient, border, config.orient_border)
 
 
 def _initial(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torch.Tensor:

@@ -22,6 +22,7 @@ def test_dry_run_prints_every_row(capsys):
                 "| inpaint 2×2 | sd15 64² | eager |", "| inpaint 2×2 | sd15 64² | compiled |",
                 "| decompose | sd15 64² | eager |", "| decompose | sd15 64² | compiled |",
                 "| decompose | sdxl 64² | eager |", "| decode 30, one call | sd15 64² | eager |",
-                "| decode 30, slices of 1,048,576 px | sd15 64² | eager |", "| batch_images B=2 "):  # fmt: skip
+                "| decode 30, slices of 1,048,576 px | sd15 64² | eager |",
+                "| batch_images B=2 "):  # fmt: skip
         assert row in tables, row
     assert "# failed: none" in out and "# skipped: none" in out

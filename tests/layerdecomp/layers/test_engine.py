@@ -148,6 +148,28 @@ def test_keep_masks_of_several_runs_follow_each_runs_mask():
     assert ((1 - keep).sum(2) >= 1).all()  # every run: each cell held out of ≥ 1 sample per layer
 
 
+def test_after_select_after_updates_only_the_best_run_goes_on():
+    backend = ToyBackend()
+    image, alpha = disk_image()
+    seen = []
+    layers = toy_decompose(
+        image, backend=backend, smoothing=0.0, select_after=1, callback=seen.append, tol=0.0
+    )
+    config = DecomposeConfig()
+    runs = [len(step["mask"]) for step in seen]
+    assert runs == [config.runs] + [1] * (config.em.updates - 1)
+    # the run kept is the one its next update continues (the runs still differ after one)
+    before, after = seen[0]["mask"], seen[1]["mask"][0]
+    distance = (before - after).abs().mean((1, 2, 3))
+    assert int(distance.argmin()) == layers.run
+    # L·R·K samples in the first update, L·K after it; the prompts' errors are computed once
+    per_draw, k = 1 + 2 * config.refine.iters, config.samples
+    assert backend.batch_sizes.count(2 * k * config.runs) == per_draw
+    assert backend.batch_sizes.count(2 * k) == per_draw * (config.em.updates - 1)
+    assert layers.nfe == per_draw * (config.em.updates + 1) + config.orient_levels
+    assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.95
+
+
 def test_the_run_that_agrees_best_with_the_prompts_is_chosen():
     gain = torch.zeros(1, 6, 6)
     gain[:, 1:4, 1:4] = 1.0  # the foreground prompt fits the centre
