@@ -34,6 +34,8 @@ if [ "${DRY:-0}" = 1 ]; then
 else
     CONFIG=gpu STEPS=20 RENDER=16384 RESERVE=45  # s after training: benchmark (~20 s) + packing
 fi
+# a compiled step is compiled again by train_step.py: keep the time for it
+if [ -n "${COMPILE:-}" ]; then RESERVE=$((RESERVE + 60)); fi
 say "gpu_train.sh $MINUTES min, config $CONFIG, out $OUT"
 
 if [ "${DRY:-0}" != 1 ] && compgen -G ".whl/*.whl" >/dev/null; then

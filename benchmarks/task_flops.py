@@ -37,10 +37,10 @@ PEAK_HALF, PEAK_TF32 = 989e12, 495e12
 """Dense tensor-core FLOPS of an H100 SXM (and H200) in float16/bfloat16 and in TF32."""
 
 
-def call_counts(task: str) -> dict[str, int]:
+def call_counts(task: str, **overrides) -> dict[str, int]:
     """UNet samples (forward), VAE images encoded and decoded by one run of ``task``
     (``inpaint``: 20 steps × K = 5; ``decompose``: the defaults, every update) on the tiny
-    pipeline; ``nfe`` is what the run reports."""
+    pipeline (``overrides``: decomposition options); ``nfe`` is what the run reports."""
     torch.manual_seed(0)
     backend = build("tiny", torch.device("cpu"), torch.float32)
     counts: Counter = Counter()
@@ -60,7 +60,8 @@ def call_counts(task: str) -> dict[str, int]:
     if task == "inpaint":
         counts["nfe"] = calls.inpaint_run(backend, image, mask, calls.inpaint_config(20, 5))
     else:
-        layers = decompose_image(backend, image, "a cat", "a lawn", disable=True, tol=0.0)
+        options = {"tol": 0.0, **overrides}
+        layers = decompose_image(backend, image, "a cat", "a lawn", disable=True, **options)
         counts["nfe"] = layers.nfe
     return dict(counts)
 
@@ -81,11 +82,11 @@ def per_image_flops(model: str) -> dict[str, float]:
         }
 
 
-def rows(runs: list[tuple[str, str, bool]]) -> list[list[str]]:
+def rows(runs: list[tuple[str, str, bool]], **overrides) -> list[list[str]]:
     """(task, model, VAE in float32) → a row: calls, TFLOPs, the floors at the peaks."""
     out, cached = [], {}
     for task, model, vae_fp32 in runs:
-        counts = cached.setdefault(task, call_counts(task))
+        counts = cached.setdefault(task, call_counts(task, **overrides))
         cost = per_image_flops(model)
         unet = counts["forward"] * cost["forward"]
         vae = counts.get("decode", 0) * cost["decode"] + counts.get("encode", 0) * cost["encode"]
@@ -112,7 +113,9 @@ RUNS = [("inpaint", "sd15", False), ("decompose", "sd15", False), ("decompose", 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="", help="task:model[:fp32],... (default: the suite's)")
+    parser.add_argument("--select-after", type=int, default=None, help="decomposition option")
     args = parser.parse_args(argv)
+    overrides = {} if args.select_after is None else {"select_after": args.select_after}
     runs = RUNS
     if args.runs:
         runs = [
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# torch {torch.__version__}; peaks {PEAK_HALF / 1e12:.0f} (fp16/bf16) and "
           f"{PEAK_TF32 / 1e12:.0f} (TF32) TFLOPS")  # fmt: skip
     print("| " + " | ".join(head) + " |\n" + "| --- " * len(head) + "|")
-    for row in rows(runs):
+    for row in rows(runs, **overrides):
         print("| " + " | ".join(row) + " |", flush=True)
 
 
