@@ -27,7 +27,15 @@ def mib(value: float | None) -> str:
 
 
 def row(cells) -> str:
+    """One Markdown table row."""
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def print_table(head, rows) -> None:
+    """A Markdown table: the head, its rule, then each row as it comes (printed at once)."""
+    print(row(head) + "\n" + "| --- " * len(head) + "|", flush=True)
+    for cells in rows:
+        print(row(cells), flush=True)
 
 
 def peak_gib(device: torch.device) -> str:

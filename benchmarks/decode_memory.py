@@ -21,6 +21,7 @@ import torch
 from diffusers import AutoencoderKL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gpu_report import print_table  # noqa: E402
 from _memory import describe, peak_bytes  # noqa: E402
 
 from layerdecomp.models.base import DECODE_PIXELS, LatentBackend  # noqa: E402
@@ -117,9 +118,7 @@ def main(argv: list[str] | None = None) -> None:
           f"memory: {describe(device)}")  # fmt: skip
     head = ["pixels per call", "images per call", "peak MiB", "B / pixel", "s", "memory ratio",
             "time ratio"]  # fmt: skip
-    print("| " + " | ".join(head) + " |\n" + "| --- " * len(head) + "|")
-    for row in rows(codec, args.batch, args.side, budgets):
-        print("| " + " | ".join(row) + " |", flush=True)
+    print_table(head, rows(codec, args.batch, args.side, budgets))
 
 
 if __name__ == "__main__":

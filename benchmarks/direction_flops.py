@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gpu_models import SD3, SDXL  # noqa: E402
+from _gpu_report import print_table  # noqa: E402
 from inpaint_speed import CONFIGS  # noqa: E402
 
 META = torch.device("meta")
@@ -136,9 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         "ratio G/N (paper's count)",
     ]
     print(f"# torch {torch.__version__}, batch 1, torch.utils.flop_counter on the meta device")
-    print("| " + " | ".join(head) + " |\n" + "| --- " * len(head) + "|")
-    for row in rows(args.models.split(",")):
-        print("| " + " | ".join(row) + " |", flush=True)
+    print_table(head, rows(args.models.split(",")))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from diffusers import AutoencoderKL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _gpu_calls as calls  # noqa: E402
+from _gpu_report import print_table  # noqa: E402
 from decode_memory import VAE  # noqa: E402
 from direction_flops import META, MODELS, flops  # noqa: E402
 from inpaint_speed import _inputs, build  # noqa: E402
@@ -125,9 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             "UNet TFLOP", "VAE TFLOP", "s at peak", "s at half peak"]  # fmt: skip
     print(f"# torch {torch.__version__}; peaks {PEAK_HALF / 1e12:.0f} (fp16/bf16) and "
           f"{PEAK_TF32 / 1e12:.0f} (TF32) TFLOPS")  # fmt: skip
-    print("| " + " | ".join(head) + " |\n" + "| --- " * len(head) + "|")
-    for row in rows(runs, **overrides):
-        print("| " + " | ".join(row) + " |", flush=True)
+    print_table(head, rows(runs, **overrides))
 
 
 if __name__ == "__main__":
