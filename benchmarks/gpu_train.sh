@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/gpu_train.sh 9              # on the GPU machine, from the repository root
 #   DRY=1 bash benchmarks/gpu_train.sh 0.5      # the same steps on the CPU with configs/tiny.toml
-#   COMPILE=inductor bash benchmarks/gpu_train.sh 9   # the UNet step compiled (~1 min of the budget)
+#   COMPILE=none bash benchmarks/gpu_train.sh 9   # override the config's compile mode (eager)
 #
 # Needs .whl/ (benchmarks/gpu_wheels.sh) and .font/ carried beside the tree; without .whl/ the
 # current Python's packages are used (PYTHON=... picks the interpreter). Leaves in $OUT (default
@@ -34,8 +34,6 @@ if [ "${DRY:-0}" = 1 ]; then
 else
     CONFIG=gpu STEPS=20 RENDER=16384 RESERVE=45  # s after training: benchmark (~20 s) + packing
 fi
-# a compiled step is compiled again by train_step.py: keep the time for it
-if [ -n "${COMPILE:-}" ]; then RESERVE=$((RESERVE + 60)); fi
 say "gpu_train.sh $MINUTES min, config $CONFIG, out $OUT"
 
 if [ "${DRY:-0}" != 1 ] && compgen -G ".whl/*.whl" >/dev/null; then
@@ -56,6 +54,11 @@ print('font', font_path(), '| torch', torch.__version__, '| cuda', torch.cuda.is
       '| diffusers', diffusers.__version__)" 2>&1 | tee -a "$LOG" || { say "preflight failed"; exit 2; }
 
 IMPORTS=$(($(date +%s) - PRE))  # what the training call's imports will take again, roughly
+MODE=${COMPILE:-$("$PY" -c "from layerdecomp.training.config import load_config
+print(load_config('$CONFIG').compile)")}
+# a compiled step is compiled again by train_step.py: keep the time for it
+if [ "$MODE" != none ]; then RESERVE=$((RESERVE + 60)); fi
+say "compile mode $MODE"
 # what is left for the training call: the budget minus the time spent, the reserve and imports
 TRAIN_MIN=$("$PY" -c "
 print(f'{max(0.2, ($MINUTES * 60 - ($(date +%s) - $START) - $RESERVE - $IMPORTS) / 60):.3f}')")
@@ -63,14 +66,14 @@ say "training for $TRAIN_MIN min (imports took $IMPORTS s)"
 # a hang (a driver, a compiler) must not eat the benchmark and the log: stop at twice the margin
 timeout "$("$PY" -c "print(int($TRAIN_MIN * 60 + 2 * $IMPORTS + 90))")" \
     "$PY" -m layerdecomp.training --config "$CONFIG" --out "$WORK/mini-gpu" --minutes "$TRAIN_MIN" \
-    ${COMPILE:+--compile "$COMPILE"} 2>&1 | tee -a "$LOG"
+    --compile "$MODE" 2>&1 | tee -a "$LOG"
 TRAIN_RC=${PIPESTATUS[0]}
 say "training exit $TRAIN_RC"
 
 LEFT=$("$PY" -c "print(int($MINUTES * 60 - ($(date +%s) - $START) - 5))")
 if [ "$LEFT" -gt 15 ]; then
     timeout "$LEFT" "$PY" benchmarks/train_step.py --config "$CONFIG" --steps "$STEPS" \
-        --render "$RENDER" --json "$OUT/train_step.json" ${COMPILE:+--compile "$COMPILE"} 2>&1 | grep -v -e "^USDT" -e "gpuGetDeviceCount" | tee -a "$LOG"
+        --render "$RENDER" --json "$OUT/train_step.json" --compile "$MODE" 2>&1 | grep -v -e "^USDT" -e "gpuGetDeviceCount" | tee -a "$LOG"
     say "train_step exit ${PIPESTATUS[0]}"
 else
     say "no time left for train_step ($LEFT s)"

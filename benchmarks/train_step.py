@@ -29,6 +29,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
+from layerdecomp.models.compiled import COMPILE_MODES
 from layerdecomp.training import loops
 from layerdecomp.training.components import make_components
 from layerdecomp.training.config import load_config
@@ -36,15 +37,19 @@ from layerdecomp.training.config import load_config
 
 class Clock:
     """The log callback: timestamps (and CUDA events) at the logs of steps ``n`` and ``2n``, and
-    the profiler from ``2n`` to ``3n``."""
+    the profiler from ``2n`` to ``3n``; the loop's other lines (the compiled step's warm-up
+    time, a fallback to eager) are printed and kept in ``notes``."""
 
     def __init__(self, n: int, device: torch.device) -> None:
         self.n, self.device, self.marks, self.events = n, device, {}, {}
         self.profiler: profile | None = None
+        self.notes: list[str] = []
 
     def __call__(self, line: str) -> None:
         words = line.split()
         if len(words) < 3 or words[1] != "step":
+            print(line, flush=True)
+            self.notes.append(line)
             return
         step = int(words[2].split("/")[0])
         if step % self.n:
@@ -103,10 +108,10 @@ def _kwargs(function, **wanted):
     return {k: v for k, v in wanted.items() if k in accepted}
 
 
-def measure(config_name: str, device: str | None, steps: int, compile_backend: str | None) -> dict:
-    """Time both loops of a config (``compile_backend``: override the config's ``compile``);
+def measure(config_name: str, device: str | None, steps: int, compile_mode: str | None) -> dict:
+    """Time both loops of a config (``compile_mode``: override the config's ``compile``);
     returns the figures as a dict."""
-    overrides = {"device": device, "compile": compile_backend}
+    overrides = {"device": device, "compile": compile_mode}
     config = load_config(config_name, **{k: v for k, v in overrides.items() if v is not None})
     dev = torch.device(config.device)
     if dev.type == "cuda":  # as layerdecomp.training.train does
@@ -139,7 +144,11 @@ def measure(config_name: str, device: str | None, steps: int, compile_backend: s
     vae = parts["vae"].to(dev)
     clock = Clock(steps, dev)
     cfg = dataclasses.replace(config.vae, steps=3 * steps, max_minutes=0, warmup=1)
-    extra = {"precision": config.precision, "channels_last": getattr(config, "channels_last", 0)}
+    extra = {
+        "precision": config.precision,
+        "channels_last": getattr(config, "channels_last", 0),
+        "compile_mode": config.compile,
+    }
     loops.train_vae(
         vae, images.to(dev), cfg, generator, clock, steps, **_kwargs(loops.train_vae, **extra)
     )
@@ -148,6 +157,7 @@ def measure(config_name: str, device: str | None, steps: int, compile_backend: s
         "crop": cfg.crop,
         "ms_per_step": clock.ms_per_step(),
         "busy": clock.busy(),
+        "notes": clock.notes,
     }
 
     c = config.vae.latent_channels
@@ -157,7 +167,6 @@ def measure(config_name: str, device: str | None, steps: int, compile_backend: s
     unet, text_encoder = parts["unet"].to(dev), parts["text_encoder"].to(dev)
     clock = Clock(steps, dev)
     cfg = dataclasses.replace(config.unet, steps=3 * steps, max_minutes=0, warmup=1)
-    extra = {**extra, "compile_backend": config.compile}
     loops.train_unet(
         unet,
         text_encoder,
@@ -175,6 +184,7 @@ def measure(config_name: str, device: str | None, steps: int, compile_backend: s
         "batch": cfg.batch_size,
         "ms_per_step": clock.ms_per_step(),
         "busy": clock.busy(),
+        "notes": clock.notes,
     }
     return figures
 
@@ -323,9 +333,11 @@ def paired(config_name: str, old_source: str, steps: int, reps: int) -> dict:
 @click.option("--reps", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option(
     "--compile",
-    "compile_backend",
+    "compile_mode",
+    type=click.Choice(COMPILE_MODES),
     default=None,
-    help="Override the config's torch.compile backend of the UNet step (inductor; '' = eager).",
+    help="Override the config's torch.compile mode of both loops' step (reduce-overhead: CUDA "
+    "graphs on a GPU; none: eager).",
 )
 def main(
     config_name: str,
@@ -335,7 +347,7 @@ def main(
     render_n: int,
     old_source: str | None,
     reps: int,
-    compile_backend: str | None,
+    compile_mode: str | None,
 ) -> None:
     """Print ms per VAE and UNet step and the device-busy share for CONFIG on DEVICE."""
     if old_source:
@@ -350,14 +362,14 @@ def main(
         if json_path:
             Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
 
-    figures = measure(config_name, device, steps, compile_backend) if steps else {}
+    figures = measure(config_name, device, steps, compile_mode) if steps else {}
     if steps:
         print("| loop | device | VAE ms/step (batch) | busy | UNet ms/step (batch) | busy |")
         print("|---|---|---|---|---|---|")
         v, u = figures["vae"], figures["unet"]
-        config_compile = figures["compile"]
+        mode = figures["compile"]
         print(
-            f"| {figures['loop']}{', ' + config_compile if config_compile else ''} "
+            f"| {figures['loop']}{'' if mode == 'none' else ', ' + mode} "
             f"| {figures['device']}, {figures['threads']} threads "
             f"| {v['ms_per_step']:.1f} ({v['batch']}) | {v['busy']:.0%} "
             f"| {u['ms_per_step']:.1f} ({u['batch']}) | {u['busy']:.0%} |"

@@ -35,6 +35,9 @@ from .base import device_timestep
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 """The accepted ``mode`` values of :func:`compile_backend` (``none``: eager)."""
 
+GRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""The :data:`COMPILE_MODES` whose inductor kernels are replayed as CUDA graphs on a GPU."""
+
 NETWORKS = ("unet", "transformer")
 """Attribute names of the network a backend calls once per denoiser evaluation."""
 
@@ -51,6 +54,17 @@ def denoising_networks(backend: Any) -> dict[str, torch.nn.Module]:
     return found
 
 
+def compile_function(
+    fn: Callable, mode: str, compiler: str | Callable = "inductor"
+) -> tuple[Callable, bool]:
+    """``torch.compile(fn)`` in one of the :data:`COMPILE_MODES` but ``none``, with static
+    shapes, and whether its calls replay CUDA graphs (on CUDA tensors). ``mode`` is inductor's
+    option: another ``compiler`` (``"aot_eager"``: a cheap structural check) ignores it."""
+    options = {"mode": mode} if mode != "default" and compiler == "inductor" else {}
+    graphs = mode in GRAPH_MODES and compiler == "inductor"
+    return torch.compile(fn, dynamic=False, backend=compiler, **options), graphs
+
+
 class CompiledForward:
     """A module's ``forward`` compiled by ``torch.compile``, installed as the instance's forward.
 
@@ -65,9 +79,7 @@ class CompiledForward:
     def __init__(self, forward: Callable, mode: str, compiler: str | Callable = "inductor"):
         self.eager = forward
         self.mode = mode
-        options = {} if mode == "default" or compiler != "inductor" else {"mode": mode}
-        self.compiled = torch.compile(forward, dynamic=False, backend=compiler, **options)
-        self.graphs = mode in ("reduce-overhead", "max-autotune") and compiler == "inductor"
+        self.compiled, self.graphs = compile_function(forward, mode, compiler)
         functools.update_wrapper(self, forward)  # inspect.signature sees the real forward
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -188,9 +200,11 @@ class GraphedCall:
 
 __all__ = [
     "COMPILE_MODES",
+    "GRAPH_MODES",
     "CompiledForward",
     "GraphedCall",
     "compile_backend",
+    "compile_function",
     "compile_mode",
     "denoising_networks",
     "device_timestep",

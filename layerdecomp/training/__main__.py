@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from layerdecomp.models.compiled import COMPILE_MODES
 from layerdecomp.training.config import load_config
 from layerdecomp.training.progress import Budget
 from layerdecomp.training.train import train
@@ -42,9 +43,11 @@ from layerdecomp.training.train import train
 )
 @click.option(
     "--compile",
-    "compile_backend",
+    "compile_mode",
+    type=click.Choice(COMPILE_MODES),
     default=None,
-    help="Override the config's torch.compile backend (inductor; '' = eager).",
+    help="Override the config's torch.compile mode of both loops' step (reduce-overhead: CUDA "
+    "graphs on a GPU; none: eager).",
 )
 def main(
     config_path: str,
@@ -53,13 +56,13 @@ def main(
     seed: int | None,
     max_minutes: float,
     minutes: float | None,
-    compile_backend: str | None,
+    compile_mode: str | None,
 ) -> None:
     """Train the miniature SD-format model on emoji composites and save it to OUT.
 
     A run continues from OUT's checkpoint when there is one.
     """
-    given = (("device", device), ("seed", seed), ("minutes", minutes), ("compile", compile_backend))
+    given = (("device", device), ("seed", seed), ("minutes", minutes), ("compile", compile_mode))
     overrides = {k: v for k, v in given if v is not None}
     try:
         config = load_config(config_path, **overrides)

@@ -17,6 +17,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from layerdecomp.models.compiled import COMPILE_MODES
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 """The bundled configs (``cpu.toml``, ``gpu.toml``)."""
 
@@ -111,7 +113,9 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 0  # torch threads; 0 keeps torch's default
     precision: str = "fp32"  # "bf16": bf16 autocast in both loops (on a GPU)
-    compile: str = ""  # a torch.compile backend for the UNet's forward ("inductor"); "" = eager
+    # torch.compile of both loops' forward and loss: a mode of COMPILE_MODES, the task commands'
+    # --compile names ("reduce-overhead": CUDA graphs on a GPU; "none": eager)
+    compile: str = "none"
     channels_last: bool = False  # the VAE and UNet in the channels-last layout (GPU convolutions)
     minutes: float = 0.0  # one run: data + VAE + UNet + report in this many minutes (0: off)
     vae_share: float = 0.3  # one run: the VAE's share of the time left after the data
@@ -155,7 +159,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: For unknown keys.
+        ValueError: For unknown keys or an unknown ``compile`` mode.
     """
     values: dict[str, Any] = {}
     if path is not None:
@@ -171,6 +175,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
         else:
             values[key] = value
     config = _build(TrainConfig, values, "the config")
+    if config.compile not in COMPILE_MODES:
+        raise ValueError(f"compile {config.compile!r} is not one of {', '.join(COMPILE_MODES)}")
     if config.text.hidden_size % config.text.num_attention_heads:
         raise ValueError("text.hidden_size must be divisible by text.num_attention_heads")
     return config

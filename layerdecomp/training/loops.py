@@ -11,7 +11,8 @@ training device, and the losses are read every ``log_every`` steps.
 from __future__ import annotations
 
 import dataclasses
-import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -26,11 +27,14 @@ from layerdecomp.training.steps import (
     adamw,
     backward_step,
     choose,
+    compile_warm_up,
     cumulative,
     random_crops,
     to_model_range,
     training_noise,
 )
+
+ConfigT = TypeVar("ConfigT", VAEConfig, UNetConfig)
 
 __all__ = [
     "TrainingData",
@@ -55,6 +59,7 @@ def train_vae(
     budget: Budget | None = None,
     precision: str = "fp32",
     channels_last: bool = False,
+    compile_mode: str = "none",
 ) -> list[float]:
     """Train the autoencoder with ``mean|x - x̂| + kl_weight * KL`` (KL per latent element).
 
@@ -72,6 +77,9 @@ def train_vae(
         precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast.
         channels_last: Train in the channels-last memory format (faster convolutions on a GPU);
             the weights are contiguous again on return.
+        compile_mode: How the forward and loss run (:func:`~.steps.backward_step`); a compiled
+            step is warmed up before the clock starts (:func:`~.steps.compile_warm_up`), and
+            that time comes off ``cfg.max_minutes``.
 
     Returns:
         The loss of every step taken (over all calls).
@@ -96,10 +104,17 @@ def train_vae(
         loss = (recon.float() - x).abs().mean() + cfg.kl_weight * kl
         return torch.stack([loss, kl])
 
-    step_fn = backward_step(loss_fn, "", lambda: opt.zero_grad(set_to_none=True), log)
+    zero = lambda: opt.zero_grad(set_to_none=True)  # noqa: E731
+    step_fn = backward_step(loss_fn, compile_mode, zero, log)
+    b = cfg.batch_size
+    if compile_mode != "none" and not progress.done:
+        side = min(cfg.crop, images.shape[-1])
+        x = torch.zeros((b, 3, side, side), device=device).contiguous(memory_format=layout)
+        eps = torch.zeros(latent_shape, device=device)
+        cfg = _warmed_up("vae", step_fn, (x, eps), zero, cfg, log)
     stepper = Stepper("vae", cfg, progress, budget, log)
     while stepper.begin(schedule):
-        n, b = images.shape[0], cfg.batch_size
+        n = images.shape[0]
         idx = torch.randint(0, n, (b,), generator=generator, device=device)
         x = to_model_range(random_crops(images[idx], cfg.crop, generator))
         x = x.contiguous(memory_format=layout)
@@ -149,7 +164,7 @@ def train_unet(
     progress: Progress | None = None,
     budget: Budget | None = None,
     precision: str = "fp32",
-    compile_backend: str = "",
+    compile_mode: str = "none",
     channels_last: bool = False,
 ) -> list[float]:
     """Train the UNet and the text encoder jointly with the ε-prediction loss.
@@ -175,9 +190,9 @@ def train_unet(
             (not EMA) weights, so that a later call continues from them.
         budget: What this call may spend (none: unlimited).
         precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast.
-        compile_backend: A ``torch.compile`` backend for the forward and loss ("" = eager);
-            compiled on a step with zero inputs and no update before the clock starts, whose
-            duration comes off ``cfg.max_minutes``.
+        compile_mode: How the forward and loss run (:func:`~.steps.backward_step`); a compiled
+            step is warmed up on zero inputs, with no update, before the clock starts
+            (:func:`~.steps.compile_warm_up`), and that time comes off ``cfg.max_minutes``.
         channels_last: Run the UNet in the channels-last memory format (contiguous on return).
 
     Returns:
@@ -211,21 +226,16 @@ def train_unet(
         return torch.nn.functional.mse_loss(pred.float(), noise)[None]
 
     zero = lambda: opt.zero_grad(set_to_none=True)  # noqa: E731
-    step_fn = backward_step(loss_fn, compile_backend, zero, log)
+    step_fn = backward_step(loss_fn, compile_mode, zero, log)
     unet.train()
     text_encoder.train()
     b, shape = cfg.batch_size, (cfg.batch_size, *mean.shape[1:])
     timesteps = scheduler.config.num_train_timesteps
-    if compile_backend and not progress.done:
-        began = time.monotonic()
+    if compile_mode != "none" and not progress.done:
         zeros = torch.zeros(shape, device=device)
         ids = empty.repeat(b, 1)  # contiguous, as the real batches: no recompilation
-        step_fn(zeros, zeros, torch.zeros(b, dtype=torch.long, device=device), ids)
-        zero()
-        spent = time.monotonic() - began
-        log(f"unet: compiled in {spent:.0f} s")
-        if cfg.max_minutes > 0:
-            cfg = dataclasses.replace(cfg, max_minutes=max(cfg.max_minutes - spent / 60, 1e-6))
+        t = torch.zeros(b, dtype=torch.long, device=device)
+        cfg = _warmed_up("unet", step_fn, (zeros, zeros, t, ids), zero, cfg, log)
     stepper = Stepper("unet", cfg, progress, budget, log)
     while stepper.begin(schedule):
         idx = torch.randint(0, mean.shape[0], (b,), generator=generator, device=device)
@@ -259,3 +269,20 @@ def train_unet(
     unet.to(memory_format=torch.contiguous_format).eval()
     text_encoder.eval()
     return progress.losses
+
+
+def _warmed_up(
+    name: str,
+    step_fn: Callable[..., torch.Tensor],
+    args: tuple[torch.Tensor, ...],
+    zero_grad: Callable[[], None],
+    cfg: ConfigT,
+    log: Log,
+) -> ConfigT:
+    """Warm a compiled step up (:func:`~.steps.compile_warm_up`: compilation, then the CUDA
+    graphs' recording) and return ``cfg`` with that time taken off its ``max_minutes``."""
+    spent = compile_warm_up(step_fn, args, zero_grad, calls=3)
+    log(f"{name}: compiled and warmed up in {spent:.0f} s")
+    if cfg.max_minutes <= 0:
+        return cfg
+    return dataclasses.replace(cfg, max_minutes=max(cfg.max_minutes - spent / 60, 1e-6))

@@ -10,10 +10,13 @@ fixed, so the forward and loss can be ``torch.compile``'d without recompiling.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+
+from layerdecomp.models.compiled import compile_function
 
 
 def device_generator(device: torch.device | str, seed: int) -> torch.Generator:
@@ -146,13 +149,22 @@ class EMA:
 
 def backward_step(
     loss_fn: Callable[..., torch.Tensor],
-    backend: str,
+    mode: str,
     zero_grad: Callable[[], None],
     log: Callable[[str], None],
+    compiler: str | Callable = "inductor",
 ) -> Callable[..., torch.Tensor]:
     """A function that zeroes the gradients, computes ``out = loss_fn(*args)`` (a 1-D tensor:
-    the loss, then anything to log), back-propagates ``out[0]`` and returns ``out`` detached;
-    with a ``backend``, ``loss_fn`` is ``torch.compile``'d (static shapes).
+    the loss, then anything to log), back-propagates ``out[0]`` and returns ``out`` detached.
+
+    ``mode`` is one of :data:`~layerdecomp.models.compiled.COMPILE_MODES`, the same names as the
+    task commands' ``--compile``: ``none`` runs eagerly; otherwise ``loss_fn`` is
+    ``torch.compile``'d with static shapes (its backward through AOTAutograd). Under
+    ``reduce-overhead`` / ``max-autotune`` on a GPU the forward and the backward are each
+    replayed as CUDA graphs (torch's cudagraph trees): every call starts a new cudagraph step and
+    ``out`` is cloned, since the next replay overwrites the graph's outputs. ``compiler`` is
+    ``torch.compile``'s backend (``"aot_eager"``: a cheap structural check; mode options are
+    inductor's).
 
     If compiling fails on the first step (an unsupported op, a missing compiler), the failure is
     logged and the step runs eagerly from then on, so a one-shot GPU run never dies of it.
@@ -164,29 +176,52 @@ def backward_step(
         out[0].backward()
         return out.detach()
 
-    if not backend:
+    if mode == "none":
         return eager
     try:
-        fast = torch.compile(loss_fn, backend=backend, dynamic=False)
-    except Exception as err:  # noqa: BLE001 - an unknown backend: run eagerly instead
-        log(f"torch.compile({backend}) unavailable ({type(err).__name__}: {err}); running eagerly")
+        fast, graphs = compile_function(loss_fn, mode, compiler)
+    except Exception as err:  # noqa: BLE001 - an unknown backend or mode: run eagerly instead
+        log(f"torch.compile({mode}) unavailable ({type(err).__name__}: {err}); running eagerly")
         return eager
     state: dict[str, bool | None] = {"ok": None}
 
     def step(*args: Any) -> torch.Tensor:
         if state["ok"] is False:
             return eager(*args)
+        on_gpu = graphs and args[0].is_cuda
         try:
             zero_grad()
+            if on_gpu:
+                torch.compiler.cudagraph_mark_step_begin()
             out = fast(*args)
             out[0].backward()
         except Exception as err:  # noqa: BLE001 - any compiler failure: run eagerly instead
             if state["ok"]:
                 raise
-            log(f"torch.compile({backend}) failed ({type(err).__name__}: {err}); running eagerly")
+            log(f"torch.compile({mode}) failed ({type(err).__name__}: {err}); running eagerly")
             state["ok"] = False
             return eager(*args)
         state["ok"] = True
-        return out.detach()
+        return out.detach().clone() if on_gpu else out.detach()
 
     return step
+
+
+def compile_warm_up(
+    step_fn: Callable[..., torch.Tensor],
+    args: tuple[torch.Tensor, ...],
+    zero_grad: Callable[[], None],
+    calls: int,
+) -> float:
+    """Call ``step_fn(*args)`` ``calls`` times and drop the gradients (no update: the weights do
+    not change), synchronised; returns the seconds it took. This is the compilation and, under
+    CUDA graphs, the recording (cudagraph trees record on the second call and replay from the
+    third), to be taken before a loop's clock starts and reported apart from it."""
+    device = args[0].device
+    began = time.monotonic()
+    for _ in range(calls):
+        step_fn(*args)
+    zero_grad()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.monotonic() - began

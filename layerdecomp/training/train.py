@@ -239,6 +239,7 @@ def train(
             budget=budget,
             precision=config.precision,
             channels_last=config.channels_last,
+            compile_mode=config.compile,
         )
         times["vae"] = times.get("vae", 0.0) + time.monotonic() - t
         if not vae_progress.done:
@@ -284,7 +285,7 @@ def train(
         progress=unet_progress,
         budget=budget,
         precision=config.precision,
-        compile_backend=config.compile,
+        compile_mode=config.compile,
         channels_last=config.channels_last,
     )
     times["unet"] = times.get("unet", 0.0) + time.monotonic() - t

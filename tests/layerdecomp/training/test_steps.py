@@ -9,6 +9,8 @@ import dataclasses
 import pytest
 import torch
 
+from layerdecomp.models.compiled import compile_function
+from layerdecomp.training import steps as steps_module
 from layerdecomp.training.components import make_vae
 from layerdecomp.training.config import DataConfig, VAEConfig
 from layerdecomp.training.dataset import CACHE, cached_training_data
@@ -99,22 +101,57 @@ def test_a_failed_compilation_falls_back_to_eager():
     def zero():
         w.grad = None
 
-    step = backward_step(lambda x: (w * x).sum()[None], _broken_backend, zero, lines.append)
+    step = backward_step(
+        lambda x: (w * x).sum()[None], "default", zero, lines.append, compiler=_broken_backend
+    )
     out = step(torch.tensor([3.0]))
     assert out.tolist() == [6.0] and w.grad.tolist() == [3.0]
     assert len(lines) == 1 and "running eagerly" in lines[0]
     assert step(torch.tensor([1.0])).tolist() == [2.0] and w.grad.tolist() == [1.0]
-    unknown = backward_step(lambda x: (w * x).sum()[None], "no-such-backend", zero, lines.append)
+    unknown = backward_step(
+        lambda x: (w * x).sum()[None], "default", zero, lines.append, compiler="no-such-backend"
+    )
     assert unknown(torch.tensor([1.0])).tolist() == [2.0] and "unavailable" in lines[-1]
 
 
-def _vae_run(channels_last: bool):
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead", "max-autotune"])
+def test_a_compiled_step_equals_the_eager_one(mode):
+    """Every mode of COMPILE_MODES traced (aot_eager: the forward and backward graphs that
+    inductor would compile) gives eager's outputs and gradients, call after call."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 1))
+
+    def loss_fn(x):
+        loss = net(x).square().mean()
+        return torch.stack([loss, x.abs().mean()])
+
+    def zero():
+        net.zero_grad(set_to_none=True)
+
+    lines = []
+    eager = backward_step(loss_fn, "none", zero, lines.append)
+    traced = backward_step(loss_fn, mode, zero, lines.append, compiler="aot_eager")
+    for seed in range(3):
+        x = torch.randn(5, 4, generator=torch.Generator().manual_seed(seed))
+        expected = eager(x)
+        grads = [p.grad.clone() for p in net.parameters()]
+        out = traced(x)
+        torch.testing.assert_close(out, expected)
+        for p, g in zip(net.parameters(), grads, strict=True):
+            torch.testing.assert_close(p.grad, g)
+        assert not out.requires_grad
+    assert lines == []
+
+
+def _vae_run(channels_last: bool, compile_mode: str = "none", log=lambda _: None):
     torch.manual_seed(0)
     vae = make_vae(TINY_VAE, 16)
     images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     state = torch.get_rng_state()
     g = device_generator("cpu", 0)
-    losses = train_vae(vae, images, TINY_VAE, g, lambda _: None, channels_last=channels_last)
+    losses = train_vae(
+        vae, images, TINY_VAE, g, log, channels_last=channels_last, compile_mode=compile_mode
+    )
     return vae, losses, torch.equal(torch.get_rng_state(), state)
 
 
@@ -127,6 +164,24 @@ def test_draws_come_from_the_generator_only_and_channels_last_changes_nothing():
         assert b.is_contiguous()  # back to the usual layout: safetensors needs it
         # Adam moves a weight by about lr a step, whatever the gradient: the bound is steps · lr
         torch.testing.assert_close(a, b, rtol=0, atol=TINY_VAE.steps * TINY_VAE.lr)
+
+
+def test_a_compiled_vae_loop_warms_up_without_an_update(monkeypatch):
+    """The compiled loop (traced with aot_eager here) takes its warm-up steps on zero inputs
+    before the clock starts, with no update and no draw: its losses and weights are eager's."""
+    vae, losses, _ = _vae_run(channels_last=False)
+
+    def traced(fn, mode, compiler):
+        return compile_function(fn, mode, "aot_eager")
+
+    monkeypatch.setattr(steps_module, "compile_function", traced)
+    lines = []
+    traced, traced_losses, untouched = _vae_run(False, "reduce-overhead", lines.append)
+    assert untouched and traced_losses == pytest.approx(losses, rel=1e-5)
+    assert lines[0].startswith("vae: compiled and warmed up in")
+    assert lines[1].startswith("vae step 1/3")
+    for a, b in zip(vae.parameters(), traced.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_composites_are_cached_in_the_run_folder(tmp_path, monkeypatch):

@@ -77,6 +77,13 @@ def test_unknown_config_key_is_an_error():
         load_config(None, vae={"stepz": 3})
 
 
+def test_compile_takes_the_task_commands_modes():
+    assert load_config(None).compile == "none"
+    assert load_config(None, compile="reduce-overhead").compile == "reduce-overhead"
+    with pytest.raises(ValueError, match="compile 'inductor' is not one of none, default"):
+        load_config(None, compile="inductor")
+
+
 def test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path):
     (tmp_path / "micro.toml").write_text(MICRO)
     out = tmp_path / "mini"
