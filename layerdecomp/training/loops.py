@@ -24,6 +24,7 @@ from layerdecomp.training.dataset import TrainingData, make_training_data, token
 from layerdecomp.training.progress import Budget, Log, Progress, Stepper, autocast, lr_schedule
 from layerdecomp.training.steps import (
     EMA,
+    WARM_UP_CALLS,
     adamw,
     backward_step,
     choose,
@@ -281,7 +282,7 @@ def _warmed_up(
 ) -> ConfigT:
     """Warm a compiled step up (:func:`~.steps.compile_warm_up`: compilation, then the CUDA
     graphs' recording) and return ``cfg`` with that time taken off its ``max_minutes``."""
-    spent = compile_warm_up(step_fn, args, zero_grad, calls=3)
+    spent = compile_warm_up(step_fn, args, zero_grad, calls=WARM_UP_CALLS)
     log(f"{name}: compiled and warmed up in {spent:.0f} s")
     if cfg.max_minutes <= 0:
         return cfg

@@ -16,7 +16,11 @@ from typing import Any
 
 import torch
 
-from layerdecomp.models.compiled import compile_function
+from layerdecomp.models.compiled import GRAPH_MODES, compile_function
+
+WARM_UP_CALLS = 3
+"""Calls of a compiled step before its loop's clock starts: compilation, then (under CUDA
+graphs) the recording on the second and the first replay on the third."""
 
 
 def device_generator(device: torch.device | str, seed: int) -> torch.Generator:
@@ -166,8 +170,10 @@ def backward_step(
     ``torch.compile``'s backend (``"aot_eager"``: a cheap structural check; mode options are
     inductor's).
 
-    If compiling fails on the first step (an unsupported op, a missing compiler), the failure is
-    logged and the step runs eagerly from then on, so a one-shot GPU run never dies of it.
+    A failure in the first :data:`WARM_UP_CALLS` calls (compilation, then the graphs' recording:
+    an unsupported op, a missing compiler) is logged and the step goes on in the next mode down,
+    ``default`` (kernels without graphs) after a graph mode, then eagerly, so a one-shot GPU run
+    never dies of it; a later failure is raised.
     """
 
     def eager(*args: Any) -> torch.Tensor:
@@ -178,33 +184,45 @@ def backward_step(
 
     if mode == "none":
         return eager
-    try:
-        fast, graphs = compile_function(loss_fn, mode, compiler)
-    except Exception as err:  # noqa: BLE001 - an unknown backend or mode: run eagerly instead
-        log(f"torch.compile({mode}) unavailable ({type(err).__name__}: {err}); running eagerly")
+    modes = [mode, "default"] if mode in GRAPH_MODES else [mode]
+    tries = []
+    for m, then in zip(modes, [*modes[1:], "none"], strict=True):
+        try:
+            tries.append((m, *compile_function(loss_fn, m, compiler)))
+        except Exception as err:  # noqa: BLE001 - an unknown backend or mode: the next one down
+            log(f"torch.compile({m}) unavailable ({type(err).__name__}: {err}); {_running(then)}")
+    if not tries:
         return eager
-    state: dict[str, bool | None] = {"ok": None}
+    tries.append(("none", eager, False))
+    state = {"at": 0, "calls": 0}
 
     def step(*args: Any) -> torch.Tensor:
-        if state["ok"] is False:
-            return eager(*args)
-        on_gpu = graphs and args[0].is_cuda
-        try:
-            zero_grad()
-            if on_gpu:
-                torch.compiler.cudagraph_mark_step_begin()
-            out = fast(*args)
-            out[0].backward()
-        except Exception as err:  # noqa: BLE001 - any compiler failure: run eagerly instead
-            if state["ok"]:
-                raise
-            log(f"torch.compile({mode}) failed ({type(err).__name__}: {err}); running eagerly")
-            state["ok"] = False
-            return eager(*args)
-        state["ok"] = True
-        return out.detach().clone() if on_gpu else out.detach()
+        while True:
+            name, fast, graphs = tries[state["at"]]
+            if name == "none":
+                return eager(*args)
+            on_gpu = graphs and args[0].is_cuda
+            try:
+                zero_grad()
+                if on_gpu:
+                    torch.compiler.cudagraph_mark_step_begin()
+                out = fast(*args)
+                out[0].backward()
+            except Exception as err:  # noqa: BLE001 - a compiler failure: the next mode down
+                if state["calls"] >= WARM_UP_CALLS:
+                    raise
+                state["at"] += 1
+                then = _running(tries[state["at"]][0])
+                log(f"torch.compile({name}) failed ({type(err).__name__}: {err}); {then}")
+                continue
+            state["calls"] += 1
+            return out.detach().clone() if on_gpu else out.detach()
 
     return step
+
+
+def _running(mode: str) -> str:
+    return "running eagerly" if mode == "none" else f"running in mode {mode}"
 
 
 def compile_warm_up(

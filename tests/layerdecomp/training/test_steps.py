@@ -18,6 +18,7 @@ from layerdecomp.training.loops import train_vae
 from layerdecomp.training.progress import Progress, Stepper
 from layerdecomp.training.steps import (
     EMA,
+    WARM_UP_CALLS,
     backward_step,
     choose,
     cumulative,
@@ -106,12 +107,63 @@ def test_a_failed_compilation_falls_back_to_eager():
     )
     out = step(torch.tensor([3.0]))
     assert out.tolist() == [6.0] and w.grad.tolist() == [3.0]
-    assert len(lines) == 1 and "running eagerly" in lines[0]
+    assert len(lines) == 1 and lines[0].endswith("running eagerly")
     assert step(torch.tensor([1.0])).tolist() == [2.0] and w.grad.tolist() == [1.0]
     unknown = backward_step(
         lambda x: (w * x).sum()[None], "default", zero, lines.append, compiler="no-such-backend"
     )
-    assert unknown(torch.tensor([1.0])).tolist() == [2.0] and "unavailable" in lines[-1]
+    assert unknown(torch.tensor([1.0])).tolist() == [2.0]
+    assert "unavailable" in lines[-1] and lines[-1].endswith("running eagerly")
+
+
+def test_a_graph_mode_falls_back_to_kernels_then_eager():
+    w = torch.nn.Parameter(torch.tensor([2.0]))
+    lines = []
+
+    def zero():
+        w.grad = None
+
+    step = backward_step(
+        lambda x: (w * x).sum()[None], "reduce-overhead", zero, lines.append, _broken_backend
+    )
+    assert step(torch.tensor([3.0])).tolist() == [6.0] and w.grad.tolist() == [3.0]
+    assert [line.split(" failed")[0] for line in lines] == [
+        "torch.compile(reduce-overhead)",
+        "torch.compile(default)",
+    ]
+    assert lines[0].endswith("running in mode default") and lines[1].endswith("running eagerly")
+
+
+def test_a_failure_while_warming_up_steps_down_and_a_later_one_is_raised():
+    """A graph replay that fails on its second call (the recording, on a GPU) moves the step to
+    the next mode down; once the step has run WARM_UP_CALLS times, a failure is an error."""
+    calls = []
+
+    def flaky(gm, example_inputs):
+        def run(*args):
+            calls.append(len(calls) + 1)
+            if len(calls) in (2, 6):
+                raise RuntimeError(f"call {len(calls)}")
+            return gm(*args)
+
+        return run
+
+    w = torch.nn.Parameter(torch.tensor([2.0]))
+    lines = []
+
+    def zero():
+        w.grad = None
+
+    step = backward_step(
+        lambda x: (w * x).sum()[None], "reduce-overhead", zero, lines.append, flaky
+    )
+    for x in (1.0, 2.0, 3.0, 4.0):
+        assert step(torch.tensor([x])).tolist() == [2 * x] and w.grad.tolist() == [x]
+    assert len(lines) == 1
+    assert "(RuntimeError: call 2); running in mode default" in lines[0]
+    assert WARM_UP_CALLS == 3
+    with pytest.raises(RuntimeError, match="call 6"):
+        step(torch.tensor([5.0]))
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead", "max-autotune"])
