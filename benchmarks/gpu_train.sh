@@ -54,8 +54,8 @@ print('font', font_path(), '| torch', torch.__version__, '| cuda', torch.cuda.is
       '| diffusers', diffusers.__version__)" 2>&1 | tee -a "$LOG" || { say "preflight failed"; exit 2; }
 
 IMPORTS=$(($(date +%s) - PRE))  # what the training call's imports will take again, roughly
-MODE=${COMPILE:-$("$PY" -c "from layerdecomp.training.config import load_config
-print(load_config('$CONFIG').compile)")}
+MODE=${COMPILE:-$("$PY" -c "import tomllib  # the config's mode, without the imports
+print(tomllib.load(open('layerdecomp/training/configs/$CONFIG.toml', 'rb')).get('compile', 'none'))")}
 # a compiled step is compiled again by train_step.py: keep the time for it
 if [ "$MODE" != none ]; then RESERVE=$((RESERVE + 60)); fi
 say "compile mode $MODE"
