@@ -108,9 +108,15 @@ def _kwargs(function, **wanted):
     return {k: v for k, v in wanted.items() if k in accepted}
 
 
-def measure(config_name: str, device: str | None, steps: int, compile_mode: str | None) -> dict:
+def measure(
+    config_name: str,
+    device: str | None,
+    steps: int,
+    compile_mode: str | None,
+    on_part=lambda figures: None,
+) -> dict:
     """Time both loops of a config (``compile_mode``: override the config's ``compile``);
-    returns the figures as a dict."""
+    returns the figures as a dict, also passed to ``on_part`` after the VAE's."""
     overrides = {"device": device, "compile": compile_mode}
     config = load_config(config_name, **{k: v for k, v in overrides.items() if v is not None})
     dev = torch.device(config.device)
@@ -159,6 +165,7 @@ def measure(config_name: str, device: str | None, steps: int, compile_mode: str 
         "busy": clock.busy(),
         "notes": clock.notes,
     }
+    on_part(figures)
 
     c = config.vae.latent_channels
     side = size // 2 ** (len(config.vae.block_out_channels) - 1)
@@ -362,7 +369,7 @@ def main(
         if json_path:
             Path(json_path).write_text(json.dumps(figures, indent=1) + "\n")
 
-    figures = measure(config_name, device, steps, compile_mode) if steps else {}
+    figures = measure(config_name, device, steps, compile_mode, save) if steps else {}
     if steps:
         print("| loop | device | VAE ms/step (batch) | busy | UNet ms/step (batch) | busy |")
         print("|---|---|---|---|---|---|")

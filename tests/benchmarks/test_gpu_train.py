@@ -20,7 +20,7 @@ def test_dry_run_trains_benchmarks_and_packs_a_loadable_model(tmp_path):
     env = {**os.environ, "DRY": "1", "OUT": str(out), "WORK": str(work)}
     env.update(PYTHON=sys.executable, OMP_NUM_THREADS="1")
     done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu_train.sh"), "1"],
+        ["bash", str(ROOT / "benchmarks" / "gpu_train.sh"), "0.6"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
