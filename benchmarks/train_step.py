@@ -29,8 +29,8 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from layerdecomp.models.compiled import COMPILE_MODES
 from layerdecomp.training import loops
+from layerdecomp.training.__main__ import compile_option
 from layerdecomp.training.components import make_components
 from layerdecomp.training.config import load_config
 
@@ -338,14 +338,7 @@ def paired(config_name: str, old_source: str, steps: int, reps: int) -> dict:
     "loops against this one's on the CPU, alternating, and print the medians.",
 )
 @click.option("--reps", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option(
-    "--compile",
-    "compile_mode",
-    type=click.Choice(COMPILE_MODES),
-    default=None,
-    help="Override the config's torch.compile mode of both loops' step (reduce-overhead: CUDA "
-    "graphs on a GPU; none: eager).",
-)
+@compile_option
 def main(
     config_name: str,
     device: str | None,

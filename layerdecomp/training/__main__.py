@@ -11,6 +11,16 @@ from layerdecomp.training.config import load_config
 from layerdecomp.training.progress import Budget
 from layerdecomp.training.train import train
 
+compile_option = click.option(
+    "--compile",
+    "compile_mode",
+    type=click.Choice(COMPILE_MODES),
+    default=None,
+    help="Override the config's torch.compile mode of both loops' step (reduce-overhead: CUDA "
+    "graphs on a GPU; none: eager).",
+)
+"""``--compile`` of the training command and of ``benchmarks/train_step.py``."""
+
 
 @click.command()
 @click.option(
@@ -41,14 +51,7 @@ from layerdecomp.training.train import train
     help="One run: render, train both models and report within this many minutes, the VAE "
     "and UNet schedules annealing on the time they get (overrides the config's `minutes`).",
 )
-@click.option(
-    "--compile",
-    "compile_mode",
-    type=click.Choice(COMPILE_MODES),
-    default=None,
-    help="Override the config's torch.compile mode of both loops' step (reduce-overhead: CUDA "
-    "graphs on a GPU; none: eager).",
-)
+@compile_option
 def main(
     config_path: str,
     out: str,

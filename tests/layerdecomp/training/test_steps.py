@@ -91,17 +91,22 @@ def test_stepper_keeps_tensor_losses_until_read():
     assert progress.losses == [1.5, 2.5, 3.0]
 
 
+def _scalar():
+    """A parameter w = 2, its zero_grad and a log, for steps of ``(w * x).sum()``."""
+    w = torch.nn.Parameter(torch.tensor([2.0]))
+
+    def zero():
+        w.grad = None
+
+    return w, zero, []
+
+
 def _broken_backend(gm, example_inputs):
     raise RuntimeError("no compiler here")
 
 
 def test_a_failed_compilation_falls_back_to_eager():
-    w = torch.nn.Parameter(torch.tensor([2.0]))
-    lines = []
-
-    def zero():
-        w.grad = None
-
+    w, zero, lines = _scalar()
     step = backward_step(
         lambda x: (w * x).sum()[None], "default", zero, lines.append, compiler=_broken_backend
     )
@@ -117,12 +122,7 @@ def test_a_failed_compilation_falls_back_to_eager():
 
 
 def test_a_graph_mode_falls_back_to_kernels_then_eager():
-    w = torch.nn.Parameter(torch.tensor([2.0]))
-    lines = []
-
-    def zero():
-        w.grad = None
-
+    w, zero, lines = _scalar()
     step = backward_step(
         lambda x: (w * x).sum()[None], "reduce-overhead", zero, lines.append, _broken_backend
     )
@@ -148,12 +148,7 @@ def test_a_failure_while_warming_up_steps_down_and_a_later_one_is_raised():
 
         return run
 
-    w = torch.nn.Parameter(torch.tensor([2.0]))
-    lines = []
-
-    def zero():
-        w.grad = None
-
+    w, zero, lines = _scalar()
     step = backward_step(
         lambda x: (w * x).sum()[None], "reduce-overhead", zero, lines.append, flaky
     )
