@@ -31,8 +31,11 @@ async function loadInfo() {
   const info = await getJSON("/api/info");
   limits = info.limits;
   formats = info.formats;
+  // A field someone filled before the settings arrived keeps their value.
   for (const [name, value] of Object.entries(info.defaults)) {
-    if ($(name) && value !== null && value !== undefined) $(name).value = value;
+    if ($(name) && $(name).value === "" && value !== null && value !== undefined) {
+      $(name).value = value;
+    }
   }
   // Bounds and help come from the options' declaration (the command line shows the same).
   for (const [name, spec] of Object.entries(info.options || {})) {

@@ -82,6 +82,13 @@ def page(browser):
     context.close()
 
 
+def open_page(page, server: str) -> None:
+    """Load the page and wait until it has read the server's settings (``/api/info``): before
+    that, ``#model`` is empty and the settings' fields still hold the HTML's own values."""
+    page.goto(server + "/")
+    page.wait_for_selector("#model:not(:empty)")
+
+
 def fill(page, image: Path, fg: str, bg: str, seed: str, settings: dict[str, str]) -> None:
     page.set_input_files("#image", str(image))
     page.fill(".fg", fg)
@@ -100,7 +107,7 @@ def finish(page, timeout_s: float = 300) -> str:
 
 
 def test_a_second_foreground_field_makes_three_layers(server, page):
-    page.goto(server + "/")
+    open_page(page, server)
     fill(page, FOX, "a fox face", "purple stripes", "0", SMALL)
     page.click("#add-fg")
     page.locator(".fg").nth(1).fill("a red apple")
@@ -115,7 +122,7 @@ def test_a_second_foreground_field_makes_three_layers(server, page):
 
 
 def test_the_page_decomposes_an_upload_and_the_zip_downloads(server, page, tmp_path):
-    page.goto(server + "/")
+    open_page(page, server)
     assert page.text_content("#model") == "Model: mini."
     assert page.input_value("#updates") == "12"  # the defaults come from the server
     fill(page, FOX, "a fox face", "purple stripes", "0", SMALL)
@@ -165,7 +172,7 @@ def test_two_browsers_see_their_own_results_and_runs_queue(server, browser):
     pages = [context.new_page() for context in contexts]
     try:
         for seed, page in enumerate(pages, 1):
-            page.goto(server + "/")
+            open_page(page, server)
             fill(page, FOX, "a fox face", "purple stripes", str(seed), SMALL)
         for page in pages:
             page.click("#run")
@@ -187,7 +194,7 @@ def test_two_browsers_see_their_own_results_and_runs_queue(server, browser):
 def test_the_page_shows_a_bad_upload_as_one_line(server, page, tmp_path):
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
-    page.goto(server + "/")
+    open_page(page, server)
     fill(page, notes, "a fox face", "purple stripes", "0", SMALL)
     page.click("#run")
     assert finish(page, 60) == "failed"
@@ -195,6 +202,28 @@ def test_the_page_shows_a_bad_upload_as_one_line(server, page, tmp_path):
         "error: image 'notes.png': not an image file Pillow can read"
     )
     assert page.is_hidden("#results")
+
+
+def test_a_value_typed_before_the_settings_arrive_is_kept(server, page):
+    """The server's defaults fill only the fields left empty: ``/api/info`` is held back
+    until a value has been typed, and the typed value survives it."""
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/api/info", hold)
+    page.goto(server + "/")
+    page.fill("#updates", "3")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page did not ask for /api/info"
+    held[0].continue_()
+    page.wait_for_selector("#model:not(:empty)")
+    assert page.input_value("#updates") == "3"  # typed, kept
+    assert page.input_value("#samples") != ""  # left empty, filled from the server
 
 
 def test_the_api_of_the_real_server(server):
