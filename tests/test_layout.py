@@ -3,8 +3,9 @@ citation of files that live outside the repository.
 
 The import graph is read with :mod:`ast` (nothing is imported): every ``import`` statement of
 every module of ``solvers`` and ``layerdecomp`` (``recipes/`` counts as ``layerdecomp._recipes``),
-at module level or inside functions, relative imports resolved. Imports under
-``if TYPE_CHECKING:`` never run and are left out; so are ``importlib.import_module`` calls.
+at module level, in functions or under ``if TYPE_CHECKING:`` (annotations tie modules together
+too), relative imports resolved, and ``import_module``/``__import__`` calls of a literal name;
+computed names (the lazy exports of ``layerdecomp`` and ``layerdecomp.data``) are left out.
 """
 
 from __future__ import annotations
@@ -49,31 +50,35 @@ def module_files(root: Path = ROOT) -> dict[str, Path]:
     return modules
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    name = test.attr if isinstance(test, ast.Attribute) else getattr(test, "id", None)
-    return name == "TYPE_CHECKING"
+def _literal_import(node: ast.AST) -> ast.Import | None:
+    """``importlib.import_module("a.b")`` or ``__import__("a.b")`` as ``import a.b``."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if name not in ("import_module", "__import__") or not isinstance(first, ast.Constant):
+        return None
+    if not isinstance(first.value, str) or first.value.startswith("."):
+        return None
+    return ast.Import(names=[ast.alias(name=first.value)], lineno=node.lineno)
 
 
-def _statements(body: Iterable[ast.stmt], module_level: bool):
-    """(statement, module_level) for every import statement, skipping ``if TYPE_CHECKING:``."""
-    for node in body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node, module_level
-        elif isinstance(node, ast.If) and _is_type_checking(node.test):
-            yield from _statements(node.orelse, module_level)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            yield from _statements(_children(node), False)
-        else:
-            yield from _statements(_children(node), module_level)
-
-
-def _children(node: ast.AST) -> list[ast.stmt]:
-    return [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)] + [
-        stmt
-        for child in ast.iter_child_nodes(node)
-        if not isinstance(child, ast.stmt)
-        for stmt in _children(child)
-    ]
+def _statements(node: ast.AST, module_level: bool):
+    """(import, module_level) for every import under ``node``: statements anywhere (under
+    ``if TYPE_CHECKING:`` too) and literal ``import_module`` calls; in a function or lambda,
+    ``module_level`` is False."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            yield child, module_level
+            continue
+        call = _literal_import(child)
+        if call is not None:
+            yield call, module_level
+        inner = module_level and not isinstance(
+            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+        )
+        yield from _statements(child, inner)
 
 
 def _known(name: str, modules: Mapping[str, Path]) -> str | None:
@@ -93,7 +98,7 @@ def imported_names(name: str, path: Path, is_package: bool) -> list[tuple[str, s
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name.split(".") if is_package else name.split(".")[:-1]
     found = []
-    for node, module_level in _statements(tree.body, True):
+    for node, module_level in _statements(tree, True):
         if isinstance(node, ast.Import):
             found += [(alias.name, "", node.lineno, module_level) for alias in node.names]
             continue
@@ -205,13 +210,20 @@ def test_cycle_finder_finds_cycles_and_only_cycles():
 
 
 def test_import_graph_of_a_package_with_a_cycle(tmp_path):
-    """Two modules that import each other, one relatively through the package: found."""
+    """Modules that import each other, relatively through the package, in a function, for
+    annotations only or by a literal ``import_module``: found."""
     package = tmp_path / "layerdecomp"
     (package / "tasks").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "tasks" / "__init__.py").write_text("from . import tiles\n")
     (package / "tasks" / "tiles.py").write_text("def f():\n    from ..io import x\n")
     (package / "io.py").write_text("from .tasks import tiles\nfrom .tasks.tiles import y\n")
+    (package / "hints.py").write_text(
+        "import typing\nif typing.TYPE_CHECKING:\n    from . import lazy\n"
+    )
+    (package / "lazy.py").write_text(
+        "import importlib\nf = lambda: importlib.import_module('layerdecomp.hints')\n"
+    )
     for folder in ("solvers", "recipes"):
         (tmp_path / folder).mkdir()
     edges = import_edges(tmp_path)
@@ -219,8 +231,15 @@ def test_import_graph_of_a_package_with_a_cycle(tmp_path):
         "layerdecomp.tasks": {"layerdecomp.tasks.tiles"},
         "layerdecomp.tasks.tiles": {"layerdecomp.io"},
         "layerdecomp.io": {"layerdecomp.tasks.tiles"},
+        "layerdecomp.hints": {"layerdecomp.lazy"},
+        "layerdecomp.lazy": {"layerdecomp.hints"},
     }
-    assert cycles(graph_of(edges)) == [["layerdecomp.io", "layerdecomp.tasks.tiles"]]
+    levels = {e.source: e.module_level for e in edges}
+    assert levels["layerdecomp.hints"] and not levels["layerdecomp.lazy"]  # in a lambda
+    assert cycles(graph_of(edges)) == [
+        ["layerdecomp.hints", "layerdecomp.lazy"],
+        ["layerdecomp.io", "layerdecomp.tasks.tiles"],
+    ]
 
 
 def test_the_walk_sees_the_whole_tree():

@@ -18,12 +18,12 @@ overwhelming evidence cannot decide its neighbours."""
 
 
 def keep_masks(cells: torch.Tensor, k: int, generator) -> torch.Tensor:
-    """K keep masks per layer and run (L·R·K, 1, h, w) for the shares ``cells`` (R, L, h, w):
-    Bernoulli(m_l) for layer l (rows l·R·K + r·K … l·R·K + r·K + K − 1), and each cell is held
-    out of at least one sample of each layer.
+    """S = ``k`` keep masks per layer and run, one per sample, (L·R·S, 1, h, w) for the shares
+    ``cells`` (R, L, h, w): Bernoulli(m_l) for layer l (rows l·R·S + r·S … l·R·S + r·S + S − 1),
+    and each cell is held out of at least one sample of each layer.
 
-    Each cell draws a fold in [0, K) and is dropped from that sample, so every pixel of every layer
-    is predicted from its context at least once: without it, a cell that a layer keeps in all K
+    Each cell draws a fold in [0, S) and is dropped from that sample, so every pixel of every layer
+    is predicted from its context at least once: without it, a cell that a layer keeps in all S
     samples would be scored by the layer's reconstruction of its own kept pixel, and the layer
     holding more of the image would win ever more of it.
     """
@@ -63,7 +63,7 @@ def anchor_to_kept(samples, image, keep, factor):
 
 
 def layer_stats(samples, held_out, floor):
-    """Per-pixel mean and variance (R, 3, H, W) of samples (R, K, 3, H, W), weighted toward
+    """Per-pixel mean and variance (R, 3, H, W) of samples (R, S, 3, H, W), weighted toward
     held-out pixels."""
     weights = held_out + 1e-3
     total = weights.sum(1)
@@ -75,9 +75,10 @@ def layer_stats(samples, held_out, floor):
 def residual_variance(image, mean, weight):
     """The layer's own prediction error, σ² = Σ w·(x − μ)² / (3·Σ w) over the pixels it owns.
 
-    The spread of K samples that share most of their context underestimates how far the layer's
-    prediction is from the pixel; this is the EM estimate of a Gaussian mixture component's
-    variance, added to the sample variance so both layers' likelihoods are calibrated alike.
+    The spread of a layer's S samples, which share most of their context, underestimates how far
+    the layer's prediction is from the pixel; this is the EM estimate of a Gaussian mixture
+    component's variance, added to the sample variance so both layers' likelihoods are calibrated
+    alike.
     """
     error = ((image - mean) ** 2 * weight).sum((1, 2, 3), keepdim=True)
     return error / (3 * weight.sum((1, 2, 3), keepdim=True)).clamp_min(1e-6)

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -41,11 +41,61 @@ from PIL import Image
 from ..io import check_pixels, tensor_to_image, write_atomically
 from .layerfiles import checkerboard, contact_sheet, write_ora, write_psd
 
-if TYPE_CHECKING:  # the result's save() and to_pil() call these writers
-    from .result import Layers
-
 NAME_LIMIT = 255
 """The longest layer name a PSD holds (a Pascal string); longer prompts are cut."""
+
+
+class LayerStack(Protocol):
+    """What the writers read of a decomposition; :class:`~layerdecomp.layers.result.Layers` is one.
+
+    Declared here, so that this module does not import the result whose ``save()`` and
+    ``to_pil()`` call it. The tensors are front to back, the background last.
+    """
+
+    @property
+    def images(self) -> torch.Tensor:
+        """(L, 3, H, W) in [−1, 1]."""
+        ...
+
+    @property
+    def masks(self) -> torch.Tensor:
+        """(L, 1, H, W) visible shares summing to 1 over the layers."""
+        ...
+
+    @property
+    def prompts(self) -> Sequence[str]:
+        """The L prompts, or none."""
+        ...
+
+    @property
+    def count(self) -> int:
+        """L."""
+        ...
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """(L, 1, H, W) stacking alphas; the background's is 1."""
+        ...
+
+    @property
+    def recomposition(self) -> torch.Tensor:
+        """(1, 3, H, W): Σ_l m_l·x_l."""
+        ...
+
+    @property
+    def foreground(self) -> torch.Tensor:
+        """The front layer (1, 3, H, W)."""
+        ...
+
+    @property
+    def background(self) -> torch.Tensor:
+        """The back layer (1, 3, H, W)."""
+        ...
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """The front layer's share (1, 1, H, W)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +136,7 @@ def png_stems(count: int) -> tuple[str, ...]:
     return (*(f"layer{i}" for i in front), "background", *(f"mask{i}" for i in front), "recomposed")
 
 
-def layer_names(layers: Layers) -> list[str]:
+def layer_names(layers: LayerStack) -> list[str]:
     """The layers' names for editors: their prompts (one line, at most :data:`NAME_LIMIT`)."""
     count = layers.count
     defaults = ["foreground"] if count == 2 else [f"layer{i}" for i in range(1, count)]
@@ -96,7 +146,7 @@ def layer_names(layers: Layers) -> list[str]:
     return [name or default for name, default in zip(names, defaults, strict=True)]
 
 
-def stack_pixels(layers: Layers) -> tuple[np.ndarray, np.ndarray]:
+def stack_pixels(layers: LayerStack) -> tuple[np.ndarray, np.ndarray]:
     """8-bit RGBA (L, H, W, 4) of the layers with stacking alphas, and the shares (L, H, W).
 
     Alphas and the background are rounded; from the back to the front, each layer's colour is
@@ -131,7 +181,7 @@ def _gray(mask) -> Image.Image:
     return tensor_to_image(mask.expand(-1, 3, -1, -1) * 2 - 1).convert("L")
 
 
-def layer_images(layers: Layers) -> LayerImages:
+def layer_images(layers: LayerStack) -> LayerImages:
     """The output images (see the module's docstring for their names); refuses NaN/Inf."""
     names = layer_names(layers)
     stems = png_stems(layers.count)
@@ -260,7 +310,7 @@ def is_complete(directory: str | os.PathLike, formats: Sequence[str] | None = No
 def save_decomposition(
     directory: str | os.PathLike,
     input_image: Image.Image,
-    layers: Layers,
+    layers: LayerStack,
     metadata: dict[str, Any],
     formats: Sequence[str] | None = None,
 ) -> Path:
@@ -303,6 +353,7 @@ __all__ = [
     "OUTPUTS",
     "WRITERS",
     "LayerImages",
+    "LayerStack",
     "Writer",
     "checkerboard",
     "contact_sheet",

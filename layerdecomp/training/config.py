@@ -101,7 +101,8 @@ class SampleConfig:
     )
     per_prompt: int = 4
     steps: int = 20
-    guidance: float = 5.0
+    # diffusers' guidance_scale, 1 + w: not the w of the task commands' --guidance
+    guidance_scale: float = 5.0
     seed: int = 0
 
 
@@ -131,9 +132,22 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+RENAMED = {
+    ("[sample]", "guidance"): (
+        "guidance_scale",
+        "diffusers' guidance_scale, 1 + w, not the tasks' --guidance w",
+    ),
+}
+"""Keys of older configs, by table: their name now and why they were renamed."""
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
+    for key in unknown:
+        if (where, key) in RENAMED:
+            new, why = RENAMED[where, key]
+            raise ValueError(f"key {key!r} in {where} is now {new!r} ({why}); rename it")
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
     kwargs = {}

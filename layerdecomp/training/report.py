@@ -153,7 +153,8 @@ def write_model_card(path: str | Path, facts: dict) -> None:
         *(f"- {k}: {v}" for k, v in f["metrics"].items()),
         "",
         "## Files",
-        f"- `samples.png`: DDIM {c['sample']['steps']} steps, guidance {c['sample']['guidance']},",
+        f"- `samples.png`: DDIM {c['sample']['steps']} steps, guidance_scale "
+        f"{c['sample']['guidance_scale']},",
         "  one row per prompt.",
         "- `reconstructions.png`: held-out composites (top) and their VAE reconstructions.",
         "",

@@ -108,7 +108,7 @@ def _samples(pipe: StableDiffusionPipeline, config: TrainConfig) -> Image.Image:
         list(s.prompts),
         num_images_per_prompt=s.per_prompt,
         num_inference_steps=s.steps,
-        guidance_scale=s.guidance,
+        guidance_scale=s.guidance_scale,
         generator=generator,
         output_type="np",
     ).images

@@ -77,6 +77,20 @@ def test_unknown_config_key_is_an_error():
         load_config(None, vae={"stepz": 3})
 
 
+def test_sample_guidance_is_named_guidance_scale_and_the_old_key_is_refused(tmp_path):
+    scaled = tmp_path / "scaled.toml"
+    scaled.write_text("[sample]\nguidance_scale = 2.5\n")
+    assert load_config(scaled).sample.guidance_scale == 2.5
+    old = tmp_path / "old.toml"
+    old.write_text("[sample]\nguidance = 5.0\n")
+    result = CliRunner().invoke(main, ["--config", str(old), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and not (tmp_path / "out").exists()
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "'guidance_scale'" in lines[0] and "'guidance'" in lines[0], lines
+    with pytest.raises(ValueError, match="is now 'guidance_scale'"):
+        load_config(None, sample={"guidance": 5.0})
+
+
 def test_compile_takes_the_task_commands_modes():
     assert load_config(None).compile == "none"
     assert load_config(None, compile="reduce-overhead").compile == "reduce-overhead"
@@ -92,6 +106,7 @@ def test_two_step_smoke_run_writes_a_loadable_pipeline(tmp_path):
     for name in ("MODEL_CARD.md", "loss.png", "samples.png", "reconstructions.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "training_config.json").read_text())["unet"]["steps"] == 2
+    assert "DDIM 2 steps, guidance_scale 5.0," in (out / "MODEL_CARD.md").read_text()
     with safe_open(out / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
         assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
     pipe = StableDiffusionPipeline.from_pretrained(out, dtype=torch.float32)
