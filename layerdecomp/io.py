@@ -172,21 +172,27 @@ def check_image_size(
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """Validate an output image path before any work: existing directory, a format Pillow writes.
+    """Validate an output image path before any work: a format Pillow writes, in a folder that
+    exists or can be made (it is made when the output is written, as ``decompose`` makes its
+    output folder), and can be written.
 
     Raises:
-        InputError: missing directory, a directory as path, or an unknown extension.
+        InputError: a file where a folder would go, a directory as path, an unknown extension,
+            or a place that cannot be written.
     """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"output {str(path)!r}: directory {str(parent)!r} does not exist")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"output {str(path)!r}: {str(existing)!r} is a file, not a folder")
     if path.is_dir():
         raise InputError(f"output {str(path)!r}: is a directory")
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None or fmt not in Image.SAVE or path.suffix.lower() == ".json":
         raise InputError(f"output {str(path)!r}: unknown image extension (use .png)")
-    _check_writable(path, parent)
+    _check_writable(path, existing)
     return path
 
 

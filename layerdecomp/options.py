@@ -8,7 +8,8 @@ field has a unique name across its tree and carries its help and bounds
 names, defaults and bounds:
 
 - :func:`option_fields`: leaf name → :class:`OptionField` (path, default, type, help, bounds);
-- :func:`configure`: a config with leaf overrides applied (``iters=3``), unknown names refused;
+- :func:`configure`: a config with leaf overrides applied (``iters=3``), unknown names refused
+  (:func:`refuse_unknown`: an earlier name is refused naming the option that replaced it);
 - :func:`as_dict`: the leaves, JSON-ready (``lam`` as its text), for ``run.json``.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, TypeVar
 
@@ -104,20 +106,45 @@ def option_fields(cls: type) -> dict[str, OptionField]:
     return found
 
 
+def renamed(cls: type) -> dict[str, str]:
+    """Earlier names of ``cls``'s options → what replaces them (its ``REPLACED``): refused by
+    every front end, naming the new option."""
+    return dict(getattr(cls, "REPLACED", {}))
+
+
+def unknown_option(cls: type, name: str, known: Iterable[str], what: str | None = None) -> str:
+    """The one message for a name that is not an option: the option that replaced it, or the
+    nearest known name."""
+    what = what or f"not an option of {cls.__name__}"
+    instead = renamed(cls).get(name)
+    if instead is not None:
+        return f"{name}: renamed; use {instead}"
+    near = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return f"{name}: {what}{hint}"
+
+
+def refuse_unknown(cls: type, names: Iterable[str], also: Iterable[str] = ()) -> None:
+    """Refuse the first of ``names`` that is neither an option of ``cls`` nor in ``also``.
+
+    Raises:
+        InputError: naming it, and the option that replaced it or the nearest known one.
+    """
+    known = [*option_fields(cls), *also]
+    for name in names:
+        if name not in known:
+            raise InputError(unknown_option(cls, name, known))
+
+
 def replace_leaves(config: C, values: dict[str, Any]) -> C:
     """``config`` with the leaves named in ``values`` replaced (validated by the dataclasses).
 
     Raises:
-        InputError: an unknown name (with the nearest known one), or a value a field refuses.
+        InputError: an unknown or renamed name (with the new or nearest known one), or a value a
+            field refuses.
     """
     known = option_fields(type(config))
-    aliases = getattr(type(config), "ALIASES", {})
-    values = {aliases.get(k, k): v for k, v in values.items()}
-    unknown = [k for k in values if k not in known]
-    if unknown:
-        near = difflib.get_close_matches(unknown[0], list(known), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise InputError(f"{unknown[0]}: not an option of {type(config).__name__}{hint}")
+    refuse_unknown(type(config), values)
 
     def rebuild(obj: Any, prefix: tuple[str, ...]) -> Any:
         changes = {}
@@ -154,15 +181,6 @@ def configure(cls: type[C], config: C | None, overrides: dict[str, Any]) -> C:
     return replace_leaves(base, overrides) if overrides else base
 
 
-def from_flat(cls: type[C], values: dict[str, Any]) -> C:
-    """The config ``cls`` built from flat leaf values (those absent keep their defaults);
-    names that are not options of ``cls`` are ignored (a command's other parameters)."""
-    known = option_fields(cls)
-    aliases = getattr(cls, "ALIASES", {})
-    mine = {k: v for k, v in values.items() if k in known and k not in aliases}
-    return configure(cls, None, mine)
-
-
 def as_dict(config: Any) -> dict[str, Any]:
     """The config's leaves by name, JSON-ready (a λ schedule as its text), for ``run.json``."""
     out = {}
@@ -178,8 +196,10 @@ __all__ = [
     "OptionField",
     "as_dict",
     "configure",
-    "from_flat",
     "is_group",
     "option_fields",
+    "refuse_unknown",
+    "renamed",
     "replace_leaves",
+    "unknown_option",
 ]

@@ -6,7 +6,9 @@ included). Warnings of this package (a plugin that failed to load, say) are prin
 ``warning: …`` line each; the libraries' own warnings are silenced. Set ``LAYERDECOMP_DEBUG=1``
 to see every warning and the traceback of an unexpected error.
 
-Commands live in their own modules and import only :mod:`.options`, never each other.
+The task commands (decompose, inpaint, superres, style, constrain) are generated from the
+tasks' declarations (:mod:`.tasks`); the other commands live in their own modules and import only
+:mod:`.options`, never each other. Ctrl+C exits 130.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import warnings
 import click
 
 from ..errors import LayerdecompError
-from . import analyze, constrain, constraints, decompose, inpaint, run, serve, style, superres
+from . import analyze, constraints, run, serve
+from .tasks import task_commands
 
 
 def _fail(message: str, code: int) -> int:
@@ -75,8 +78,9 @@ class _Group(click.Group):
             code = _fail(f"{exc.format_message()} (try --help)", exc.exit_code)
         except click.ClickException as exc:
             code = _fail(exc.format_message(), exc.exit_code)
-        except click.exceptions.Abort:
-            code = _fail("aborted", 1)
+        except click.exceptions.Abort as exc:
+            interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+            code = _fail("interrupted", 130) if interrupted else _fail("aborted", 1)
         except LayerdecompError as exc:
             code = _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
@@ -99,7 +103,9 @@ def main() -> None:
     """Constrained sampling in pre-trained diffusion models with inexact-Newton steps."""
 
 
-for _module in (decompose, inpaint, superres, style, run, constrain, constraints, serve, analyze):
+for _command in task_commands():
+    main.add_command(_command)
+for _module in (run, constraints, serve, analyze):
     main.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
 
 __all__ = ["main"]

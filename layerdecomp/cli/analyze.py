@@ -9,6 +9,7 @@ otherwise: the finite differences move x_t by δ0 = 1e-3, below what float16 res
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import secrets
@@ -19,8 +20,10 @@ import click
 import torch
 
 from ..errors import InputError
+from ..models.options import ModelOptions
 from ..runs.fingerprint import versions
-from .options import MODEL_OPTIONS, load_backend, model_options, output_option, plain
+from ..tasks.declare import RunOptions
+from .options import click_options, load_backend, take, with_options
 
 FILES = (
     "spectrum.csv",
@@ -56,7 +59,13 @@ def analyze() -> None:
 
 
 @analyze.command()
-@output_option("Output folder: spectrum.csv, spectrum.md, the two plots, run.json.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder: spectrum.csv, spectrum.md, the two plots, run.json.",
+)
 @click.option(
     "--t",
     "timesteps",
@@ -115,8 +124,16 @@ def analyze() -> None:
 @click.option(
     "--exact", is_flag=True, help="Also the dense J by autograd (latents of ≤ 4096 entries)."
 )
-@model_options(dtype_help="Network precision (auto: float32, on a GPU too; see above).")
-def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exact, **params):
+@with_options(
+    click_options(
+        ModelOptions, {"dtype": "Network precision (auto: float32, on a GPU too; see above)."}
+    ),
+    click_options(RunOptions, exclude=("overwrite",)),
+)
+def jacobian(
+    output, timesteps, krylov, probes, prompt, negative_prompt, guidance, image, size, cell_t,
+    delta0, exact, **params
+):
     """Spectrum and asymmetry of the denoiser Jacobian J = ∂x̂0/∂x_t, and one column of J
     against one row, at each timestep; write the table and the plots into OUTPUT.
 
@@ -129,21 +146,22 @@ def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exa
     output = check_output_folder(output)  # before the model loads
 
     source = to_rgb(open_image(image, "image")) if image is not None else None
-    seed = secrets.randbits(32) if params["seed"] is None else params["seed"]
-    if params["dtype"] == "auto":
-        params["dtype"] = "float32"
+    model, run = take(ModelOptions, params), take(RunOptions, params)
+    seed = secrets.randbits(32) if run.seed is None else run.seed
+    if model.dtype == "auto":
+        model = dataclasses.replace(model, dtype="float32")
     from .. import analysis
 
-    backend = load_backend(params)
+    backend = load_backend(model, run.quiet)
     loaded = time.perf_counter()
-    denoiser = backend.denoiser(params["prompt"], params["negative_prompt"], params["guidance"])
+    denoiser = backend.denoiser(prompt, negative_prompt, guidance)
     scheduler = denoiser.scheduler
     chosen = analysis.check_timesteps(timesteps or analysis.default_timesteps(scheduler), scheduler)
     cell_t = analysis.check_timesteps(
         [cell_t] if cell_t is not None else analysis.default_timesteps(scheduler, (500,)),
         scheduler,
     )[0]
-    if backend.dtype != torch.float32 and not params["quiet"]:
+    if backend.dtype != torch.float32 and not run.quiet:
         click.echo(
             f"note: the network runs in {str(backend.dtype).removeprefix('torch.')}: finite "
             f"differences of δ0 = {delta0:g} are coarse there (--dtype float32 is the default)",
@@ -155,7 +173,7 @@ def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exa
             f"--exact: the latent {tuple(latent.shape)} has {latent.numel()} entries, at most "
             f"{analysis.MAX_EXACT}; pass a smaller --size"
         )
-    quiet = params["quiet"]
+    quiet = run.quiet
     rows = []
     for t in chosen:
         row = analysis.spectrum_row(
@@ -172,7 +190,7 @@ def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exa
             )
     measured = time.perf_counter()
     pair = analysis.column_and_row(denoiser, latent, cell_t, seed=seed, delta0=delta0)
-    spec = str(params["model"])
+    spec = model.model
     label = Path(spec).name if Path(spec).exists() else spec  # a folder or file: its name
     length = analysis.schedule_length(scheduler)
     spectrum_plot = analysis.spectrum_figure(rows, label, length)
@@ -191,11 +209,12 @@ def jacobian(output, timesteps, krylov, probes, image, size, cell_t, delta0, exa
             "exact": exact,
             "image": None if image is None else str(image),
             "size": size,
-            "prompt": params["prompt"],
-            "negative_prompt": params["negative_prompt"],
-            "guidance": params["guidance"],
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "guidance": guidance,
             "seed": seed,
-            **plain(params, (*MODEL_OPTIONS, "quiet")),
+            **model.record(),
+            "quiet": quiet,
         },
         "model": backend.describe(),
         "schedule": {

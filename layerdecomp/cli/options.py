@@ -1,87 +1,24 @@
-"""What the commands share: the model and sampling options, model loading, run metadata.
+"""Click options generated from option dataclasses, and what the commands share.
 
-The options take their defaults from the task's config dataclass (:mod:`layerdecomp.tasks`),
-the one source of defaults; :func:`config_from` builds that config back from the parsed options.
+Every option a command takes comes from a declaration (:mod:`layerdecomp.options` reads its
+fields: name, default, type, bounds, help): a task's config, the model options
+(:class:`~layerdecomp.models.options.ModelOptions`), the run options
+(:class:`~layerdecomp.tasks.declare.RunOptions`), the server's settings. An earlier name of an
+option (the config's ``REPLACED``) is a hidden option that is refused, naming the new one.
 Commands import this module, never each other.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 RECIPE_META = "layerdecomp.recipe"
 """``click.Context.meta`` key under which ``run`` hands its recipe to the task command."""
 
-MODEL_OPTIONS = ("model", "model_config", "allow_pickle", "device", "dtype", "compile")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _apply(function: F, options: list[Callable[[F], F]]) -> F:
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-DTYPE_HELP = "Network precision (auto: float16 on GPU, float32 on CPU)."
-
-
-def model_options(function: F | None = None, *, dtype_help: str = DTYPE_HELP) -> Any:
-    """The options that choose and place the model, shared by every command that loads one
-    (``@model_options``, or ``@model_options(dtype_help=...)`` for a command whose ``auto``
-    precision is another)."""
-    if function is None:
-        return lambda f: model_options(f, dtype_help=dtype_help)
-    return _apply(
-        function,
-        [
-            click.option(
-                "--model",
-                default="mini",
-                show_default=True,
-                help="Hub id, diffusers folder, .safetensors checkpoint, or 'mini'.",
-            ),
-            click.option(
-                "--model-config",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="Diffusers folder with the config of a single-file checkpoint (offline).",
-            ),
-            click.option(
-                "--allow-pickle", is_flag=True, help="Accept .ckpt/.bin/.pt weights (unsafe)."
-            ),
-            click.option(
-                "--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps."
-            ),
-            click.option(
-                "--dtype",
-                default="auto",
-                show_default=True,
-                type=click.Choice(["auto", "float16", "bfloat16", "float32"]),
-                help=dtype_help,
-            ),
-            click.option(
-                "--compile",
-                default="none",
-                show_default=True,
-                type=click.Choice(["none", "default", "reduce-overhead", "max-autotune"]),
-                help="torch.compile the denoising network (reduce-overhead: CUDA graphs on a "
-                "GPU); the first calls of each shape compile, results match eager.",
-            ),
-            click.option("--seed", type=int, default=None, help="Seed (default: drawn, recorded)."),
-            click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes."),
-        ],
-    )
-
-
-def output_option(help: str) -> Callable[[F], F]:
-    """``-o/--output PATH`` (required)."""
-    return click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help=help)
+SHORT = {"quiet": "-q", "output": "-o"}
+"""The options that also have a one-letter flag."""
 
 
 class ScheduleType(click.ParamType):
@@ -106,7 +43,7 @@ class _FloatRange(click.FloatRange):
     name = "float"
 
 
-def _click_type(leaf) -> Any:
+def click_type(leaf) -> Any:
     """The click type of an option leaf: its choices, bounds or schedule."""
     from solvers import Schedule
 
@@ -125,63 +62,87 @@ def _click_type(leaf) -> Any:
     return leaf.kind
 
 
-def config_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """One click option per option of the config class ``cls`` (:mod:`layerdecomp.options`):
-    ``--name`` (``--name/--no-name`` for a flag), its default, type, bounds and help from the
-    field; the class's earlier names (``ALIASES``) as hidden options that :func:`config_from`
-    maps to the new ones with a deprecation line."""
-    from ..options import option_fields
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
-    leaves = option_fields(cls)
 
-    def decorate(function: F) -> F:
-        made = []
-        for name, leaf in leaves.items():
-            if name in exclude:
-                continue
-            flag = "--" + name.replace("_", "-")
-            default = (
-                str(leaf.default)
-                if not isinstance(leaf.default, int | float | str | bool | None)
-                else leaf.default
+def click_options(
+    cls: type, helps: dict[str, str] | None = None, exclude: tuple[str, ...] = ()
+) -> list[click.Option]:
+    """One click option per option of the dataclass ``cls``: ``--name`` with the field's
+    default, type, bounds and help; a flag for a ``bool`` (``--name/--no-name`` when it is on
+    by default); ``helps`` replaces a field's help where a command means more by it. The
+    class's earlier names (``REPLACED``) are hidden options, refused when given."""
+    from ..options import option_fields, renamed
+
+    made = []
+    for name, leaf in option_fields(cls).items():
+        if name in exclude:
+            continue
+        text = (helps or {}).get(name, leaf.help)
+        names = [flag(name), *([SHORT[name]] if name in SHORT else [])]
+        if leaf.kind is bool and leaf.default is False:
+            made.append(click.Option([*names, name], is_flag=True, default=False, help=text))
+            continue
+        if leaf.kind is bool:
+            made.append(
+                click.Option(
+                    [f"{flag(name)}/--no-{flag(name)[2:]}", name],
+                    default=leaf.default,
+                    show_default=True,
+                    help=text,
+                )
             )
-            if leaf.kind is bool:
-                made.append(
-                    click.option(
-                        f"{flag}/--no-{flag[2:]}",
-                        name,
-                        default=default,
-                        show_default=True,
-                        help=leaf.help,
-                    )
-                )
-            else:
-                made.append(
-                    click.option(
-                        flag,
-                        name,
-                        default=default,
-                        show_default=True,
-                        type=_click_type(leaf),
-                        help=leaf.help,
-                    )
-                )
-        hidden = [  # earlier names: mapped to the new ones, or refused naming them
-            (old, _click_type(leaves[new]), None)
-            for old, new in getattr(cls, "ALIASES", {}).items()
-        ] + [
-            (old, click.UNPROCESSED, f"use --{instead}")
-            for old, instead in getattr(cls, "REPLACED", {}).items()
-        ]
-        for old, kind, told in hidden:
-            flag = "--" + old.replace("_", "-")
-            made.append(click.option(flag, old, default=None, hidden=True, type=kind, help=told))
-        return _apply(function, made)
+            continue
+        default = leaf.default
+        if not isinstance(default, int | float | str | bool | None):
+            default = str(default)
+        made.append(
+            click.Option(
+                [*names, name],
+                default=default,
+                show_default=default is not None,
+                type=click_type(leaf),
+                help=text,
+            )
+        )
+    for old in renamed(cls):
+        made.append(click.Option([flag(old), old], hidden=True, type=click.UNPROCESSED))
+    return made
+
+
+def with_options(*groups: list[click.Option]):
+    """A decorator that adds the generated options (:func:`click_options`) to a command."""
+
+    def decorate(function):
+        for group in reversed(groups):
+            for option in reversed(group):
+                function = option(function) if callable(option) else _attach(function, option)
+        return function
 
     return decorate
 
 
-C = TypeVar("C")
+def _attach(function, option: click.Option):
+    if isinstance(function, click.Command):
+        function.params.append(option)
+    else:
+        function.__click_params__ = [*getattr(function, "__click_params__", []), option]
+    return function
+
+
+def take(cls: type, params: dict[str, Any]):
+    """An instance of the options dataclass ``cls`` from the parsed ``params`` that name its
+    fields (removed from ``params``)."""
+    from dataclasses import fields
+
+    from ..errors import InputError
+
+    values = {f.name: params.pop(f.name) for f in fields(cls) if f.name in params}
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def literal(text: str) -> Any:
@@ -194,32 +155,6 @@ def literal(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
-
-
-def config_from(cls: type[C], params: dict[str, Any]) -> C:
-    """The task config built from the parsed options that name its options; an earlier name
-    (``ALIASES``) given on the command line or in a recipe replaces the new one's value, with a
-    one-line deprecation note."""
-    from ..options import from_flat
-
-    values = dict(params)
-    for old, instead in getattr(cls, "REPLACED", {}).items():
-        if values.get(old) is not None:
-            from ..errors import InputError
-
-            raise InputError(
-                f"--{old.replace('_', '-')} is gone: use --{instead} ({instead.split()[0]} = "
-                "... in recipes)"
-            )
-    for old, new in getattr(cls, "ALIASES", {}).items():
-        if values.get(old) is not None:
-            click.echo(
-                f"note: --{old.replace('_', '-')} is now --{new.replace('_', '-')} "
-                f"({old} = {new} in recipes); the old name will go",
-                err=True,
-            )
-            values[new] = values[old]
-    return from_flat(cls, values)
 
 
 def quiet_libraries() -> None:
@@ -240,21 +175,13 @@ MINI_NOTICE = (
 """Said once per run when the embedded model runs (``-q`` hides it)."""
 
 
-def load_backend(params: dict[str, Any]):
-    """Quiet the libraries and load the model the options name (``models.load_model``)."""
+def load_backend(model, quiet: bool = False):
+    """Quiet the libraries and load the model the options name
+    (:meth:`~layerdecomp.models.options.ModelOptions.load`)."""
     quiet_libraries()
-    from ..models import load_model
-
-    if params["model"] == "mini" and not params.get("quiet"):
+    if model.model == "mini" and not quiet:
         click.echo(MINI_NOTICE, err=True)
-    return load_model(
-        params["model"],
-        device=params["device"],
-        dtype=params["dtype"],
-        config=params["model_config"],
-        allow_pickle=params["allow_pickle"],
-        compile=params.get("compile", "none"),
-    )
+    return model.load()
 
 
 LARGE = 4
@@ -279,59 +206,18 @@ def warn_if_large(command: str, backend, work: tuple[int, int], tile: int) -> No
     )
 
 
-def plain(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """The named options, JSON-ready (paths as text)."""
-    return {k: (str(params[k]) if isinstance(params[k], Path) else params[k]) for k in names}
-
-
-def finish(command: str, result, backend, output: Path, started, loaded, extra, params) -> None:
-    """Assemble a run's metadata (parameters, model, timings, versions) and write image + JSON."""
-    from ..io import write_outputs
-    from ..runs.fingerprint import versions
-
-    metadata = {
-        "command": command,
-        **extra,
-        "output": str(output),
-        "model": backend.describe(),
-        "device": str(backend.device),
-        "dtype": str(backend.dtype).removeprefix("torch."),
-        **result.record(),
-        "versions": versions(),
-    }
-    recipe = click.get_current_context().meta.get(RECIPE_META)
-    if recipe is not None:
-        metadata["recipe"] = recipe
-    metadata["parameters"] = {
-        **metadata["parameters"],
-        **plain(params, (*MODEL_OPTIONS, "quiet")),
-    }
-    metadata["timings"] = {
-        "load": round(loaded - started, 4),
-        **metadata["timings"],
-        "total": round(time.perf_counter() - started, 4),
-    }
-    write_outputs(result.image, output, metadata)
-    if not params["quiet"]:
-        click.echo(
-            f"wrote {output} ({result.size[0]}x{result.size[1]}, nfe={result.nfe}, "
-            f"{metadata['timings']['total']:.1f}s)",
-            err=True,
-        )
-
-
 __all__ = [
-    "MODEL_OPTIONS",
+    "LARGE",
+    "MINI_NOTICE",
     "RECIPE_META",
     "ScheduleType",
-    "config_from",
-    "finish",
+    "click_options",
+    "click_type",
+    "flag",
+    "take",
+    "with_options",
     "literal",
     "load_backend",
-    "model_options",
-    "output_option",
-    "plain",
     "quiet_libraries",
-    "config_options",
     "warn_if_large",
 ]

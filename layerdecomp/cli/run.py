@@ -1,12 +1,14 @@
-"""``layerdecomp run RECIPE [KEY=VALUE ...]``: a recipe, checked against its task's command.
+"""``layerdecomp run RECIPE [KEY=VALUE ...]``: a recipe, checked against its task's declaration.
 
-Every key of the recipe and every ``KEY=VALUE`` override is a parameter of the task's command
-(``layerdecomp TASK --help``), converted by that parameter's own click type, so a recipe, an
-override and a command-line option go through the same checks and the same defaults (the task's
-config dataclass). A TOML value must also have the parameter's type (``steps = "5"`` is refused).
-A repeatable option (``decompose``'s ``fg``) takes a TOML list or one value, and repeated
-overrides add up: ``fg="a cat" fg="a dog"``.
-A constraint's recipe runs ``layerdecomp constrain``: its ``[constraint]`` table, keys the command
+Every key of the recipe and every ``KEY=VALUE`` override is a name of the task's declaration
+(:mod:`layerdecomp.tasks.catalog`): an input, an option of its config, a model or a run option,
+``output``. The values go through :func:`layerdecomp.tasks.declare.request`, the same checks and
+defaults as the command line and the server (an unknown name, an earlier name, a value of the
+wrong type or out of range are refused in one line naming the key). A TOML value must have the
+option's type (``steps = "5"`` is refused); an override's text is read as the option's type
+(``steps=5``, ``quiet=true``, ``fg=a cat``). A repeatable input (``decompose``'s ``fg``) takes
+a TOML list or one value, and repeated overrides add up: ``fg="a cat" fg="a dog"``.
+A constraint's recipe runs the ``constrain`` task: its ``[constraint]`` table, keys the task
 does not know and ``constraint.KEY=VALUE`` overrides become the constraint's own arguments.
 """
 
@@ -17,15 +19,10 @@ from typing import Any
 
 import click
 
-from .options import RECIPE_META, ScheduleType, literal
+from .options import literal
 
-_PYTHON_TYPES = {
-    click.types.IntParamType: (int,),
-    click.types.FloatParamType: (int, float),
-    click.types.BoolParamType: (bool,),
-    ScheduleType: (int, float, str),
-    click.types.UnprocessedParamType: (object,),  # a replaced option: refused by the command
-}
+_TRUE = {"true": True, "1": True, "yes": True, "on": True}
+_FALSE = {"false": False, "0": False, "no": False, "off": False}
 
 
 def _recipe_error(recipe, message: str):
@@ -34,86 +31,74 @@ def _recipe_error(recipe, message: str):
     return RecipeError(f"recipe {recipe.name!r}: {message}")
 
 
-def _check_type(recipe, param: click.Parameter, value: Any) -> None:
-    """A TOML value must be of the parameter's kind: a number for a number, text for text."""
-    kind = type(param.type)
-    expected = next((t for c, t in _PYTHON_TYPES.items() if issubclass(kind, c)), (str,))
-    if isinstance(value, bool) and bool not in expected:
-        ok = False
-    else:
-        ok = isinstance(value, expected) or (value is None and not param.required)
-    if not ok:
-        names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-        raise _recipe_error(
-            recipe,
-            f"key {param.name!r} expects {names[expected[-1]]}, got {type(value).__name__} "
-            f"{value!r}",
-        )
+def _kinds(task) -> dict[str, Any]:
+    """Name → the declared kind of each option a text override may set."""
+    from ..models.options import ModelOptions
+    from ..options import option_fields
+    from ..tasks.declare import RunOptions
+
+    kinds = {}
+    for cls in (task.config, task.settings, ModelOptions, RunOptions):
+        if cls is not None:
+            kinds.update({name: leaf.kind for name, leaf in option_fields(cls).items()})
+    return kinds
 
 
-def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> dict[str, Any]:
-    """The command's parameter values: its defaults, then the recipe's, then the overrides.
+def _from_text(kind: Any, raw: str) -> Any:
+    """An override's text as the option's kind (``int``, ``float``, ``bool``); other kinds
+    (text, schedules, choices) keep the text."""
+    text = raw.strip()
+    if kind is bool:
+        word = text.lower()
+        if word in _TRUE or word in _FALSE:
+            return _TRUE.get(word, _FALSE.get(word))
+        return raw
+    if kind in (int, float):
+        try:
+            return kind(text) if kind is int or "." in text or "e" in text.lower() else int(text)
+        except ValueError:
+            try:
+                return float(text) if kind is float else raw
+            except ValueError:
+                return raw
+    return raw
+
+
+def resolve(task, recipe, overrides) -> dict[str, Any]:
+    """The flat values of the request: the recipe's, then the overrides'.
 
     Raises:
-        RecipeError: an unknown key, a value of the wrong type or out of range, a missing key.
+        RecipeError: a malformed override.
     """
+    from ..options import renamed
     from ..recipes import split_overrides
 
-    params = {p.name: p for p in command.params if p.name not in ("arguments", "name")}
-    constraint = command.name == "constrain"
-    arguments: dict[str, Any] = {}
+    names = task.names()
+    known = {*names, *renamed(task.config)}
+    constraint = task.name == "constrain"
+    kinds = _kinds(task)
     values: dict[str, Any] = {}
-    sub = click.Context(command, parent=ctx, info_name=command.name)
-
-    def convert(param: click.Parameter, value: Any) -> Any:
-        if param.multiple and not isinstance(value, (list, tuple)):
-            value = [value]  # a repeatable option given once
-        try:
-            return param.type_cast_value(sub, value)
-        except click.BadParameter as exc:
-            raise _recipe_error(recipe, f"key {param.name!r}: {exc.message}") from None
-
-    repeated: set[str] = set()  # repeatable options given on the command line: they add up
+    arguments: dict[str, Any] = {}
     for key, value in recipe.values.items():
         if key == "constraint" and constraint and isinstance(value, dict):
             arguments.update(value)
-        elif key in params and isinstance(params[key].type, click.types.UnprocessedParamType):
-            raise _recipe_error(recipe, f"key {key!r} is gone: {params[key].help}")
-        elif key in params:
-            for item in value if params[key].multiple and isinstance(value, list) else [value]:
-                _check_type(recipe, params[key], item)
-            values[key] = None if value is None else convert(params[key], value)
-        elif constraint:
+        elif constraint and key not in known:
             arguments[key] = value
         else:
-            known = ", ".join(
-                sorted(k for k, p in params.items() if not getattr(p, "hidden", False))
-            )
-            raise _recipe_error(recipe, f"unknown key {key!r} (known: {known})")
+            values[key] = value
+    repeated: set[str] = set()
     for key, raw in split_overrides(overrides, recipe.name):
         head, dot, rest = key.partition(".")
         if constraint and dot and head == "constraint" and rest:
             arguments[rest] = literal(raw)
-        elif key in params and params[key].multiple:
-            before = values.get(key, ()) if key in repeated else ()
-            values[key] = (*before, *convert(params[key], raw))
-            repeated.add(key)
-        elif key in params:
-            values[key] = convert(params[key], raw)
-        elif constraint and not dot:
+        elif constraint and key not in known and not dot:
             arguments[key] = literal(raw)
+        elif task.input(key) is not None and task.input(key).kind == "prompts":
+            before = values.get(key, ()) if key in repeated else ()
+            values[key] = (*before, raw)
+            repeated.add(key)
         else:
-            known = ", ".join(
-                sorted(k for k, p in params.items() if not getattr(p, "hidden", False))
-            )
-            raise _recipe_error(recipe, f"unknown key {key!r} (known: {known})")
-    for name, param in params.items():
-        if name in values:
-            continue
-        if param.required:
-            hint = "PATH" if isinstance(param.type, click.Path) else "VALUE"
-            raise _recipe_error(recipe, f"missing key {name!r} (give {name}={hint})")
-        values[name] = param.get_default(sub)
+            values[key] = _from_text(kinds.get(key), raw)
     if constraint:
         values["name"] = recipe.task
         values["arguments"] = tuple(arguments.items())
@@ -124,14 +109,17 @@ def resolve(ctx: click.Context, command: click.Command, recipe, overrides) -> di
 @click.argument("recipe")
 @click.argument("overrides", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Print the resolved parameters as JSON and stop.")
-@click.pass_context
-def run(ctx, recipe, overrides, dry_run):
+def run(recipe, overrides, dry_run):
     """Run RECIPE (a name in recipes/, a TOML file, or a constraint) with KEY=VALUE overrides.
 
     Example: layerdecomp run superres image=small.png output=large.png scale=8
     """
     from ..constraints import available
+    from ..errors import InputError
     from ..recipes import TASKS, load_recipe
+    from ..tasks.catalog import TASKS as DECLARED
+    from ..tasks.declare import request
+    from .execute import execute
 
     names = list(available())
     loaded = load_recipe(recipe, names)
@@ -145,15 +133,19 @@ def run(ctx, recipe, overrides, dry_run):
         from ..tasks.constraint import one_image_constraint
 
         one_image_constraint(loaded.task)
-    group = ctx.parent.command
-    command = group.get_command(ctx, loaded.task if loaded.task in TASKS else "constrain")
-    values = resolve(ctx, command, loaded, overrides)
+    task = DECLARED[loaded.task if loaded.task in TASKS else "constrain"]
+    values = resolve(task, loaded, overrides)
+    try:
+        checked = request(task, values)
+    except InputError as exc:
+        raise _recipe_error(loaded, str(exc)) from None
     if dry_run:
-        click.echo(json.dumps({"task": loaded.task, "parameters": values}, indent=2, default=str))
+        printed = {"task": loaded.task, "parameters": checked.flat()}
+        click.echo(json.dumps(printed, indent=2, default=str))
         return
-    given = {k for k in loaded.values} | {item.partition("=")[0].strip() for item in overrides}
+    flat = checked.flat()
+    given = [*loaded.values, *(item.partition("=")[0].strip() for item in overrides)]
     record = loaded.to_dict()
-    record["values"] = {k: values[k] for k in values if k in given}
+    record["values"] = {k: flat[k] for k in given if k in flat}
     record["overrides"] = list(overrides)
-    ctx.meta[RECIPE_META] = record
-    ctx.invoke(command, **values)
+    execute(checked, record)

@@ -12,7 +12,9 @@ import time
 
 import click
 
-from .options import MODEL_OPTIONS, load_backend, model_options, plain
+from ..models.options import ModelOptions
+from ..tasks.declare import RunOptions
+from .options import click_options, load_backend, take, with_options
 
 EXTRA = ("fastapi", "uvicorn", "multipart")
 """Modules of the ``serve`` extra (``multipart`` is python-multipart, for uploads)."""
@@ -66,7 +68,7 @@ def missing_extra() -> list[str]:
     type=click.IntRange(min=1),
     help="Finished runs kept for download; the oldest beyond are deleted.",
 )
-@model_options
+@with_options(click_options(ModelOptions), click_options(RunOptions, exclude=("overwrite",)))
 def serve(host, port, max_upload_mb, max_work_side, keep, **params):
     """Serve a web page and an HTTP API (POST /api/decompose) for decomposition.
 
@@ -83,21 +85,22 @@ def serve(host, port, max_upload_mb, max_work_side, keep, **params):
     sock = listen(host, port)
     try:
         started = time.perf_counter()
-        backend = load_backend(params)
+        model, run = take(ModelOptions, params), take(RunOptions, params)
+        backend = load_backend(model, run.quiet)
         settings = Settings(
             max_upload_bytes=int(max_upload_mb * 2**20),
             max_work_side=max_work_side,
             keep=keep,
-            default_seed=params["seed"],
+            default_seed=run.seed,
         )
-        app = create_app(backend, settings=settings, metadata=plain(params, MODEL_OPTIONS))
+        app = create_app(backend, settings=settings, metadata=model.record())
         click.echo(
-            f"serving {address(sock)} (model {params['model']}, loaded in "
+            f"serving {address(sock)} (model {model.model}, loaded in "
             f"{time.perf_counter() - started:.1f}s; Ctrl+C stops)",
             err=True,
         )
         try:
-            run_server(app, sock, quiet=params["quiet"])
+            run_server(app, sock, quiet=run.quiet)
         except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl+C
             pass
         click.echo("stopped", err=True)

@@ -14,7 +14,7 @@ The task that runs on a PIL image of any size is :func:`layerdecomp.tasks.decomp
 """
 
 from .config import DecomposeConfig, EMOptions
-from .engine import MAX_LAYERS, decompose, layer_prompts
+from .engine import MAX_LAYERS, check_prompts, decompose, layer_prompts
 from .matting import matte
 from .recompose import exact_layers
 from .result import Layers, alphas_from_shares, composite_over, shares_from_alphas
@@ -29,6 +29,7 @@ __all__ = [
     "Layers",
     "Writer",
     "alphas_from_shares",
+    "check_prompts",
     "composite_over",
     "decompose",
     "exact_layers",

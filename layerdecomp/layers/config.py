@@ -52,12 +52,12 @@ class DecomposeConfig:
     """Parameters of :func:`~layerdecomp.layers.decompose` and
     :func:`~layerdecomp.tasks.decompose_image` (recorded with every run)."""
 
-    ALIASES: ClassVar[dict[str, str]] = {
+    REPLACED: ClassVar[dict[str, str]] = {
         "iterations": "updates",
         "newton_iters": "iters",
         "restarts": "runs",
     }
-    """Earlier names of options, accepted with a deprecation line (command line, recipes)."""
+    """Earlier names of options: refused by every front end, naming what replaces them."""
 
     guidance: float = option(0.0, "CFG weight w of the layer prompts.", ge=0)
     negative_prompt: str = option("", "Unconditional prompt (with guidance > 0).")

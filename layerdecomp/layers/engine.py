@@ -2,11 +2,12 @@
 
 Given an image x and prompts for L ≥ 2 layers (front to back, the background last), find layers
 x_l and shares m_l with ``x = Σ_l m_l·x_l`` and ``Σ_l m_l = 1`` (two layers: a foreground, a
-background and the mask m = m_1). Each iteration, for each layer l, K binary masks keep the
+background and the mask m = m_1). Each iteration, for each layer l, S binary masks keep the
 pixels that m_l assigns to l (Bernoulli(m_l)), and every cell is held out of at least one of a
-layer's K samples; the image is inpainted from each kept set under that layer's prompt with
+layer's S samples (S is ``samples``, the count §4.2 calls K; K stays the solver's Newton
+iterations, ``iters``); the image is inpainted from each kept set under that layer's prompt with
 inexact-Newton iterations at a single noise level (the x̂0 of a perturbed x_t, not a full
-sampling run). R runs start from different random shares, and all L·R·K samples go through the
+sampling run). R runs start from different random shares, and all L·R·S samples go through the
 denoiser as one batch.
 Each layer becomes a per-pixel Gaussian, fitted to the samples in which that pixel was *held
 out* (so a layer is scored on how well its other pixels predict it), its variance calibrated by
@@ -151,24 +152,48 @@ class _Sampler:
         return samples
 
 
-def layer_prompts(prompts: Sequence[str | Sequence[str]]) -> list[str]:
-    """The prompts of ``decompose(…, "fg", "bg")`` or ``decompose(…, ["a", "b", "bg"])``, checked.
+def check_prompts(fg: Sequence[str], bg: str) -> list[str]:
+    """The layer prompts, front to back (the foregrounds, then the background), checked: the one
+    check of every front end (the command line, the server, the Python API).
 
     Raises:
-        ValueError: fewer than two layers, more than :data:`MAX_LAYERS`, or an empty prompt.
+        InputError: no foreground, more than ``MAX_LAYERS - 1`` foregrounds, or an empty prompt
+            (the message names the field: ``fg`` or ``bg``).
+    """
+    from ..errors import InputError
+
+    fg = [fg] if isinstance(fg, str) else list(fg)
+    if not fg:
+        raise InputError("fg: give the foreground layer's prompt")
+    if len(fg) > MAX_LAYERS - 1:
+        raise InputError(
+            f"fg: {len(fg)} foreground layers given; at most {MAX_LAYERS - 1} (with the "
+            "background)"
+        )
+    for name, prompt in [*(("fg", p) for p in fg), ("bg", bg)]:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"{name}: the prompt is empty; describe the layer")
+    return [*fg, bg]
+
+
+def layer_prompts(prompts: Sequence[str | Sequence[str]]) -> list[str]:
+    """The prompts of ``decompose(…, "fg", "bg")`` or ``decompose(…, ["a", "b", "bg"])``, checked
+    by :func:`check_prompts` (the last is the background).
+
+    Raises:
+        InputError: fewer than two layers, more than :data:`MAX_LAYERS`, or an empty prompt.
     """
     flat: list[str] = []
     for prompt in prompts:
         flat.extend([prompt] if isinstance(prompt, str) else list(prompt))
     if not 2 <= len(flat) <= MAX_LAYERS:
-        raise ValueError(
+        from ..errors import InputError
+
+        raise InputError(
             f"prompts: expected 2 to {MAX_LAYERS} layers (front to back, the background last), "
             f"got {len(flat)}"
         )
-    for index, prompt in enumerate(flat):
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"prompts[{index}]: a layer needs a non-empty prompt")
-    return flat
+    return check_prompts(flat[:-1], flat[-1])
 
 
 def initial_shares(runs: int, count: int, size: tuple[int, int], generator, device) -> torch.Tensor:
@@ -218,7 +243,8 @@ def decompose(
         config: the parameters (defaults: :class:`DecomposeConfig`); keyword ``overrides``
             replace single fields.
         generator: seeds the mask initialisation, the Bernoulli masks and the noise.
-        callback: called after every iteration with a dict (iteration, mask: the R runs' shares
+        callback: called after every iteration with a dict (iteration, updates: the most there
+            can be, last: whether the updates stop after this one, mask: the R runs' shares
             (R, L, H, W), change, nfe, stats: each layer's per-pixel mean and calibrated variance
             (R, 3, H, W), evidence: the pooled log-evidence (R, L, H, W) behind the update); R
             falls to 1 after ``select_after`` updates.
@@ -275,10 +301,13 @@ def decompose(
         )
         masks = new_masks
         history.append(change)
+        last = change < em.tol or iteration + 1 >= em.updates
         if callback is not None:
             callback(
                 {
                     "iteration": iteration,
+                    "updates": em.updates,
+                    "last": last,
                     "mask": masks,
                     "change": change,
                     "nfe": sampler.nfe,
@@ -286,7 +315,7 @@ def decompose(
                     "evidence": pooled,
                 }
             )
-        if change < em.tol:
+        if last:
             break
         if iteration + 1 == config.select_after and masks.shape[0] > 1:
             # only the run that fits the prompts best goes on (its orientation is checked again
@@ -351,4 +380,4 @@ def _initial(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torc
     return _normalised(init_mask.float().clamp(0.01, 0.99))
 
 
-__all__ = ["MAX_LAYERS", "decompose", "layer_prompts"]
+__all__ = ["MAX_LAYERS", "check_prompts", "decompose", "layer_prompts"]

@@ -26,14 +26,17 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
 from .base import device_timestep
 
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-"""The accepted ``mode`` values of :func:`compile_backend` (``none``: eager)."""
+CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
+"""A ``torch.compile`` mode of the denoising network (``none``: eager): the one declaration."""
+
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
+"""The accepted ``mode`` values of :func:`compile_backend`."""
 
 GRAPH_MODES = ("reduce-overhead", "max-autotune")
 """The :data:`COMPILE_MODES` whose inductor kernels are replayed as CUDA graphs on a GPU."""

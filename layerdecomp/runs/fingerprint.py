@@ -1,13 +1,14 @@
 """The fingerprint of an output: everything that decides its result, recorded in its metadata.
 
-A fingerprint is a flat JSON object: the sha256 of each input file's bytes (``image sha256``,
-``mask sha256``), every option of the command that shapes the result under its command-line name
-(``--fg``, ``--steps``, ``--seed``, ``--model``, ``--dtype`` as resolved: ``auto`` becomes
-``float32`` or ``float16``), and the ``layerdecomp`` version. Options that only say where or how
-loudly a run happens (``--output``, ``--device``, ``--quiet``, ``--overwrite``,
-``--batch-images``, ``--allow-pickle``) are left out. The model enters as its spec, its
-``--model-config`` and the precision; the weights at a path are not hashed (a checkpoint replaced
-in place is not noticed).
+A fingerprint is a flat JSON object built from the task's declaration
+(:class:`~layerdecomp.tasks.declare.Request`): the sha256 of each input file's bytes
+(``image sha256``, ``mask sha256``), the other inputs (the prompts), every option of the task
+under its one name, the model options that shape the result (``model``, ``model_config``,
+``compile``; ``dtype`` as resolved: ``auto`` becomes ``float32`` or ``float16``), the seed and
+the ``layerdecomp`` version. What only says where or how loudly a run happens (the output,
+``device``, ``quiet``, ``overwrite``, ``batch_images``, ``allow_pickle``) is left out, and an
+earlier name of an option can never appear (it is refused before). The weights at a path are not
+hashed (a checkpoint replaced in place is not noticed).
 """
 
 from __future__ import annotations
@@ -19,14 +20,7 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import click
-
-NOT_DECIDING = frozenset(
-    {"image", "mask", "output", "device", "quiet", "overwrite", "batch_images", "allow_pickle"}
-)
-"""Parameters of a command that do not change its result."""
-
-SEED = "--seed"
+SEED = "seed"
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -57,50 +51,42 @@ def package_version() -> str:
         return "unknown"
 
 
-def option_names(command: click.Command) -> dict[str, str]:
-    """Parameter name → the name a user types (its longest flag: ``iterations`` → ``--iters``)."""
-    names = {}
-    for param in command.params:
-        flags = [o for o in param.opts if o.startswith("--")] or list(param.opts)
-        names[param.name] = max(flags, key=len) if flags else param.name
-    return names
-
-
 def _plain(value: Any) -> Any:
     """``value`` as JSON gives it back (tuples become lists, paths text)."""
     return json.loads(json.dumps(value, default=str))
 
 
 def fingerprint(
-    command: click.Command,
-    params: Mapping[str, Any],
+    request: Any,
     inputs: Mapping[str, str | os.PathLike],
     *,
     seed: int,
     dtype: str,
     hashes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The fingerprint of one output of ``command`` run with ``params`` on ``inputs``.
+    """The fingerprint of one output of the task ``request`` asks for, made from ``inputs``.
 
     Args:
-        command: the click command (for the names its options go by).
-        params: the command's parameters (as its callback receives them).
+        request: the checked request (:class:`~layerdecomp.tasks.declare.Request`).
         inputs: what each input file is (``{"image": path, "mask": path}``); hashed unless
             ``hashes`` already holds it.
         seed: the seed the output is made with (given or drawn).
         dtype: the precision the model runs in, resolved.
     """
+    from ..models.options import DECIDING
+    from ..options import as_dict
+
     hashes = dict(hashes or {})
-    names = option_names(command)
     out: dict[str, Any] = {}
     for what, path in inputs.items():
         out[f"{what} sha256"] = hashes.get(what) or file_sha256(path)
-    for name, value in params.items():
-        if name in NOT_DECIDING or name in ("seed", "dtype"):
-            continue
-        out[names.get(name, f"--{name.replace('_', '-')}")] = value
+    for spec in request.task.inputs:
+        if not spec.is_file and spec.name in request.inputs:
+            out[spec.name] = request.inputs[spec.name]
+    out.update(as_dict(request.config))
+    out.update({name: getattr(request.model, name) for name in DECIDING if name != "dtype"})
     out[SEED] = int(seed)
-    out["--dtype"] = dtype
+    out["dtype"] = dtype
     out["layerdecomp"] = package_version()
     return _plain(out)
 
@@ -134,12 +120,10 @@ def difference(
 
 
 __all__ = [
-    "NOT_DECIDING",
     "SEED",
     "difference",
     "file_sha256",
     "fingerprint",
-    "option_names",
     "package_version",
     "versions",
 ]

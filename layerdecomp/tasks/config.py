@@ -25,13 +25,12 @@ class SamplingConfig:
     """The options every constrained-sampling task shares: the conditioning, and the solver's
     :class:`~solvers.SampleOptions` (``sampling``)."""
 
-    ALIASES: ClassVar[dict[str, str]] = {"iterations": "iters"}
-    """Earlier names of options, accepted with a deprecation line (command line, recipes)."""
     REPLACED: ClassVar[dict[str, str]] = {
-        "lam_start": "lam linear:START:END (or constant:VALUE)",
+        "iterations": "iters",
+        "lam_start": "lam linear:START:END",
         "lam_end": "lam linear:START:END",
     }
-    """Earlier options with no one-to-one successor: refused, naming what replaces them."""
+    """Earlier names of options: refused by every front end, naming what replaces them."""
 
     prompt: str = option("", "Text prompt.")
     negative_prompt: str = option("", "Unconditional prompt (with guidance > 0).")

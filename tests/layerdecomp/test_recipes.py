@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 import pytest
@@ -86,14 +87,15 @@ def test_overrides_go_through_the_options_types(cli):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('task = "superres"\nfoo = 1\n', "unknown key 'foo' (known:"),
-        ('task = "superres"\nsteps = "20"\n', "key 'steps' expects an integer, got str '20'"),
-        ('task = "superres"\nguidance = true\n', "key 'guidance' expects a number, got bool"),
-        ('task = "superres"\nsteps = 0\n', "key 'steps': 0 is not in the range x>=1"),
-        ('task = "style"\nlam = [1]\n', "key 'lam' expects a string"),
-        ('task = "style"\nlam = "cosine"\n', "key 'lam': 'cosine' is not a schedule"),
-        ('task = "superres"\nlam_start = 0.5\n', "key 'lam_start' is gone: use --lam linear:START"),
-        ('task = "decompose"\nnoise_level = 1.5\n', "key 'noise_level'"),
+        ('task = "superres"\nfoo = 1\n', "foo: not an option of superres"),
+        ('task = "superres"\nsteps = "20"\n', "steps: expected an integer, got '20'"),
+        ('task = "superres"\nguidance = true\n', "guidance: expected a number, got True"),
+        ('task = "superres"\nsteps = 0\n', "steps: expected ≥ 1, got 0"),
+        ('task = "style"\nlam = [1]\n', "lam: '[1]' is not a schedule"),
+        ('task = "style"\nlam = "cosine"\n', "lam: 'cosine' is not a schedule"),
+        ('task = "superres"\nlam_start = 0.5\n', "lam_start: renamed; use lam linear:START:END"),
+        ('task = "decompose"\nrestarts = 2\n', "restarts: renamed; use runs"),
+        ('task = "decompose"\nnoise_level = 1.5\n', "noise_level: expected in (0, 1), got 1.5"),
         ("steps = 20\n", "'task' must name a task"),
         ('task = "nope"\n', "unknown task 'nope' (known: inpaint, superres, style, decompose"),
         ("task = [\n", "invalid TOML"),
@@ -126,7 +128,7 @@ def test_a_constraint_name_is_a_recipe_of_the_constrain_command(tmp_path, cli):
     assert params["arguments"] == [["scale", 2], ["method", "vae_newton"]]
     path = tmp_path / "sr.toml"
     path.write_text('task = "downsample"\nlam = "dynamic"\n[constraint]\nscale = 2\n')
-    params = resolved(cli, path, *base, "iterations=2")
+    params = resolved(cli, path, *base, "iters=2")
     assert params["lam"] == "dynamic:0.5" and params["arguments"] == [["scale", 2]]
 
 
@@ -136,3 +138,28 @@ def test_recipes_in_the_working_directory_are_found(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_recipe("big").values["scale"] == 8
     assert load_recipe("superres").path == bundled_dir() / "superres.toml"  # bundled first
+
+
+# The numbers a recipe's description quotes, by the option they must equal: K is the solver's
+# Newton iterations (`iters`) in every recipe, never the layer engine's `samples`.
+QUOTED = {
+    r"\bK\s*=\s*(\d+)": "iters",
+    r"(\d+) samples\b": "samples",
+    r"(\d+) steps\b": "steps",
+    r"(\d+) updates\b": "updates",
+    r"(\d+) runs\b": "runs",
+    r"\bnoise ([\d.]+)": "noise_level",
+}
+
+
+@pytest.mark.parametrize("task", sorted(REQUIRED))
+def test_a_recipe_description_quotes_its_own_values(cli, task):
+    description = load_recipe(task).description
+    params = resolved(cli, task, *REQUIRED[task])
+    quoted = {
+        key: float(match)
+        for pattern, key in QUOTED.items()
+        for match in re.findall(pattern, description)
+    }
+    assert quoted, description
+    assert {key: float(params[key]) for key in quoted} == quoted, description

@@ -183,7 +183,7 @@ def test_work_far_above_the_native_size_is_announced_with_the_tile_hint(files, c
         in (result.stderr)
         and "--tile 16" in result.stderr
     )
-    tiled = cli("superres", *args, "--tile", "16")
+    tiled = cli("superres", *args, "--tile", "16", "--overwrite")
     assert tiled.exit_code == 0 and "note:" not in tiled.stderr
     assert json.loads((files / "out.json").read_text())["parameters"]["tiles"] > 1
 

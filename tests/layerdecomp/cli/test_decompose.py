@@ -59,7 +59,7 @@ def test_single_image_writes_every_output(tmp_path, toy, cli):
     assert meta["parameters"]["samples"] == 2 and meta["nfe"] > 0
     assert len(meta["mask_change"]) == meta["updates_run"] <= 2
     assert meta["parameters"]["runs"] == 2 and meta["run"] in (0, 1)
-    assert meta["parameters"]["matting"]["band"] == 2 and meta["fingerprint"]["--matting"]
+    assert meta["parameters"]["matting"]["band"] == 2 and meta["fingerprint"]["matting"]
     mask = np.asarray(Image.open(out / "mask.png"))
     assert mask.shape == (16, 16)
     raw = tmp_path / "raw"
@@ -79,7 +79,7 @@ def test_three_layers_from_repeated_fg(tmp_path, toy, cli):
     out = tmp_path / "out"
     meta = json.loads((out / "run.json").read_text())
     assert meta["prompts"] == ["red", "green", "blue"] and meta["fg_prompt"] == "red"
-    assert meta["fingerprint"]["--fg"] == ["red", "green"]
+    assert meta["fingerprint"]["fg"] == ["red", "green"]
     for name in ("layer1.png", "layer2.png", "background.png", "layers.psd", "sheet.png"):
         assert (out / name).is_file(), name
     # the RGBA layers stacked over the background give the input back
@@ -94,7 +94,7 @@ def test_too_many_layers_are_refused(tmp_path, toy, cli, one_line_error):
     save_disk(tmp_path / "disk.png")
     many = [arg for i in range(8) for arg in ("--fg", f"p{i}")]
     result = cli("decompose", tmp_path / "disk.png", *many, "--bg", "b", "-o", tmp_path / "o")
-    one_line_error(result, 1, "--fg: 8 foreground layers given; at most 7")
+    one_line_error(result, 1, "fg: 8 foreground layers given; at most 7")
     assert not (tmp_path / "o").exists() and toy == []
 
 
@@ -198,7 +198,7 @@ def test_bad_input(tmp_path, toy, cli, one_line_error):
             *FAST,
         ),
         1,
-        "--fg",
+        "fg: the prompt is empty",
     )
     one_line_error(
         cli("decompose", tmp_path / "disk.png", *base, "-o", tmp_path / "file"), 1, "is a file"

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 
-import layerdecomp.cli.decompose as decompose_command
+import layerdecomp.cli.execute as decompose_command
 from tests.layerdecomp.cli.test_decompose import FAST, save_disk, toy  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,7 +45,7 @@ def test_a_single_image_is_not_silently_overwritten(tmp_path, toy, cli, one_line
     # other prompts: refused, the earlier result left as it was
     other = ["--fg", "green", "--bg", "blue"]
     result = cli("decompose", tmp_path / "disk.png", *other, "-o", out, *FAST)
-    one_line_error(result, 1, "made with --fg 'red', not 'green'", "--overwrite")
+    one_line_error(result, 1, "made with fg 'red', not 'green'", "--overwrite")
     assert (out / "run.json").read_text() == made and len(toy) == 1
     result = cli("decompose", tmp_path / "disk.png", *other, "-o", out, *FAST, "--overwrite")
     assert result.exit_code == 0, result.output
@@ -109,7 +109,7 @@ def test_run_dry_run_refuses_blend_as_run_does(cli, one_line_error):
 def test_a_bad_number_is_named_as_a_number(small_images, cli, one_line_error):
     image = small_images / "small.png"
     result = cli("run", "superres", f"image={image}", "output=o.png", "steps=ten")
-    one_line_error(result, 1, "'ten' is not a valid integer")
+    one_line_error(result, 1, "steps: expected an integer, got 'ten'")
     assert "integer range" not in result.stderr
     result = cli("superres", image, "-o", small_images / "o.png", "--guidance", "much")
     assert "'much' is not a valid float" in result.stderr and "float range" not in result.stderr
@@ -128,7 +128,7 @@ def test_an_unexpected_os_error_is_worded_for_a_person(tmp_path, toy, cli, monke
     def fail(*args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", "/gone/run.json")
 
-    monkeypatch.setattr(decompose_command, "decompose_one", fail)
+    monkeypatch.setattr(decompose_command, "write", fail)
     result = cli("decompose", tmp_path / "disk.png", *PROMPTS, "-o", tmp_path / "o", "-q")
     assert result.exit_code == 1
     assert result.stderr.strip() == (

@@ -161,10 +161,10 @@ def test_bad_inputs(files, monkeypatch, cli, one_line_error, no_outputs):
             "--mask",
             files / "mask.png",
             "-o",
-            files / "nowhere" / "out.png",
+            files / "text.png" / "out.png",
         ),
         1,
-        "does not exist",
+        "is a file, not a folder",
     )
     one_line_error(cli("inpaint", files / "in.png", "-o", files / "out.png"), 2, "--mask")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)

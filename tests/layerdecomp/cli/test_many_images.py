@@ -186,7 +186,7 @@ def test_other_prompts_are_refused_then_redone_with_overwrite(reference, tmp_pat
     result = _run("decompose", images, *other)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        f"error: {out / 'img0'}: made with --fg 'a cat', not 'a dog'; use --overwrite to redo "
+        f"error: {out / 'img0'}: made with fg 'a cat', not 'a dog'; use --overwrite to redo "
         "it (5 more outputs differ too)"
     ]
     assert {n: (out / n / "run.json").stat().st_mtime_ns for n in NAMES} == stamps
@@ -194,7 +194,7 @@ def test_other_prompts_are_refused_then_redone_with_overwrite(reference, tmp_pat
     assert result.exit_code == 0, result.output
     for name in NAMES:
         meta = json.loads((out / name / "run.json").read_text())
-        assert meta["fg_prompt"] == "a dog" and meta["fingerprint"]["--fg"] == ["a dog"]
+        assert meta["fg_prompt"] == "a dog" and meta["fingerprint"]["fg"] == ["a dog"]
     result = _run("decompose", images, *other)
     assert result.exit_code == 0 and "all 6 images already decomposed" in result.stderr
 
@@ -230,13 +230,13 @@ def test_inpaint_a_folder_in_batches_of_images(tmp_path):
         assert not (batched[~keep] == source[~keep]).all()
         meta = json.loads((tmp_path / "batched" / f"p{i}.json").read_text())
         assert meta["parameters"]["batch_images"] == 2 and meta["seed"] == 4
-        assert meta["fingerprint"]["--prompt"] == "" and meta["mask"].endswith(f"p{i}.png")
+        assert meta["fingerprint"]["prompt"] == "" and meta["mask"].endswith(f"p{i}.png")
     assert [line["status"] for line in _manifest(tmp_path / "batched")] == ["done"] * 6
     again = _run(*base, "-q", "--batch-images", "3", "-o", tmp_path / "batched")
     assert again.exit_code == 0 and "all 6 images already inpainted" in again.stderr
     other = _run(*base, "--prompt", "a cat", "-o", tmp_path / "batched")
     assert other.exit_code == 1
-    assert "p0.png: made with --prompt '', not 'a cat'; use --overwrite" in other.stderr
+    assert "p0.png: made with prompt '', not 'a cat'; use --overwrite" in other.stderr
 
 
 def test_inpaint_folder_bad_input_is_one_line(tmp_path, one_line_error):

@@ -22,7 +22,7 @@ def test_run_a_recipe_with_overrides(small_images, sd1_folder, cli):
         f"model={sd1_folder}",
         "scale=2",
         "steps=2",
-        "iterations=1",
+        "iters=1",
         "seed=3",
         "quiet=true",
     )
@@ -31,11 +31,10 @@ def test_run_a_recipe_with_overrides(small_images, sd1_folder, cli):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["command"] == "superres" and meta["parameters"]["scale"] == 2
     assert meta["parameters"]["lam"] == "constant:0.1"  # from the recipe
-    # the earlier name of K still works, under its new name, with a deprecation note
-    assert meta["parameters"]["iters"] == 1 and "--iterations is now --iters" in result.output
+    assert meta["parameters"]["iters"] == 1
     recipe = meta["recipe"]
     assert recipe["name"] == "superres" and recipe["task"] == "superres"
-    assert recipe["values"]["scale"] == 2 and recipe["values"]["iterations"] == 1
+    assert recipe["values"]["scale"] == 2 and recipe["values"]["iters"] == 1
 
 
 def test_run_inpaint_recipe_records_the_recipe(small_images, sd1_folder, cli):
@@ -85,11 +84,15 @@ def test_run_a_constraint_by_name(small_images, sd1_folder, cli):
 
 
 def test_run_errors_are_one_line(small_images, cli, one_line_error, no_outputs):
+    given = ["image=a.png", "output=o.png"]
     one_line_error(
-        cli("run", "superres", "foo=1"), 1, "recipe 'superres': unknown key 'foo' (known: "
+        cli("run", "superres", *given, "foo=1"), 1, "recipe 'superres': foo: not an option of"
     )
-    result = cli("run", "superres", "steps=x")
-    one_line_error(result, 1, "recipe 'superres': key 'steps'", "not a valid integer")
+    result = cli("run", "superres", *given, "steps=x")
+    one_line_error(result, 1, "recipe 'superres': steps: expected an integer, got 'x'")
+    # an earlier name is refused, naming the new one, in a recipe as on the command line
+    result = cli("run", "superres", *given, "iterations=2")
+    one_line_error(result, 1, "recipe 'superres': iterations: renamed; use iters")
     one_line_error(cli("run", "superres"), 1, "missing key 'image'")
     one_line_error(cli("run", "nope"), 1, "recipe 'nope'")
     one_line_error(

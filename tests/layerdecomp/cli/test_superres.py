@@ -71,9 +71,9 @@ def test_bad_inputs(small_images, cli, one_line_error, no_outputs):
     one_line_error(cli("superres", small_images / "text.png", *base), 1, "not an image file")
     one_line_error(cli("superres", small_images / "small.png", "--scale", "1", *base), 2, "--scale")
     one_line_error(
-        cli("superres", small_images / "small.png", "-o", small_images / "nowhere" / "out.png"),
+        cli("superres", small_images / "small.png", "-o", small_images / "text.png" / "out.png"),
         1,
-        "does not exist",
+        "is a file, not a folder",
     )
     one_line_error(
         cli("style", "--style", small_images / "missing.png", "--prompt", "x", *base),
@@ -81,5 +81,7 @@ def test_bad_inputs(small_images, cli, one_line_error, no_outputs):
         "style image",
         "no such file",
     )
-    one_line_error(cli("style", "--style", small_images / "ref.png", *base), 2, "--prompt")
+    one_line_error(
+        cli("style", "--style", small_images / "ref.png", *base), 1, "prompt: describe what"
+    )
     no_outputs(small_images)

@@ -69,7 +69,7 @@ def test_two_latent_scales_keep_the_contract(scale):
 def test_the_orientation_check_holds_at_both_scales(scale, orient_by):
     image, alpha = disk_image()
     # one barely damped update from the inverted mask: only the check can turn it round
-    run = dict(seed=2, init_mask=1 - alpha, iterations=1, damping=0.05, orient_by=orient_by)
+    run = dict(seed=2, init_mask=1 - alpha, updates=1, damping=0.05, orient_by=orient_by)
     layers = toy_decompose(image, backend=ScaledToyBackend(scale), **run)
     assert layers.swapped
     assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.9

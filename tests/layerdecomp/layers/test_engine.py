@@ -91,7 +91,7 @@ def test_three_layers_find_each_region_and_recompose_the_input():
 def test_three_layers_found_in_another_order_get_their_prompts_back():
     image, truth = three_layer_image()
     start = truth[[1, 2, 0], 0].unsqueeze(0)  # each component starts on another prompt's region
-    run = dict(seed=0, init_mask=start, iterations=1, damping=0.05, restarts=1)
+    run = dict(seed=0, init_mask=start, updates=1, damping=0.05, runs=1)
     kept = toy_decompose(image, fg=["red", "green"], bg="blue", orient=False, **run)
     assert kept.order == [0, 1, 2] and not kept.swapped
     assert iou(kept.masks.argmax(0) == 0, truth.argmax(0) == 1) >= 0.9  # still permuted
@@ -251,7 +251,7 @@ def test_residual_variance_is_the_owned_pixels_mean_squared_error():
 
 def test_the_true_mask_is_a_fixed_point_and_a_wrong_init_shape_is_refused():
     image, alpha = disk_image()
-    layers = toy_decompose(image, seed=1, init_mask=alpha, iterations=3, tol=0.0)
+    layers = toy_decompose(image, seed=1, init_mask=alpha, updates=3, tol=0.0)
     assert iou(layers.mask > 0.5, alpha > 0.5) >= 0.95
     with pytest.raises(ValueError, match="init_mask"):
         toy_decompose(image, init_mask=alpha[..., :-1])
@@ -260,7 +260,7 @@ def test_the_true_mask_is_a_fixed_point_and_a_wrong_init_shape_is_refused():
 def test_the_orientation_check_swaps_a_partition_found_the_wrong_way_round():
     image, alpha = disk_image()
     # one barely damped update: the inverted start stays inverted
-    run = dict(seed=2, init_mask=1 - alpha, iterations=1, damping=0.05)
+    run = dict(seed=2, init_mask=1 - alpha, updates=1, damping=0.05)
     kept = toy_decompose(image, orient=False, **run)
     assert iou(kept.mask < 0.5, alpha > 0.5) >= 0.95 and not kept.swapped  # still inverted
     fixed = toy_decompose(image, **run)
@@ -276,7 +276,7 @@ def test_swapping_the_prompts_swaps_the_layers():
 
 def test_runs_are_reproducible_from_the_seed():
     image, _ = disk_image()
-    runs = [toy_decompose(image, seed=seed, iterations=2) for seed in (3, 3, 4)]
+    runs = [toy_decompose(image, seed=seed, updates=2) for seed in (3, 3, 4)]
     assert torch.equal(runs[0].mask, runs[1].mask)
     assert not torch.equal(runs[0].mask, runs[2].mask)
 

@@ -57,7 +57,7 @@ def pixels(path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     image, alpha = disk_image()
-    layers = toy_decompose(image, iterations=3)
+    layers = toy_decompose(image, updates=3)
     pil = tensor_to_image(image)
     out = tmp_path_factory.mktemp("run") / "disk"
     save_decomposition(out, pil, layers, {"seed": 0})

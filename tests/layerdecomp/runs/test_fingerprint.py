@@ -3,43 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
-import click
 
 from layerdecomp.runs import difference, file_sha256, fingerprint
-from layerdecomp.runs.fingerprint import option_names, package_version
+from layerdecomp.runs.fingerprint import package_version
+from layerdecomp.tasks.catalog import TASKS
+from layerdecomp.tasks.declare import request
 
 
-@click.command()
-@click.argument("image")
-@click.option("--mask", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path))
-@click.option("--fg")
-@click.option("--iters", "iterations", type=int)
-@click.option("--paste-back/--no-paste-back", default=True)
-@click.option("--model-config", type=click.Path(path_type=Path))
-@click.option("--prompts", multiple=True)
-@click.option("--seed", type=int)
-@click.option("--dtype")
-@click.option("--device")
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("--overwrite", is_flag=True)
-@click.option("--batch-images", type=int)
-def command(**params):
-    """A command shaped like the real ones."""
-
-
-def _params(**changes):
-    params = {
+def _request(**changes):
+    values = {
         "image": "in.png",
-        "mask": Path("m.png"),
-        "output": Path("out"),
-        "fg": "a cat",
-        "iterations": 3,
-        "paste_back": True,
-        "model_config": Path("cfg"),
-        "prompts": ("a", "b"),
+        "mask": "m.png",
+        "output": "out.png",
+        "iters": 3,
+        "model_config": "cfg",
         "seed": None,
         "dtype": "auto",
         "device": "cuda:1",
@@ -47,7 +24,7 @@ def _params(**changes):
         "overwrite": False,
         "batch_images": 4,
     }
-    return {**params, **changes}
+    return request(TASKS["inpaint"], {**values, **changes})
 
 
 def test_sha256_of_the_bytes(tmp_path):
@@ -56,34 +33,51 @@ def test_sha256_of_the_bytes(tmp_path):
     assert file_sha256(tmp_path / "f.bin", chunk=1000) == hashlib.sha256(data).hexdigest()
 
 
-def test_option_names_are_what_a_user_types():
-    names = option_names(command)
-    assert names["iterations"] == "--iters" and names["paste_back"] == "--paste-back"
-    assert names["output"] == "--output" and names["image"] == "image"
-
-
 def test_what_a_fingerprint_holds(tmp_path):
+    """The task's inputs, every option of its config under its one name, the model options that
+    decide the result, the seed, the resolved precision and the version."""
+    from layerdecomp.options import as_dict
+
     (tmp_path / "in.png").write_bytes(b"image bytes")
     inputs = {"image": tmp_path / "in.png", "mask": tmp_path / "in.png"}
-    stamp = fingerprint(command, _params(), inputs, seed=7, dtype="float16")
+    stamp = fingerprint(_request(), inputs, seed=7, dtype="float16")
     digest = hashlib.sha256(b"image bytes").hexdigest()
     assert stamp == {
         "image sha256": digest,
         "mask sha256": digest,
-        "--fg": "a cat",
-        "--iters": 3,
-        "--paste-back": True,
-        "--model-config": "cfg",
-        "--prompts": ["a", "b"],
-        "--seed": 7,
-        "--dtype": "float16",
+        **as_dict(_request().config),
+        "model": "mini",
+        "model_config": "cfg",
+        "compile": "none",
+        "seed": 7,
+        "dtype": "float16",
         "layerdecomp": package_version(),
     }
+    assert stamp["iters"] == 3 and stamp["paste_back"] is True
     # where the run happens, how loudly and how batched do not decide the result
-    quieter = _params(device="cpu", quiet=False, overwrite=True, batch_images=1, output="x")
-    assert fingerprint(command, quieter, inputs, seed=7, dtype="float16") == stamp
-    given = fingerprint(command, _params(), inputs, seed=7, dtype="float16", hashes={"image": "h"})
+    quieter = _request(device="cpu", quiet=False, overwrite=True, batch_images=1, output="x")
+    assert fingerprint(quieter, inputs, seed=7, dtype="float16") == stamp
+    given = fingerprint(_request(), inputs, seed=7, dtype="float16", hashes={"image": "h"})
     assert given["image sha256"] == "h" and given["mask sha256"] == digest
+
+
+def test_prompts_enter_and_no_earlier_name_can(tmp_path):
+    """decompose's prompts are in its fingerprint; an earlier name (``--restarts`` for
+    ``--runs``) is refused before a fingerprint exists, so a record cannot name an option the
+    run did not use."""
+    import pytest
+
+    from layerdecomp.errors import InputError
+
+    (tmp_path / "in.png").write_bytes(b"x")
+    values = {"image": "in.png", "fg": ("a cat",), "bg": "grass", "output": "o", "runs": 1}
+    stamp = fingerprint(
+        request(TASKS["decompose"], values), {"image": tmp_path / "in.png"}, seed=0, dtype="f"
+    )
+    assert stamp["fg"] == ["a cat"] and stamp["bg"] == "grass" and stamp["runs"] == 1
+    assert "restarts" not in stamp
+    with pytest.raises(InputError, match="^restarts: renamed; use runs$"):
+        request(TASKS["decompose"], {**values, "restarts": 1})
 
 
 def test_the_difference_in_one_phrase():

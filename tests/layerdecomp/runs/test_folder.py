@@ -22,7 +22,7 @@ class Recorder:
         self.markers_seen: list[bool] = []
 
     def fingerprint(self, item, seed):
-        return {"text": item.source.read_text(), "--style": self.settings, "--seed": seed}
+        return {"text": item.source.read_text(), "style": self.settings, "seed": seed}
 
     def complete(self, item):
         return item.output.is_file() and item.marker.is_file()
@@ -101,7 +101,7 @@ def test_other_settings_are_refused_in_one_line_or_redone(sources, tmp_path):
         other.run(sources)
     message = str(refused.value)
     assert message == (
-        f"{tmp_path / 'out' / 'a.out'}: made with --style 'plain', not 'bold'; use --overwrite "
+        f"{tmp_path / 'out' / 'a.out'}: made with style 'plain', not 'bold'; use --overwrite "
         "to redo it (2 more outputs differ too)"
     )
     assert other.worked == [] and len(read(tmp_path / "out")) == 3  # nothing ran, nothing logged
@@ -118,12 +118,12 @@ def test_a_drawn_seed_is_recorded_and_any_recorded_seed_resumes(sources, tmp_pat
     outcome = first.run(sources, seed=None)
     markers = [json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in "abc"]
     assert {m["seed"] for m in markers} == {outcome.seed}
-    assert {m["fingerprint"]["--seed"] for m in markers} == {outcome.seed}
+    assert {m["fingerprint"]["seed"] for m in markers} == {outcome.seed}
     (tmp_path / "out" / "c.json").unlink()
     second = Recorder(tmp_path / "out")
     assert second.run(sources, seed=None).skipped == 2 and second.worked == ["c"]
     given = outcome.seed + 1
-    with pytest.raises(InputError, match=f"made with --seed {outcome.seed}, not {given}"):
+    with pytest.raises(InputError, match=f"made with seed {outcome.seed}, not {given}"):
         Recorder(tmp_path / "out").run(sources, seed=given)
 
 

@@ -34,7 +34,7 @@ def pixel(pixel_folder):
 
 def test_odd_size_kept_exactly(pixel):
     image, mask = _image(13, 9), _mask(13, 9)
-    out = inpaint(pixel, image, mask, steps=2, iterations=1, seed=3, disable_progress=True)
+    out = inpaint(pixel, image, mask, steps=2, iters=1, seed=3, disable_progress=True)
     assert out.image.size == (13, 9) and out.work_size == (14, 10)
     keep = np.asarray(mask) == 0
     assert (np.asarray(out.image)[keep] == np.asarray(image)[keep]).all()
@@ -46,9 +46,9 @@ def test_odd_size_kept_exactly(pixel):
 
 def test_seed_reproducible_and_raw(pixel):
     image, mask = _image(8, 8), _mask(8, 8)
-    a = inpaint(pixel, image, mask, steps=2, iterations=1, seed=7, disable_progress=True)
+    a = inpaint(pixel, image, mask, steps=2, iters=1, seed=7, disable_progress=True)
     b = inpaint(
-        pixel, image, mask, steps=2, iterations=1, seed=7, disable_progress=True, paste_back=False
+        pixel, image, mask, steps=2, iters=1, seed=7, disable_progress=True, paste_back=False
     )
     assert a.raw[0].tobytes() == b.raw[0].tobytes() == b.image.tobytes()
     assert a.image.tobytes() != a.raw[0].tobytes()  # the raw decode differs in the kept area
@@ -62,7 +62,7 @@ def test_tensor_mask_and_samples(pixel):
         _image(8, 8),
         fill,
         steps=1,
-        iterations=1,
+        iters=1,
         num_samples=2,
         seed=0,
         disable_progress=True,
@@ -77,7 +77,7 @@ def test_tensor_mask_and_samples(pixel):
 def test_latent_model_residual_falls(sd1_folder):
     backend = load_model(str(sd1_folder), device="cpu")
     out = inpaint(
-        backend, _image(16, 16), _mask(16, 16), steps=3, iterations=2, seed=0, disable_progress=True
+        backend, _image(16, 16), _mask(16, 16), steps=3, iters=2, seed=0, disable_progress=True
     )
     first, last = out.residuals[:, 0, 0], out.residuals[:, -1, 0]
     assert (last < first).all()  # the Newton iterations reduce the constraint residual
@@ -92,7 +92,7 @@ def _shifted_mask(width, height, shift):
 def test_a_batch_of_one_is_inpaint_bit_for_bit(sd1_folder):
     backend = load_model(str(sd1_folder), device="cpu")
     image, mask = _image(13, 9), _mask(13, 9)  # resized to 16×16 and back
-    kwargs = {"steps": 2, "iterations": 1, "seed": 3, "disable_progress": True}
+    kwargs = {"steps": 2, "iters": 1, "seed": 3, "disable_progress": True}
     alone = inpaint(backend, image, mask, **kwargs)
     (batched,) = inpaint_batch(backend, [image], [mask], **kwargs)
     assert batched.raw[0].tobytes() == alone.raw[0].tobytes()
@@ -109,7 +109,7 @@ def test_a_batch_goes_through_the_denoiser_together(sd1_folder):
     )
     images = [_image(16, 16).rotate(90 * i) for i in range(3)]
     masks = [_shifted_mask(16, 16, i) for i in range(3)]
-    kwargs = {"steps": 2, "iterations": 1, "seed": 5, "disable_progress": True}
+    kwargs = {"steps": 2, "iters": 1, "seed": 5, "disable_progress": True}
     try:
         outs = inpaint_batch(backend, images, masks, **kwargs)
         assert sizes and set(sizes) == {3}  # every call of the network takes the three
@@ -141,7 +141,7 @@ def test_what_a_batch_refuses(pixel):
         inpaint_batch(pixel, *two, steps=1, tile=4)
     with pytest.raises(ValueError, match="one per image"):
         inpaint_batch(pixel, *two[:1], [mask], steps=1)
-    (out,) = inpaint_batch(pixel, [image], [mask], steps=1, iterations=1, restarts=1, seed=0)
+    (out,) = inpaint_batch(pixel, [image], [mask], steps=1, iters=1, restarts=1, seed=0)
     assert out.image.size == (8, 8)  # one image may restart: its noise is its own
 
 

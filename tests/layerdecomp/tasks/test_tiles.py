@@ -53,7 +53,7 @@ def _image(width, height, seed=0):
 
 def test_tiled_superres_is_reproducible_and_counts_its_tiles(sd1_folder):
     backend = load_model(str(sd1_folder), device="cpu")
-    kwargs = dict(scale=2, steps=1, iterations=1, seed=4, disable_progress=True)
+    kwargs = dict(scale=2, steps=1, iters=1, seed=4, disable_progress=True)
     a = superres(backend, _image(10, 8), tile=8, tile_batch=3, **kwargs)
     b = superres(backend, _image(10, 8), tile=8, tile_batch=3, **kwargs)
     assert a.image.size == (20, 16) and np.array_equal(np.asarray(a.image), np.asarray(b.image))
@@ -70,7 +70,7 @@ def test_tiled_inpainting_skips_tiles_with_nothing_to_fill_and_keeps_known_pixel
     mask = Image.new("L", (24, 8), 0)
     mask.paste(255, (2, 2, 5, 6))  # only the first tile touches the hole
     out = inpaint(
-        backend, image, mask, tile=8, steps=1, iterations=1, seed=0, disable_progress=True
+        backend, image, mask, tile=8, steps=1, iters=1, seed=0, disable_progress=True
     )
     assert out.parameters["tiles"] == 1 and out.image.size == (24, 8)
     keep = np.asarray(mask) == 0

@@ -1,0 +1,65 @@
+"""The options that choose and place a model: one declaration for every front end.
+
+:class:`ModelOptions` is a frozen options dataclass like the task configs (each field with its
+help and bounds, :func:`solvers.options.option`): the command line generates ``--model``,
+``--dtype``, ``--compile``… from it, recipes and ``run.json`` use the same names, and
+:meth:`ModelOptions.load` hands them to :func:`~layerdecomp.models.load_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from solvers.options import check_fields, option
+
+from .compiled import CompileMode
+
+Precision = Literal["auto", "float16", "bfloat16", "float32"]
+
+DECIDING = ("model", "model_config", "dtype", "compile")
+"""The model options that shape a run's result (its fingerprint); ``device`` and
+``allow_pickle`` only say where and whether it runs."""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model, from where, on which device, in which precision, compiled or not."""
+
+    model: str = option("mini", "Hub id, diffusers folder, .safetensors checkpoint, or 'mini'.")
+    model_config: str | None = option(
+        None, "Diffusers folder with the config of a single-file checkpoint (offline)."
+    )
+    allow_pickle: bool = option(False, "Accept .ckpt/.bin/.pt weights (unsafe).")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N, mps.")
+    dtype: Precision = option("auto", "Network precision (auto: float16 on GPU, float32 on CPU).")
+    compile: CompileMode = option(
+        "none",
+        "torch.compile the denoising network (reduce-overhead: CUDA graphs on a GPU); the first "
+        "calls of each shape compile, results match eager.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.model_config is not None:
+            object.__setattr__(self, "model_config", str(self.model_config))
+        check_fields(self)
+
+    def load(self):
+        """The backend these options name (:func:`~layerdecomp.models.load_model`)."""
+        from . import load_model
+
+        return load_model(
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            config=self.model_config,
+            allow_pickle=self.allow_pickle,
+            compile=self.compile,
+        )
+
+    def record(self) -> dict[str, object]:
+        """The options, JSON-ready, for ``run.json``."""
+        return asdict(self)
+
+
+__all__ = ["DECIDING", "ModelOptions", "Precision"]
