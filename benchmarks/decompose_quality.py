@@ -6,7 +6,25 @@ GrabCut initialised with the image minus a margin, and 2-cluster k-means in Lab 
 touches the border less is the foreground). Metrics: IoU of mask > 0.5 against alpha > 0.5, for
 the engine's own mask and for the matted alpha that ``decompose`` returns by default, SAD
 (sum of |m − α| per image), recomposition PSNR, background PSNR in the hidden region (α > 0.5)
-against the true background, and seconds per image.
+against the true background, and seconds per image. Beside them the field's per-layer metrics
+(LayerD, Qwen-Image-Layered on Crello; docs/metrics.md, :mod:`layerdecomp.layers.metrics`), for
+the engine's layers and the matted ones: the foreground's soft alpha IoU, Σ min(α, α*) / Σ max(α,
+α*), and the alpha-weighted RGB L1 of the foreground and of the background, the latter against
+the composite's complete background (its hidden part included).
+
+The tail: per model, the share of images whose IoU (engine, and matted) is below 0.5 and 0.7,
+the minimum, 10th percentile and median, and the ten lowest engine IoUs by composite index
+(``index=<i> iou=<x> matted_iou=<m>``). ``--gallery DIR`` writes, for every composite whose engine
+IoU is below 0.5, ``DIR/<index>.png`` (``DIR/<model>/<index>.png`` with several models): the
+contact sheets of the truth (input, true mask, true layers), of the engine's layers and of the
+matted ones, one above the other.
+
+Engine options are generated from :class:`DecomposeConfig` (``--updates 3``, ``--orient-by
+inpainting``, ``--anchor no``), each with the field's type, choices and help (``--help`` lists
+them; an earlier name, ``--iterations``, is refused naming the new one); ``matting`` is the
+benchmark's own (both the
+engine's layers and the matted ones are scored). ``--no-baselines`` skips GrabCut and k-means
+(their figures print as nan).
 
 ``--matting`` adds, per image, :func:`layerdecomp.layers.matting.matte` applied to the engine's
 layers (one row per ``--bands`` value), and alpha-matting errors against the true alpha for the
@@ -21,6 +39,7 @@ pixels (``matte``'s ``band``), ``--sure`` is ``matte``'s ``sure``.
     python benchmarks/decompose_quality.py --n 100
     python benchmarks/decompose_quality.py --n 50 --model mini,PATH/TO/mini-gpu-wide
     python benchmarks/decompose_quality.py --n 24 --matting
+    python benchmarks/decompose_quality.py --n 100 --gallery failures/
     python benchmarks/decompose_quality.py --layers 3 --n 12    # decompose_layers.py's table
 
 ``--layers 3`` runs ``decompose_layers.py`` instead (three layers on two-object composites, joint
@@ -33,8 +52,10 @@ and print side by side (GrabCut and k-means once; matting tables per model).
 The last line is ``iou=<x> matted_iou=<m> grabcut_iou=<y> kmeans_iou=<z> seconds=<s>``, with
 ``--matting`` followed by ``engine_sad= matting_sad= engine_sad_median= matting_sad_median=
 engine_mse= matting_mse= engine_grad= matting_grad= matting_better= matting_seconds=``
-(the first band's); with several models one such line per model, each starting
-``model=<name>``, the last model's last.
+(the first band's), then ``soft_iou= matted_soft_iou= fg_l1= matted_fg_l1= bg_l1=
+matted_bg_l1= iou_below_0.5= iou_below_0.7= matted_iou_below_0.5= matted_iou_below_0.7=``;
+with several models one such line per model, each starting ``model=<name>``, the last model's
+last.
 """
 
 from __future__ import annotations
@@ -42,42 +63,34 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import add_model_option, model_list
 
-from layerdecomp.data.composites import make_composite
-from layerdecomp.io import image_to_tensor
-from layerdecomp.layers.matting import DEFAULT_BAND, SURE, matte
-from layerdecomp.models import load_model
-from layerdecomp.options import configure
-from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _layer_report as report  # noqa: E402
+from _common import add_model_option, model_list  # noqa: E402
+from _config_args import add_config_arguments, config_flags, config_overrides  # noqa: E402
 
+from layerdecomp.data.composites import make_composite  # noqa: E402
+from layerdecomp.errors import InputError  # noqa: E402
+from layerdecomp.io import image_to_tensor  # noqa: E402
+from layerdecomp.layers.matting import DEFAULT_BAND, SURE, matte  # noqa: E402
+from layerdecomp.models import load_model  # noqa: E402
+from layerdecomp.options import configure  # noqa: E402
+from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image  # noqa: E402
 
-def yes(text: str) -> bool:
-    """A flag's true/false value (``--anchor false``)."""
-    if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return text.lower() in ("1", "true", "yes")
+SET_HERE = ("matting",)
+"""Engine options the benchmark sets itself: it scores the engine's own layers and matted ones."""
 
-
-ENGINE_FLAGS = {  # DecomposeConfig's option → its type and earlier flag names (still accepted)
-    "updates": (int, ["--iterations"]),
-    "samples": (int, []),
-    "iters": (int, ["--newton-iters"]),
-    "runs": (int, []),
-    "noise_level": (float, []),
-    "guidance": (float, []),
-    "damping": (float, []),
-    "smoothing": (float, []),
-    "anchor": (yes, []),
-    "orient_by": (str, []),
-    "orient_border": (float, []),
-    "select_after": (int, []),
+ENGINE_FLAGS = {
+    name: (parse, []) for name, parse in config_flags(DecomposeConfig, SET_HERE).items()
 }
+"""Every other engine option → (its parser, no further flags), from :class:`DecomposeConfig`: the
+shape ``engine_diagnosis.py`` reads (it may call ``_config_args.add_config_arguments`` instead)."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -144,9 +157,13 @@ def kmeans_lab(image: np.ndarray) -> np.ndarray:
     return labels != background
 
 
-def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> list[dict]:
+def evaluate(
+    backend, name: str, args, config, baselines: dict[int, dict], several: bool = False
+) -> list[dict]:
     """One model's rows over the composites; GrabCut and k-means, which do not depend on the
-    model, are computed once per composite (``baselines``, filled by the first model)."""
+    model, are computed once per composite (``baselines``, filled by the first model). With
+    ``args.gallery``, every composite whose engine IoU is below ``report.FAILURE`` gets a sheet
+    there (in a folder per model when ``several`` models run)."""
     from PIL import Image
 
     rows = []
@@ -170,8 +187,12 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
         hidden = np.repeat(truth[..., None], 3, axis=2)
         tensor = image_to_tensor(Image.fromarray(sample.image)).to(layers.images.device)
         # what `decompose` gives by default: the engine's layers matted at their edges
-        matted_mask = matte(tensor, layers).mask[0, 0].cpu().numpy()
+        matted = matte(tensor, layers)
+        matted_mask = matted.mask[0, 0].cpu().numpy()
         row = {"matted_iou": iou(matted_mask > 0.5, truth)}
+        true_layers = report.truth_layers(sample)
+        row.update(report.field_metrics(layers, true_layers))
+        row.update(report.field_metrics(matted, true_layers, "matted_"))
         if args.matting:
             row.update({f"engine_{k}": v for k, v in alpha_errors(mask, sample.alpha).items()})
             for band in args.bands:
@@ -182,7 +203,9 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
                 errors = alpha_errors(alpha, sample.alpha)
                 row.update({f"matting{band}_{k}": v for k, v in errors.items()})
                 row[f"matting{band}_better"] = float(errors["sad"] < row["engine_sad"])
-        if index not in baselines:
+        if index not in baselines and args.no_baselines:
+            baselines[index] = {"grabcut_iou": float("nan"), "kmeans_iou": float("nan")}
+        elif index not in baselines:
             baselines[index] = {
                 "grabcut_iou": iou(grabcut(sample.image, args.margin), truth),
                 "kmeans_iou": iou(kmeans_lab(sample.image), truth),
@@ -199,6 +222,15 @@ def evaluate(backend, name: str, args, config, baselines: dict[int, dict]) -> li
                 "seconds": seconds,
             }
         )
+        if args.gallery and rows[-1]["iou"] < report.FAILURE:
+            sheet = report.failure_sheet(
+                sample,
+                [
+                    (f"engine ({name}): IoU {rows[-1]['iou']:.3f}", layers),
+                    (f"matted (default): IoU {row['matted_iou']:.3f}", matted),
+                ],
+            )
+            sheet.save(report.gallery_path(args.gallery, name, several, index))
         if len(rows) % 10 == 0:
             print(
                 f"  {name} {len(rows)}/{args.n}: iou so far "
@@ -237,10 +269,14 @@ def main(argv: list[str] | None = None) -> None:
         "--bands", type=int, nargs="+", default=[DEFAULT_BAND], help="matting's trimap bands"
     )
     parser.add_argument("--sure", type=float, default=SURE, help="matting's sure share")
-    for name, (kind, aliases) in ENGINE_FLAGS.items():
-        flag = f"--{name.replace('_', '-')}"
-        parser.add_argument(flag, *aliases, dest=name, type=kind, default=None)
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip GrabCut and k-means (need opencv)"
+    )
+    parser.add_argument(
+        "--gallery", type=Path, help=f"write a sheet per composite of IoU < {report.FAILURE} here"
+    )
     parser.add_argument("--layers", type=int, default=2, choices=[2, 3])
+    engine = add_config_arguments(parser, DecomposeConfig, SET_HERE)
     args = parser.parse_args(argv)
     models = model_list(args.model)
     if args.layers == 3:
@@ -252,8 +288,11 @@ def main(argv: list[str] | None = None) -> None:
             + ["--n", str(args.n), "--split", split, "--size", str(args.size)]
             + (["--device", args.device] if args.device else [])
         )
-    overrides = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) is not None}
-    config = configure(DecomposeConfig, None, overrides)
+    overrides = config_overrides(args, engine)
+    try:
+        config = configure(DecomposeConfig, None, overrides)
+    except InputError as exc:
+        parser.error(str(exc))
     baselines: dict[int, dict] = {}
     table: dict[str, list[dict]] = {}
     devices = set()
@@ -261,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         backend = load_model(model, device=args.device)
         devices.add(str(backend.device))
         name = Path(model).name
-        table[name] = evaluate(backend, name, args, config, baselines)
+        table[name] = evaluate(backend, name, args, config, baselines, len(models) > 1)
 
     print(
         f"models={','.join(models)} split={args.split} n={args.n} first={args.first} "
@@ -277,11 +316,19 @@ def main(argv: list[str] | None = None) -> None:
             ("recomposition dB", "recomposition_psnr", ".2f"),
             ("bg hidden dB", "background_psnr", ".2f"),
             ("s/image", "seconds", ".2f"),
+            ("soft IoU, engine", "soft_iou", ".3f"),
+            ("soft IoU, matted", "matted_soft_iou", ".3f"),
+            ("fg RGB L1, engine", "fg_l1", ".4f"),
+            ("fg RGB L1, matted", "matted_fg_l1", ".4f"),
+            ("bg RGB L1, engine", "bg_l1", ".4f"),
+            ("bg RGB L1, matted", "matted_bg_l1", ".4f"),
         ],
     )
     first = next(iter(table.values()))
     print(f"{'grabcut':<22}{mean_of(first, 'grabcut_iou'):>12.3f}")
     print(f"{'kmeans':<22}{mean_of(first, 'kmeans_iou'):>12.3f}")
+    for name, rows in table.items():
+        print("\n".join(report.tail_report(name, rows)))
     if args.matting:
         median = statistics.median
         for name, rows in table.items():
@@ -332,7 +379,9 @@ def last_line(rows: list[dict], args) -> str:
             f" matting_better={mean_of(rows, key + '_better'):.3f}"
             f" matting_seconds={mean_of(rows, key + '_seconds'):.2f}"
         )
-    return line
+    figures = ("soft_iou", "matted_soft_iou", "fg_l1", "matted_fg_l1", "bg_l1", "matted_bg_l1")
+    line += "".join(f" {key}={mean_of(rows, key):.4f}" for key in figures)
+    return f"{line} {report.tail_figures(rows)}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,139 @@
+"""What ``decompose_quality.py`` reports beyond its means: the true layers of a composite, the
+field's per-layer metrics (:mod:`layerdecomp.layers.metrics`), the tail of the per-image IoU and a
+sheet per failure (imported like ``_common``: the scripts' folder is on ``sys.path``)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import to_tensor
+from PIL import Image, ImageDraw, ImageFont
+
+from layerdecomp.data.composites import Composite
+from layerdecomp.layers import Layers
+from layerdecomp.layers.layerfiles import contact_sheet
+from layerdecomp.layers.metrics import layer_scores
+from layerdecomp.layers.writers import layer_images
+
+TAIL = (0.5, 0.7)
+"""The IoU thresholds whose share of images below the report prints."""
+
+FAILURE = TAIL[0]
+"""Images whose engine IoU is below this get a sheet under ``--gallery``."""
+
+WORST = 10
+"""How many of the lowest-IoU images the report lists."""
+
+IOUS = (("iou", "IoU, engine"), ("matted_iou", "IoU, matted (default)"))
+"""The per-image IoUs of the tail report: row key and label."""
+
+
+def truth_layers(sample: Composite) -> Layers:
+    """The composite's true layers: its foreground (colours and alpha) over its complete
+    background, hidden part included, with its captions as prompts."""
+    return Layers.two(
+        to_tensor(np.ascontiguousarray(sample.fg[..., :3])),
+        to_tensor(sample.bg),
+        torch.from_numpy(sample.alpha)[None, None],
+        prompts=[sample.caption_fg, sample.caption_bg],
+    )
+
+
+def field_metrics(layers: Layers, truth: Layers, prefix: str = "") -> dict[str, float]:
+    """The foreground's soft alpha IoU and RGB L1 and the background's RGB L1, as row entries
+    (``soft_iou``, ``fg_l1``, ``bg_l1``, each after ``prefix``); the background's alpha IoU is
+    always 1 with two layers and is left out."""
+    front, back = layer_scores(layers, truth)
+    return {
+        f"{prefix}soft_iou": front["alpha_iou"],
+        f"{prefix}fg_l1": front["rgb_l1"],
+        f"{prefix}bg_l1": back["rgb_l1"],
+    }
+
+
+def below(rows: list[dict], key: str, threshold: float) -> int:
+    """How many rows have ``key`` below ``threshold``."""
+    return sum(row[key] < threshold for row in rows)
+
+
+def tail_report(name: str, rows: list[dict]) -> list[str]:
+    """The lines of the per-image IoU distribution of one model's ``rows``: the share below
+    each of :data:`TAIL` with its count, quantiles, then the :data:`WORST` lowest engine IoUs
+    by image index."""
+    shares = "".join(f"{f'below {t}':>13}" for t in TAIL)
+    lines = [
+        f"\ntail ({name}, {len(rows)} images): share below each IoU (count), quantiles",
+        f"{'':<24}{shares}{'min':>8}{'p10':>8}{'median':>8}",
+    ]
+    for key, label in IOUS:
+        values = sorted(row[key] for row in rows)
+        counts = [below(rows, key, t) for t in TAIL]
+        cells = "".join(f"{f'{n / len(rows):.3f} ({n})':>13}" for n in counts)
+        p10 = float(np.quantile(values, 0.1))
+        lines.append(
+            f"{label:<24}{cells}{values[0]:>8.3f}{p10:>8.3f}{statistics.median(values):>8.3f}"
+        )
+    worst = sorted(rows, key=lambda row: (row["iou"], row["index"]))[:WORST]
+    lines.append(f"worst {len(worst)} by engine IoU:")
+    lines += [
+        f"  index={row['index']} " + " ".join(f"{key}={row[key]:.3f}" for key, _ in IOUS)
+        for row in worst
+    ]
+    return lines
+
+
+def tail_figures(rows: list[dict]) -> str:
+    """``iou_below_0.5=… iou_below_0.7=… matted_iou_below_0.5=…`` for the last line."""
+    return " ".join(
+        f"{key}_below_{t}={below(rows, key, t) / len(rows):.3f}" for key, _ in IOUS for t in TAIL
+    )
+
+
+def _titled(title: str, sheet: Image.Image) -> Image.Image:
+    """``sheet`` under a one-line ``title``."""
+    out = Image.new("RGB", (sheet.width, sheet.height + 16), "white")
+    ImageDraw.Draw(out).text((6, 3), title, fill="black", font=ImageFont.load_default())
+    out.paste(sheet, (0, 16))
+    return out
+
+
+def failure_sheet(sample: Composite, rows: list[tuple[str, Layers]]) -> Image.Image:
+    """The truth's contact sheet (input, true mask, true layers) above one per ``(title,
+    layers)`` of ``rows`` (the engine's, the matted ones), each titled."""
+    image = Image.fromarray(sample.image)
+    sheets = [
+        _titled(title, contact_sheet(image, layer_images(layers)))
+        for title, layers in [(f"truth: composite {sample.index}", truth_layers(sample)), *rows]
+    ]
+    out = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), "white")
+    top = 0
+    for sheet in sheets:
+        out.paste(sheet, (0, top))
+        top += sheet.height
+    return out
+
+
+def gallery_path(folder: Path, model: str, several: bool, index: int) -> Path:
+    """Where a failure's sheet goes: ``folder/<index>.png`` (``folder/<model>/…`` with several
+    models), the folder created."""
+    where = folder / model if several else folder
+    where.mkdir(parents=True, exist_ok=True)
+    return where / f"{index}.png"
+
+
+__all__ = [
+    "FAILURE",
+    "IOUS",
+    "TAIL",
+    "WORST",
+    "below",
+    "failure_sheet",
+    "field_metrics",
+    "gallery_path",
+    "tail_figures",
+    "tail_report",
+    "truth_layers",
+]
