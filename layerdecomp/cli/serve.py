@@ -7,6 +7,7 @@ says otherwise: the server has no accounts, so only expose it on a network you t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import time
 
@@ -33,6 +34,14 @@ def missing_extra() -> list[str]:
     return missing
 
 
+def _settings() -> type:
+    """The server's limits (:class:`layerdecomp.serve.settings.Settings`, their one
+    declaration), read without importing the web extra."""
+    from ..serve.settings import Settings
+
+    return Settings
+
+
 @click.command()
 @click.option(
     "--host",
@@ -47,29 +56,12 @@ def missing_extra() -> list[str]:
     type=click.IntRange(0, 65535),
     help="Port (0: a free one, printed).",
 )
-@click.option(
-    "--max-upload-mb",
-    default=20.0,
-    show_default=True,
-    type=click.FloatRange(min=0.0, min_open=True),
-    help="Larger uploads are refused (413).",
+@with_options(
+    click_options(_settings(), exclude=("default_seed",)),
+    click_options(ModelOptions),
+    click_options(RunOptions, exclude=("overwrite",)),
 )
-@click.option(
-    "--max-work-side",
-    default=1024,
-    show_default=True,
-    type=click.IntRange(min=8),
-    help="The largest work size (longer side, px) a request may ask for.",
-)
-@click.option(
-    "--keep",
-    default=32,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Finished runs kept for download; the oldest beyond are deleted.",
-)
-@with_options(click_options(ModelOptions), click_options(RunOptions, exclude=("overwrite",)))
-def serve(host, port, max_upload_mb, max_work_side, keep, **params):
+def serve(host, port, **params):
     """Serve a web page and an HTTP API (POST /api/decompose) for decomposition.
 
     --seed fixes the seed of requests that give none; -q turns the access log off.
@@ -87,12 +79,7 @@ def serve(host, port, max_upload_mb, max_work_side, keep, **params):
         started = time.perf_counter()
         model, run = take(ModelOptions, params), take(RunOptions, params)
         backend = load_backend(model, run.quiet)
-        settings = Settings(
-            max_upload_bytes=int(max_upload_mb * 2**20),
-            max_work_side=max_work_side,
-            keep=keep,
-            default_seed=run.seed,
-        )
+        settings = dataclasses.replace(take(Settings, params), default_seed=run.seed)
         app = create_app(backend, settings=settings, metadata=model.record())
         click.echo(
             f"serving {address(sock)} (model {model.model}, loaded in "

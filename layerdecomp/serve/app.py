@@ -14,7 +14,8 @@ Routes:
 Multipart fields: ``image`` (file), ``fg`` (repeatable: one per foreground layer), ``bg``,
 ``seed``, ``formats`` (repeatable; default all) and the options of :data:`.form.FORM_OPTIONS`,
 named, bounded and described as on the command line (generated from
-:class:`~layerdecomp.layers.DecomposeConfig`'s fields). Errors are JSON (:mod:`.http_errors`).
+:class:`~layerdecomp.layers.DecomposeConfig`'s fields). Any other field (or a query parameter)
+is refused, naming it. Errors are JSON (:mod:`.http_errors`).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and
 those name ``read_order``, a local of :func:`create_app`.)
@@ -26,45 +27,24 @@ import shutil
 import tempfile
 import zipfile
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, UploadFile
+from fastapi import Depends, FastAPI, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import InputError
 from ..io import check_image_size
-from ..layers import WRITERS
+from ..layers import MAX_LAYERS, WRITERS
 from . import http_errors
-from .form import form_options, form_signature
+from .form import form_options, form_signature, refuse_unknown_fields
 from .jobs import DONE, FAILED, Job, JobQueue
-from .runner import MAX_FOREGROUNDS, Order, make_order, read_upload, run_order, safe_filename
+from .runner import Order, make_order, read_upload, run_order, safe_filename
+from .settings import Settings
 
 STATIC = Path(__file__).parent / "static"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The server's limits and defaults.
-
-    Attributes:
-        max_upload_bytes: a request body over this is refused (413).
-        max_pixels: an image with more pixels is refused (422), before it is decoded.
-        max_work_side: the largest ``work_side`` a request may ask for.
-        keep: finished runs kept for download; the oldest beyond are deleted.
-        max_queued: runs that may wait at once (503 beyond).
-        default_seed: the seed of a request that gives none (``None``: drawn per request).
-    """
-
-    max_upload_bytes: int = 20 * 2**20
-    max_pixels: int = 4096 * 4096
-    max_work_side: int = 1024
-    keep: int = 32
-    max_queued: int = 16
-    default_seed: int | None = None
 
 
 def create_app(
@@ -128,8 +108,6 @@ def create_app(
     ):
         """The request's fields, checked, with the image decoded: an ``Order``."""
         work_side = options.get("work_side")
-        if work_side is not None and work_side > settings.max_work_side:
-            raise InputError(f"work_side: at most {settings.max_work_side} on this server")
         picture = read_upload(image.file.read(), image.filename, root, settings.max_pixels)
         check_image_size(
             picture.size,
@@ -148,6 +126,15 @@ def create_app(
         return make_order(picture, image.filename, fg, bg, seed, options, formats)
 
     read_order.__signature__ = form_signature(settings)  # type: ignore[attr-defined]
+
+    async def known_fields(request: Request) -> None:
+        """Refuse a field the request does not have (FastAPI would drop it unread)."""
+        query = next(iter(request.query_params), None)
+        if query is not None:
+            raise InputError(f"{query}: send the request's fields in its multipart body")
+        refuse_unknown_fields((await request.form()).keys())
+
+    checked = [Depends(known_fields)]  # run before the fields are read
 
     def find(job_id: str) -> Job:
         job = jobs.get(job_id)
@@ -170,18 +157,19 @@ def create_app(
     def info() -> dict[str, Any]:
         """The model, the form's options (defaults, bounds, help), the limits and the output
         formats."""
-        options = form_options(settings)
-        defaults = {name: spec["default"] for name, spec in options.items()}
+        native_side = max(native) if native else None
+        options = form_options(settings, native_side)
+        defaults = {spec["name"]: spec["default"] for spec in options}
         return {
             "model": describe,
-            "native_side": max(native) if native else None,
+            "native_side": native_side,
             "options": options,
             "defaults": {**defaults, "seed": settings.default_seed},
             "limits": {
                 "max_upload_bytes": settings.max_upload_bytes,
                 "max_pixels": settings.max_pixels,
                 "max_work_side": settings.max_work_side,
-                "max_foregrounds": MAX_FOREGROUNDS,
+                "max_foregrounds": MAX_LAYERS - 1,  # the background is one more
             },
             "formats": {
                 name: {"files": list(writer.files), "description": writer.description}
@@ -189,7 +177,7 @@ def create_app(
             },
         }
 
-    @app.post("/api/jobs", status_code=202)
+    @app.post("/api/jobs", status_code=202, dependencies=checked)
     def submit(order: Annotated[Order, Depends(read_order)]) -> dict[str, Any]:
         """Queue a run; poll ``GET /api/jobs/{id}`` for its progress and files."""
         job = jobs.submit(order)
@@ -216,6 +204,7 @@ def create_app(
 
     @app.post(
         "/api/decompose",
+        dependencies=checked,
         response_class=Response,
         responses={200: {"content": {"application/zip": {}}, "description": "The run's files."}},
     )
@@ -248,4 +237,4 @@ def zip_response(job: Job) -> Response:
     )
 
 
-__all__ = ["STATIC", "Settings", "create_app", "zip_bytes"]
+__all__ = ["STATIC", "create_app", "zip_bytes"]

@@ -20,12 +20,9 @@ from typing import Any
 from PIL import Image
 
 from ..errors import InputError
-from ..layers import MAX_LAYERS, WRITERS, DecomposeConfig, save_decomposition
+from ..layers import WRITERS, DecomposeConfig, check_prompts, save_decomposition
 from ..layers.writers import METADATA, output_files
 from .jobs import Job
-
-MAX_FOREGROUNDS = MAX_LAYERS - 1
-"""Foreground prompts one run takes (front first; the background is one more layer)."""
 
 
 @dataclass(frozen=True)
@@ -101,16 +98,7 @@ def make_order(
     """
     from ..options import configure
 
-    if not fg:
-        raise InputError("fg: give the foreground layer's prompt")
-    if len(fg) > MAX_FOREGROUNDS:
-        raise InputError(
-            f"fg: {len(fg)} foreground prompts given; at most {MAX_FOREGROUNDS} foreground "
-            "layers and one background layer"
-        )
-    for name, prompt in [*(("fg", p) for p in fg), ("bg", bg)]:
-        if not prompt.strip():
-            raise InputError(f"{name}: the prompt is empty; describe the layer")
+    check_prompts(fg, bg)
     config = configure(DecomposeConfig, None, options)
     chosen = tuple(dict.fromkeys(formats or WRITERS))
     unknown = [f for f in chosen if f not in WRITERS]
@@ -125,55 +113,51 @@ def run_order(
 ) -> None:
     """Decompose ``job.order`` on ``backend`` and write ``job.folder`` (the :data:`~jobs.Runner`).
 
-    ``job.progress`` follows the run: ``{"phase": "layers", "iteration": i, "iterations": n,
-    "change": c}`` after each mask update, then ``final`` (the final layers) and ``writing``.
-    ``describe`` is the model's description and ``extra`` more metadata for ``run.json``.
+    ``job.progress`` follows the run: ``{"phase": "layers", "update": i, "updates": n,
+    "change": c}`` after each mask update (``n``: the most there can be), then ``final`` (the
+    engine stopped: the final layers) and ``writing``. ``describe`` is the model's description
+    and ``extra`` more parameters for ``run.json`` (:func:`layerdecomp.runs.record.run_record`).
     """
-    from ..runs.fingerprint import versions
+    from ..runs.record import run_record
     from ..tasks.decompose import decompose_image
 
     order: Order = job.order
-    config = order.config
     waited = (job.started or time.time()) - job.submitted
 
-    updates = config.em.updates
-
     def progress(info: dict) -> None:
-        last = info["change"] < config.em.tol or info["iteration"] + 1 >= updates
         job.progress = {
-            "phase": "final" if last else "layers",
+            "phase": "final" if info["last"] else "layers",
             "update": info["iteration"] + 1,
-            "updates": updates,
+            "updates": info["updates"],
             "change": round(float(info["change"]), 6),
         }
 
-    job.progress = {"phase": "layers", "update": 0, "updates": updates}
+    job.progress = {"phase": "layers", "update": 0, "updates": order.config.em.updates}
     begin = time.perf_counter()
     layers = decompose_image(
         backend,
         order.image,
         [*order.fg, order.bg],
         seed=order.seed,
-        config=config,
+        config=order.config,
         disable=True,
         callback=progress,
     )
     job.progress = {**job.progress, "phase": "writing"}
-    record = layers.record()
-    metadata = {
-        "command": "serve",
-        "image": order.filename,
-        "output": job.folder.name,
-        **record,
-        "parameters": {**record["parameters"], **(extra or {})},
-        "model": describe,
-        "timings": {
-            "queued": round(waited, 4),
-            "decompose": round(layers.seconds, 4),
-            "image_total": round(time.perf_counter() - begin, 4),
+    metadata = run_record(
+        "serve",
+        inputs={"image": order.filename},
+        output=job.folder.name,
+        result=layers.record(),
+        model=describe,
+        options=extra,
+        timings={
+            "queued": waited,
+            "decompose": layers.seconds,
+            "image_total": time.perf_counter() - begin,
         },
-        "versions": versions("fastapi"),
-    }
+        libraries=("fastapi",),
+    )
     save_decomposition(job.folder, order.image, layers, metadata, order.formats)
     job.formats = output_files(layers.count, order.formats)
     job.files = [*(f for files in job.formats.values() for f in files), METADATA]
@@ -189,4 +173,4 @@ def run_order(
     job.progress = {**job.progress, "phase": "done"}
 
 
-__all__ = ["MAX_FOREGROUNDS", "Order", "make_order", "read_upload", "run_order", "safe_filename"]
+__all__ = ["Order", "make_order", "read_upload", "run_order", "safe_filename"]

@@ -9,11 +9,46 @@ const LABELS = {
   "background.png": "background",
   "recomposed.png": "recomposition",
 };
-const SETTINGS = ["seed", "updates", "work_side", "samples", "runs", "iters",
-  "noise_level", "guidance", "negative_prompt"];
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 let limits = {};
 let formats = {};
+let formOptions = []; // the form's options, from /api/info: the page names none itself
+const field = (name) => $("form").elements.namedItem(name);
+
+// One option's input, from its spec in /api/info: a checkbox for a yes/no option, a list for
+// one with choices, a number (with its bounds) or a text field. Its value is filled later.
+function optionInput(spec) {
+  const label = document.createElement("label");
+  let input;
+  if (spec.choices) {
+    input = document.createElement("select");
+    input.append(...spec.choices.map((choice) => new Option(choice, choice)));
+    input.value = spec.default;
+  } else {
+    input = document.createElement("input");
+    const numeric = spec.kind === "int" || spec.kind === "float";
+    input.type = spec.kind === "bool" ? "checkbox" : numeric ? "number" : "text";
+  }
+  input.id = `option-${spec.name}`;
+  input.name = spec.name;
+  input.title = spec.help;
+  if (spec.placeholder) input.placeholder = spec.placeholder;
+  if (input.type === "number") {
+    const step = spec.step || (spec.kind === "int" ? 1 : null);
+    const nudge = step || 0.01; // an excluded bound: the next value the field allows
+    input.step = step || "any";
+    if (spec.min !== null) input.min = spec.min_open ? spec.min + nudge : spec.min;
+    if (spec.max !== null) input.max = spec.max_open ? spec.max - nudge : spec.max;
+  }
+  if (input.type === "checkbox") {
+    input.checked = spec.default === true;
+    label.classList.add("check");
+    label.append(input, ` ${spec.label}`);
+  } else {
+    label.append(`${spec.label} `, input);
+  }
+  return label;
+}
 
 async function getJSON(url, options) {
   const response = await fetch(url, options);
@@ -31,23 +66,19 @@ async function loadInfo() {
   const info = await getJSON("/api/info");
   limits = info.limits;
   formats = info.formats;
+  // The options' inputs, in the server's order, with its labels, bounds and help (the command
+  // line shows the same).
+  formOptions = info.options;
+  for (const spec of formOptions) {
+    $(spec.more ? "more-options" : "options").append(optionInput(spec));
+  }
   // A field someone filled before the settings arrived keeps their value.
   for (const [name, value] of Object.entries(info.defaults)) {
-    if ($(name) && $(name).value === "" && value !== null && value !== undefined) {
-      $(name).value = value;
+    const input = field(name);
+    if (input && input.value === "" && value !== null && value !== undefined) {
+      input.value = value;
     }
   }
-  // Bounds and help come from the options' declaration (the command line shows the same).
-  for (const [name, spec] of Object.entries(info.options || {})) {
-    const input = $(name);
-    if (!input) continue;
-    input.title = spec.help;
-    if (input.type !== "number") continue;
-    if (spec.min !== null) input.min = spec.min_open ? spec.min + (spec.kind === "int" ? 1 : 0.01) : spec.min;
-    if (spec.max !== null) input.max = spec.max_open ? spec.max - (spec.kind === "int" ? 1 : 0.01) : spec.max;
-  }
-  $("work_side").max = limits.max_work_side;
-  $("work_side").placeholder = info.native_side ? `${info.native_side} (the model's)` : "image's";
   $("model").textContent = `Model: ${info.model.spec || info.model.kind || "?"}.`;
   $("add-fg").hidden = limits.max_foregrounds <= 1;
 }
@@ -169,10 +200,12 @@ async function run(event) {
   data.append("image", file, file.name);
   document.querySelectorAll(".fg").forEach((input) => data.append("fg", input.value));
   data.append("bg", $("bg").value);
-  for (const name of SETTINGS) {
-    if ($(name).value !== "") data.append(name, $(name).value);
+  if ($("seed").value !== "") data.append("seed", $("seed").value);
+  for (const { name } of formOptions) {
+    const input = field(name);
+    if (input.type === "checkbox") data.append(name, input.checked ? "true" : "false");
+    else if (input.value !== "") data.append(name, input.value);
   }
-  data.append("matting", $("matting").checked ? "true" : "false");
   $("run").disabled = true;
   $("status").dataset.state = "running";
   const started = performance.now();

@@ -166,7 +166,7 @@ def test_three_layers_come_back_with_every_layers_file(client):
 def test_the_page_and_its_assets_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for fragment in ('id="image"', 'name="fg"', 'id="bg"', 'id="seed"', 'id="work_side"'):
+    for fragment in ('id="image"', 'name="fg"', 'id="bg"', 'id="seed"', 'id="options"'):
         assert fragment in page.text
     for asset in ("app.js", "style.css"):
         assert client.get(f"/static/{asset}").status_code == 200
@@ -182,7 +182,7 @@ BAD = [
     ("empty fg", {"fg": "  "}, 422, "fg: the prompt is empty"),
     ("empty bg", {"bg": ""}, 422, "bg: "),
     ("no bg", {"bg": None}, 422, "bg: Field required"),
-    ("eight fg", {"fg": [f"p{i}" for i in range(8)]}, 422, "8 foreground prompts"),
+    ("eight fg", {"fg": [f"p{i}" for i in range(8)]}, 422, "8 foreground layers given"),
     ("empty second fg", {"fg": ["red", " "]}, 422, "fg: the prompt is empty"),
     ("seed", {"seed": "abc"}, 422, "seed: "),
     ("updates", {"updates": "0"}, 422, "updates: "),
@@ -219,7 +219,7 @@ def test_a_decompression_bomb_is_refused(client):
 
 
 def test_an_upload_over_the_limit_is_refused(make_client):
-    client = make_client(max_upload_bytes=2000)
+    client = make_client(max_upload_mb=2000 / 2**20)
     big = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(big).save(buffer, format="PNG")

@@ -84,7 +84,7 @@ def page(browser):
 
 def open_page(page, server: str) -> None:
     """Load the page and wait until it has read the server's settings (``/api/info``): before
-    that, ``#model`` is empty and the settings' fields still hold the HTML's own values."""
+    that, ``#model`` is empty and the options' fields (built from it) are not there yet."""
     page.goto(server + "/")
     page.wait_for_selector("#model:not(:empty)")
 
@@ -96,7 +96,12 @@ def fill(page, image: Path, fg: str, bg: str, seed: str, settings: dict[str, str
     page.fill("#seed", seed)
     page.click("details summary")  # samples and runs are under "More options"
     for name, value in settings.items():
-        page.fill(f"#{name}", value)
+        page.fill(option(name), value)
+
+
+def option(name: str) -> str:
+    """The selector of an option's input (the page makes it from ``/api/info``)."""
+    return f"#settings [name={name}]"
 
 
 def finish(page, timeout_s: float = 300) -> str:
@@ -124,7 +129,23 @@ def test_a_second_foreground_field_makes_three_layers(server, page):
 def test_the_page_decomposes_an_upload_and_the_zip_downloads(server, page, tmp_path):
     open_page(page, server)
     assert page.text_content("#model") == "Model: mini."
-    assert page.input_value("#updates") == "12"  # the defaults come from the server
+    info = page.request.get(server + "/api/info").json()
+    for spec in info["options"]:  # each option's input, its label, default, bounds and help
+        label = page.locator(f"#settings label:has([name={spec['name']}])")
+        assert spec["label"] in label.text_content()
+        field = page.locator(option(spec["name"]))
+        assert field.get_attribute("title") == spec["help"]
+        if spec["kind"] == "bool":
+            assert field.is_checked() == spec["default"]
+        elif spec["kind"] == "str":  # the defaults come from the server
+            assert page.input_value(option(spec["name"])) == spec["default"]
+        elif spec["default"] is not None:
+            assert float(page.input_value(option(spec["name"]))) == spec["default"]
+        else:
+            assert field.get_attribute("placeholder") == spec["placeholder"]
+        if spec["kind"] in ("int", "float") and not spec["max_open"]:
+            assert float(field.get_attribute("max")) == spec["max"]
+        assert page.locator(f"details [name={spec['name']}]").count() == int(spec["more"])
     fill(page, FOX, "a fox face", "purple stripes", "0", SMALL)
     assert page.get_attribute("#preview", "src").startswith("blob:")
     page.click("#run")
@@ -204,26 +225,27 @@ def test_the_page_shows_a_bad_upload_as_one_line(server, page, tmp_path):
     assert page.is_hidden("#results")
 
 
-def test_a_value_typed_before_the_settings_arrive_is_kept(server, page):
-    """The server's defaults fill only the fields left empty: ``/api/info`` is held back
-    until a value has been typed, and the typed value survives it."""
+@pytest.mark.parametrize(("typed", "shown"), [("3", "3"), ("", "5")])
+def test_a_value_typed_before_the_settings_arrive_is_kept(server, page, typed, shown):
+    """The server's defaults fill only the fields left empty: ``/api/info`` (here with a default
+    seed, 5) is held back until a seed has been typed, and the typed value survives it."""
     held = []
-
-    def hold(route):
-        held.append(route)
-
-    page.route("**/api/info", hold)
+    page.route("**/api/info", lambda route: held.append(route))
     page.goto(server + "/")
-    page.fill("#updates", "3")
+    page.fill("#seed", typed)
     for _ in range(200):
         if held:
             break
         page.wait_for_timeout(50)
     assert held, "the page did not ask for /api/info"
-    held[0].continue_()
+    answer = held[0].fetch()
+    info = answer.json()
+    info["defaults"]["seed"] = 5
+    held[0].fulfill(response=answer, json=info)
     page.wait_for_selector("#model:not(:empty)")
-    assert page.input_value("#updates") == "3"  # typed, kept
-    assert page.input_value("#samples") != ""  # left empty, filled from the server
+    assert page.input_value("#seed") == shown  # typed: kept; else the server's
+    first = info["options"][0]  # left empty, filled from the server
+    assert page.input_value(option(first["name"])) == str(first["default"])
 
 
 def test_the_api_of_the_real_server(server):

@@ -88,3 +88,46 @@ def test_run_order_reports_progress_and_writes_the_folder(tmp_path):
     assert job.files == list(OUTPUTS)
     assert sorted(p.name for p in job.folder.iterdir()) == sorted(OUTPUTS)
     assert job.summary["seed"] == 7 and job.summary["updates_run"] == 3
+
+
+def test_progress_says_what_the_engine_says(tmp_path, monkeypatch):
+    """The phase and the most updates come from the engine's callback (``last``, ``updates``),
+    not from a copy of its stop test: an engine that stops by a rule of its own is followed."""
+    import layerdecomp.tasks.decompose as task
+
+    real, shown = task.decompose_image, []
+
+    def engine(*args, callback, **kwargs):
+        def told(info):  # another stop rule: after the second update, of at most 4
+            callback({**info, "updates": 4, "last": info["iteration"] == 1})
+            shown.append(dict(job.progress))
+
+        return real(*args, callback=told, **kwargs)
+
+    monkeypatch.setattr(task, "decompose_image", engine)
+    image = read_upload(disk_png(), "disk.png", tmp_path, max_pixels=10**6)
+    options = {"updates": 3, "samples": 2, "iters": 1, "runs": 1, "tol": 0.0}
+    order = make_order(image, "disk.png", ["red"], "blue", 7, options, None)
+    job = Job("abc", order, tmp_path / "abc")
+    run_order(ToyBackend(), job, describe={"spec": "toy"})
+    phases = [(p["phase"], p["update"], p["updates"]) for p in shown]
+    assert phases == [("layers", 1, 4), ("final", 2, 4), ("layers", 3, 4)]
+
+
+def test_run_json_is_the_one_run_record(tmp_path):
+    """``run.json`` of a served run: the envelope of every run (``run_record``), with the
+    server's timings, the model's description and options, and FastAPI's version."""
+    import json
+
+    image = read_upload(disk_png(), "disk.png", tmp_path, max_pixels=10**6)
+    options = {"updates": 2, "samples": 2, "iters": 1, "runs": 1}
+    order = make_order(image, "disk.png", ["red"], "blue", 7, options, None)
+    job = Job("abc", order, tmp_path / "abc")
+    run_order(ToyBackend(), job, describe={"spec": "toy"}, extra={"model": "toy"})
+    meta = json.loads((job.folder / "run.json").read_text())
+    assert (meta["command"], meta["image"], meta["output"]) == ("serve", "disk.png", "abc")
+    assert meta["model"] == {"spec": "toy"} and meta["parameters"]["model"] == "toy"
+    assert meta["parameters"]["updates"] == 2 and meta["seed"] == 7
+    assert list(meta["timings"]) == ["queued", "decompose", "image_total"]
+    assert meta["timings"] == job.summary["timings"]
+    assert "fastapi" in meta["versions"] and "torch" in meta["versions"]
