@@ -76,7 +76,7 @@ def recursive(backend, image: Image.Image, pair, seed: int, config: DecomposeCon
         prompts=[front, back, pair.caption_bg],
         nfe=first.nfe + second.nfe,
         seconds=first.seconds + second.seconds,
-        config={"work_size": first.config["work_size"]},
+        trace={"work_size": first.trace["work_size"]},
     )
 
 

@@ -348,7 +348,8 @@ def decompose(
         run=chosen,
         nfe=sampler.nfe,
         seconds=time.perf_counter() - start,
-        config={**as_dict(config), "timestep": sampler.t, "layers": count},
+        config=as_dict(config),
+        trace={"timestep": sampler.t, "layers": count},
     )
 
 

@@ -113,9 +113,9 @@ def _layer_matte(rgb: np.ndarray, share: torch.Tensor, band: int, sure: float):
 
 def image_band(layers: Layers, band: int) -> int:
     """``band`` in the engine's working pixels as pixels of the layers: scaled by the longer
-    side of the layers over that of ``layers.config["work_size"]`` (the engine's mask is that
+    side of the layers over that of ``layers.trace["work_size"]`` (the engine's mask is that
     much blurrier at the layers' size), at least 1; unscaled without a working size."""
-    work = layers.config.get("work_size")
+    work = layers.trace.get("work_size")
     if not work:
         return band
     return max(1, round(band * max(layers.images.shape[-2:]) / max(work)))
@@ -128,7 +128,7 @@ def matte(
 
     ``band`` is in the engine's working pixels (see :func:`image_band`); ``sure`` the share from
     which the trimap is sure. Returns a new :class:`Layers` (same prompts and run record;
-    ``config["matting"]`` holds both, the band in pixels of the image and the seconds it took)
+    ``trace["matting"]`` holds both, the band in pixels of the image and the seconds it took)
     whose shares sum to 1 and whose layers reproduce ``image`` exactly. See the module's
     docstring for the method.
 
@@ -181,12 +181,11 @@ def matte(
     images = exact_layers(x, masks, estimates.clamp(-1, 1))
     seconds = time.perf_counter() - start
     record = {"band": band, "band_pixels": pixels, "sure": sure, "seconds": round(seconds, 4)}
-    config = {**layers.config, "matting": record}
     return replace(
         layers,
         images=images.to(device=device, dtype=dtype),
         masks=masks.to(device=device, dtype=dtype),
-        config=config,
+        trace={**layers.trace, "matting": record},
     )
 
 

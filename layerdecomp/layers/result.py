@@ -65,7 +65,10 @@ class Layers:
             c (the identity when it kept the order the updates found).
         run: which of the independent runs was kept.
         nfe, seconds: denoiser evaluations and wall time.
-        config: the parameters of the run.
+        config: the options of the run, by name (:func:`layerdecomp.options.as_dict`).
+        trace: what the run found or chose on its way (``seed``, ``timestep``, ``work_size``,
+            ``layers``, ``matting``: the band and seconds of the matting), apart from the
+            options.
 
     Two layers keep the names of the two-layer API: :attr:`foreground`, :attr:`background` and
     :attr:`mask` (the foreground's share).
@@ -80,6 +83,7 @@ class Layers:
     nfe: int = 0
     seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    trace: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.shape[1] != 3 or self.images.shape[0] < 2:
@@ -174,16 +178,13 @@ class Layers:
         web page): the size, the prompts, every option by name, the engine's trace. The caller
         adds where it ran (command, files, model, timings)."""
         prompts = list(self.prompts)
-        trace = ("seed", "timestep", "work_size", "layers")
         return {
             "size": [int(self.images.shape[-1]), int(self.images.shape[-2])],
             "fg_prompt": prompts[0] if prompts else None,
             "bg_prompt": prompts[-1] if prompts else None,
             "prompts": prompts,
-            "seed": self.config.get("seed"),
-            "parameters": {k: v for k, v in self.config.items() if k not in trace},
-            "timestep": self.config.get("timestep"),
-            "work_size": self.config.get("work_size"),
+            "parameters": dict(self.config),
+            **self.trace,
             "nfe": self.nfe,
             "mask_change": [round(c, 6) for c in self.history],
             "updates_run": len(self.history),

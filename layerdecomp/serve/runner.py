@@ -166,7 +166,7 @@ def run_order(
         "seed": order.seed,
         "nfe": layers.nfe,
         "size": list(order.image.size),
-        "work_size": layers.config.get("work_size"),
+        "work_size": layers.trace.get("work_size"),
         "updates_run": len(layers.history),
         "timings": metadata["timings"],
     }

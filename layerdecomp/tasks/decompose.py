@@ -75,8 +75,8 @@ def decompose_image(
         layers.masks, layers.images = masks, exact_layers(original, masks, estimates)
     else:  # decompose already fitted the layers to this very image
         layers.masks, layers.images = layers.masks.cpu(), layers.images.cpu()
-    layers.config["seed"] = seed
-    layers.config["work_size"] = [work[1], work[0]]
+    layers.trace["seed"] = seed
+    layers.trace["work_size"] = [work[1], work[0]]
     if config.matting:
         layers = matte(original, layers)
     return layers

@@ -59,7 +59,7 @@ def test_single_image_writes_every_output(tmp_path, toy, cli):
     assert meta["parameters"]["samples"] == 2 and meta["nfe"] > 0
     assert len(meta["mask_change"]) == meta["updates_run"] <= 2
     assert meta["parameters"]["runs"] == 2 and meta["run"] in (0, 1)
-    assert meta["parameters"]["matting"]["band"] == 2 and meta["fingerprint"]["matting"]
+    assert meta["matting"]["band"] == 2 and meta["fingerprint"]["matting"]
     mask = np.asarray(Image.open(out / "mask.png"))
     assert mask.shape == (16, 16)
     raw = tmp_path / "raw"

@@ -101,7 +101,7 @@ def test_tiny_pipelines_run_the_engine_end_to_end(family, request):
     assert masks.min() >= 0 and masks.max() <= 1
     assert torch.allclose(masks.sum(0), torch.ones_like(masks[0]), atol=1e-5)
     assert (layers.recomposition - image).abs().max() <= 1e-4
-    assert 0 < layers.config["timestep"] < backend.scheduler.config.num_train_timesteps
+    assert 0 < layers.trace["timestep"] < backend.scheduler.config.num_train_timesteps
 
 
 class CastToyBackend(ToyBackend):

@@ -314,8 +314,8 @@ def test_exact_layers_of_several_layers_are_the_least_squares_fit_inside_the_ran
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(fg_prompt=" "), r"^prompts\[0\]"),
-        (dict(bg_prompt=""), r"^prompts\[1\]"),
+        (dict(fg_prompt=" "), r"^fg: the prompt is empty"),
+        (dict(bg_prompt=""), r"^bg: the prompt is empty"),
         (dict(samples=0), "^samples"),
         (dict(noise_level=1.0), "^noise_level"),
         (dict(damping=0.0), "^damping"),
@@ -346,7 +346,7 @@ def test_decompose_image_works_at_work_side_and_returns_the_input_size():
     image, _ = disk_image(side=16)
     pil = tensor_to_image(image)
     layers = decompose_image(ToyBackend(side=8), pil, "red", "blue", work_side=8, disable=True)
-    assert layers.config["work_size"] == [8, 8]
+    assert layers.trace["work_size"] == [8, 8]
     assert layers.mask.shape[-2:] == (16, 16)
     original = image_to_tensor(pil)
     assert (layers.recomposition - original).abs().max() <= 1e-5
@@ -373,3 +373,16 @@ def test_anchoring_removes_a_samples_colour_cast_away_from_its_holes_and_nothing
     assert torch.allclose(anchored[0], image[0], atol=1e-6)  # held-out pixels too
     assert torch.allclose(anchored[1, :, :8], image[0, :, :8], atol=1e-6)  # the edge not counted
     assert torch.equal(anchored[2], samples[2])
+
+
+def test_the_options_and_the_trace_are_kept_apart():
+    """``Layers.config`` holds the options by name and nothing else; what the run found (the
+    noise level, the layer count) is its ``trace``, and ``record()`` keeps them apart too."""
+    from layerdecomp.options import as_dict, configure
+
+    image, _ = disk_image()
+    layers = toy_decompose(image, updates=1)
+    assert layers.config == as_dict(configure(DecomposeConfig, None, {"updates": 1}))
+    assert set(layers.trace) == {"timestep", "layers"} and layers.trace["layers"] == 2
+    record = layers.record()
+    assert record["parameters"] == layers.config and record["timestep"] == layers.trace["timestep"]

@@ -58,7 +58,7 @@ def disk():
     image = alpha * ORANGE + (1 - alpha) * background
     rough = engine_like(image, torch.cat([alpha, 1 - alpha]))
     prompts = ["an orange disk", "a texture"]
-    layers = Layers(rough.images, rough.masks, prompts=prompts, config={"engine": True})
+    layers = Layers(rough.images, rough.masks, prompts=prompts, trace={"engine": True})
     return image, alpha, layers, matte(image, layers)
 
 
@@ -67,8 +67,8 @@ def test_matting_lowers_the_alpha_error(disk):
     before = (layers.mask - alpha).abs().sum()
     after = (matted.mask - alpha).abs().sum()
     assert after <= 0.5 * before, (float(before), float(after))
-    assert matted.prompts == layers.prompts and matted.config["engine"] is True
-    assert matted.config["matting"]["band"] == DEFAULT_BAND
+    assert matted.prompts == layers.prompts and matted.trace["engine"] is True
+    assert matted.trace["matting"]["band"] == DEFAULT_BAND
 
 
 def test_soft_edges_carry_the_foreground_colour(disk):
@@ -134,10 +134,10 @@ def test_trimap_bands_and_layers_without_an_edge():
 
 def test_the_band_is_in_the_engines_working_pixels(disk):
     image, alpha, layers, _ = disk
-    worked = dataclasses.replace(layers, config={"work_size": [16, 12]})
+    worked = dataclasses.replace(layers, trace={"work_size": [16, 12]})
     assert image_band(worked, 2) == 6 and image_band(layers, 2) == 2
     wide = matte(image, worked, band=1)
-    assert wide.config["matting"] == {**wide.config["matting"], "band": 1, "band_pixels": 3}
+    assert wide.trace["matting"] == {**wide.trace["matting"], "band": 1, "band_pixels": 3}
     assert torch.equal(wide.masks, matte(image, layers, band=3).masks)
 
 
