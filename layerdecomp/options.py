@@ -51,6 +51,7 @@ class OptionField:
         meta: its bounds (``ge``, ``gt``, ``le``, ``lt``).
         choices: the values a ``Literal`` field allows, else ``None``.
         optional: ``None`` is a value (``work_side``: the model's native size).
+        multiple: a tuple of values of ``kind``, given once per value (``--lora A --lora B``).
     """
 
     name: str
@@ -61,6 +62,7 @@ class OptionField:
     meta: dict[str, Any]
     choices: tuple[str, ...] | None
     optional: bool = False
+    multiple: bool = False
 
     @property
     def bounds(self) -> str:
@@ -90,6 +92,9 @@ def option_fields(cls: type) -> dict[str, OptionField]:
             optional = type(None) in args
             if optional and len(args) == 2:
                 kind = next(a for a in args if a is not type(None))
+            multiple = typing.get_origin(kind) is tuple
+            if multiple:
+                kind = typing.get_args(kind)[0]
             base = str if literal else (kind if kind in (int, float, bool, Schedule) else str)
             found[f.name] = OptionField(
                 f.name,
@@ -100,6 +105,7 @@ def option_fields(cls: type) -> dict[str, OptionField]:
                 dict(f.metadata),
                 literal,
                 optional,
+                multiple,
             )
 
     walk(cls, cls(), ())

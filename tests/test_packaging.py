@@ -222,7 +222,7 @@ def test_run_inpaint_from_the_installed_wheel(venv, workdir, sd1_folder):
     image, mask = _image_and_mask(workdir)
     output = workdir / "filled.png"
     args = [venv / "bin" / "layerdecomp", "run", "inpaint", f"image={image}", f"mask={mask}"]
-    args += [f"output={output}", f"model={sd1_folder}", "steps=1", "iterations=1", "seed=0"]
+    args += [f"output={output}", f"model={sd1_folder}", "steps=1", "iters=1", "seed=0"]
     _run([*args, "quiet=true"], cwd=workdir)
     assert output.is_file()
     meta = json.loads(output.with_suffix(".json").read_text())
@@ -235,7 +235,7 @@ def test_run_decompose_from_the_installed_wheel(venv, workdir, sd1_folder):
     image, _ = _image_and_mask(workdir)
     output = workdir / "layers"
     args = [venv / "bin" / "layerdecomp", "run", "decompose", f"image={image}"]
-    args += [f"output={output}", "fg=a", "bg=b", f"model={sd1_folder}", "iterations=1"]
-    args += ["samples=2", "newton_iters=1", "restarts=1", "seed=0", "quiet=true", "work_side=0"]
+    args += [f"output={output}", "fg=a", "bg=b", f"model={sd1_folder}", "updates=1"]
+    args += ["samples=2", "iters=1", "runs=1", "seed=0", "quiet=true", "work_side=0"]
     _run(args, cwd=workdir)
     assert (output / "run.json").is_file(), sorted(p.name for p in output.iterdir())

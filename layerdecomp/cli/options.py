@@ -94,6 +94,11 @@ def click_options(
                 )
             )
             continue
+        if leaf.multiple:
+            made.append(
+                click.Option([*names, name], multiple=True, type=click_type(leaf), help=text)
+            )
+            continue
         default = leaf.default
         if not isinstance(default, int | float | str | bool | None):
             default = str(default)

@@ -167,10 +167,12 @@ class Layers:
                 is left in ``folder``).
         """
         from ..io import tensor_to_image, to_rgb
+        from ..runs.record import run_record
         from .writers import save_decomposition
 
         shown = to_rgb(image) if image is not None else tensor_to_image(self.recomposition)
-        record = {"command": "Layers.save", **self.record(), **(metadata or {})}
+        record = run_record("Layers.save", inputs={}, output=folder, result=self.record())
+        record.update(metadata or {})
         return save_decomposition(folder, shown, self, record, formats)
 
     def record(self) -> dict[str, Any]:

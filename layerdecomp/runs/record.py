@@ -29,7 +29,7 @@ def run_record(
     inputs: Mapping[str, Any],
     output: str | Path,
     result: Mapping[str, Any],
-    model: Mapping[str, Any],
+    model: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     timings: Mapping[str, float] | None = None,
     fingerprint: Mapping[str, Any] | None = None,
@@ -45,7 +45,8 @@ def run_record(
         result: the result's own record (:meth:`Layers.record`,
             :meth:`~layerdecomp.tasks.ConstrainedOutput.record`): ``parameters``, ``seed``,
             ``nfe``, ``timings``…
-        model: the backend's description (``backend.describe()``), with ``device`` and ``dtype``.
+        model: the backend's description (``backend.describe()``), with ``device`` and ``dtype``
+            (``None``: not known to the caller, as in :meth:`Layers.save`).
         options: more parameters beside the task's (the model options), merged into
             ``parameters``.
         timings: seconds around the result's own (``load`` before it, ``total`` after).
@@ -57,8 +58,9 @@ def run_record(
     record["output"] = str(output)
     record.update(result)
     record["parameters"] = {**result.get("parameters", {}), **(options or {})}
-    record["model"] = dict(model)
-    record["device"], record["dtype"] = model.get("device"), model.get("dtype")
+    if model is not None:
+        record["model"] = dict(model)
+        record["device"], record["dtype"] = model.get("device"), model.get("dtype")
     spent = dict(result.get("timings", {}))
     before = {k: v for k, v in (timings or {}).items() if k != "total"}
     after = {k: v for k, v in (timings or {}).items() if k == "total"}

@@ -119,8 +119,12 @@ def test_tensor_round_trip_is_exact():
 
 def test_check_output_path(tmp_path):
     assert check_output_path(tmp_path / "out.png") == tmp_path / "out.png"
-    with pytest.raises(InputError, match="does not exist"):
-        check_output_path(tmp_path / "missing" / "out.png")
+    # a missing folder is made when the output is written; checking makes nothing
+    assert check_output_path(tmp_path / "missing" / "out.png") == tmp_path / "missing" / "out.png"
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        check_output_path(tmp_path / "file" / "out.png")
     with pytest.raises(InputError, match="is a directory"):
         check_output_path(tmp_path)
     with pytest.raises(InputError, match="unknown image extension"):

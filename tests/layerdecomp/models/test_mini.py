@@ -39,7 +39,7 @@ def test_mini_loads_offline_and_inpaints(tmp_path):
         mask,
         prompt=entry["fg"],
         steps=2,
-        iterations=1,
+        iters=1,
         seed=0,
         disable_progress=True,
     )
