@@ -15,6 +15,8 @@ from typing import ClassVar, Literal
 from solvers import RefineOptions
 from solvers.options import check_fields, option
 
+from ..worksize import work_side_option
+
 
 @dataclass(frozen=True)
 class EMOptions:
@@ -107,12 +109,7 @@ class DecomposeConfig:
         2, "Inpaintings per prompt and component of that check (inpainting), averaged.", ge=1
     )
     final_samples: int = option(4, "Samples averaged for the final layers.", ge=1)
-    work_side: int | None = option(
-        None,
-        "Longer side, in pixels, the model works at (default: the model's native size; "
-        "0: the image's own). The outputs always have the input's size.",
-        ge=0,
-    )
+    work_side: int | None = work_side_option()
     matting: bool = option(
         True,
         "Matte the layers' edges after the engine (closed-form alpha, the layers' own "

@@ -19,6 +19,7 @@ from ..io import check_image_size, image_to_tensor
 from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
 from ..models.base import native_size
 from ..options import configure
+from ..worksize import resolve_side
 from .tiles import work_size
 
 
@@ -50,10 +51,7 @@ def decompose_image(
     width, height = image.size
     check_image_size(image.size, backend.factor, "decompose")
     multiple = backend.size_multiple
-    work_side = config.work_side
-    if work_side is None:
-        native = native_size(backend, default=None)
-        work_side = max(native) if native else 0
+    work_side = resolve_side(config.work_side, native_size(backend, default=None))
     work = work_size((width, height), work_side, multiple)[::-1]  # (height, width)
     original = image_to_tensor(image)
     pixels = original if work == (height, width) else _resize(original, work)

@@ -40,6 +40,7 @@ from ..io import (
 )
 from ..models.base import native_size
 from ..options import configure
+from ..worksize import resolve_side, work_side_option
 from . import tiles
 from .config import SamplingConfig
 from .generate import (
@@ -64,13 +65,7 @@ class InpaintConfig(SamplingConfig):
     paste_back: bool = option(True, "Keep the unmasked pixels exactly (or show the raw decode).")
     tile: int = option(0, tiles.TILE_HELP, ge=0)
     tile_batch: int = option(16, "Tiles solved in one batch.", ge=1)
-    work_side: int | None = option(
-        None,
-        "Longer side, in pixels, the model works at (default: the model's native size for an "
-        "image larger than it, else the image's own size, as with --tile; 0: the image's own). "
-        "The output has the input's size and its kept pixels.",
-        ge=0,
-    )
+    work_side: int | None = work_side_option()
 
 
 @dataclass
@@ -284,14 +279,11 @@ def inpaint_batch(
 
 
 def work_size_for(backend: Backend, size: tuple[int, int], config: InpaintConfig):
-    """(width, height) the model inpaints an image of ``size`` at: ``work_side`` (by default
-    the model's native side for an image larger than it, untiled: beyond it a model leaves what
-    it was trained on, mini fills holes with blotches), rounded up to the model's multiple."""
-    side = config.work_side
-    if side is None:
-        native = native_size(backend, default=None)
-        larger = native is not None and max(size) > max(native)
-        side = max(native) if larger and not config.tile else 0
+    """(width, height) the model inpaints an image of ``size`` at: ``work_side``
+    (:func:`layerdecomp.worksize.resolve_side`: by default the model's native side, untiled),
+    rounded up to the model's multiple."""
+    native = native_size(backend, default=None)
+    side = resolve_side(config.work_side, native, tiled=bool(config.tile))
     return work_size(size, side, backend.size_multiple)
 
 

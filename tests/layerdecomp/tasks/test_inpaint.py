@@ -35,7 +35,7 @@ def pixel(pixel_folder):
 def test_odd_size_kept_exactly(pixel):
     image, mask = _image(13, 9), _mask(13, 9)
     out = inpaint(pixel, image, mask, steps=2, iters=1, seed=3, disable_progress=True)
-    assert out.image.size == (13, 9) and out.work_size == (14, 10)
+    assert out.image.size == (13, 9) and out.work_size == (16, 12)  # at the native 16 px
     keep = np.asarray(mask) == 0
     assert (np.asarray(out.image)[keep] == np.asarray(image)[keep]).all()
     assert out.nfe == 2 * 3 and out.residuals.shape == (2, 2, 1)
@@ -159,4 +159,4 @@ def test_an_image_above_the_native_size_is_inpainted_at_it(pixel):
     tiled = inpaint(pixel, image, mask, steps=2, iters=1, seed=3, tile=16, disable_progress=True)
     assert tiled.work_size == (32, 24) and tiled.parameters["tiles"] > 1
     small = inpaint(pixel, _image(13, 9), _mask(13, 9), steps=2, iters=1, disable_progress=True)
-    assert small.work_size == (14, 10)  # below the native size: never enlarged
+    assert small.work_size == (16, 12)  # below the native size: enlarged to it, as decompose does
