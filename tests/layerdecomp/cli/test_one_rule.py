@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from tests.layerdecomp.cli.test_flow_models import files  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["--steps", "2", "--iters", "1", "--seed", "5"]
 
 
-@pytest.fixture
-def files(tmp_path):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (15, 21, 3), dtype=np.uint8)).save(tmp_path / "in.png")
-    mask = Image.new("L", (21, 15), 0)
-    mask.paste(255, (5, 4, 14, 11))
-    mask.save(tmp_path / "mask.png")
-    return tmp_path
-
-
-def test_a_single_inpainting_is_skipped_refused_or_replaced(files, sd1_folder, cli):
+def test_a_single_inpainting_is_skipped_refused_or_replaced(files, sd1_folder, cli):  # noqa: F811
     out = files / "deeper" / "still" / "out.png"  # parent folders that do not exist yet
     args = ["inpaint", files / "in.png", "--mask", files / "mask.png", "-o", out]
     args += ["--model", sd1_folder, *FAST]
@@ -75,7 +65,12 @@ def test_superres_makes_its_output_folder(small_images, sd1_folder, cli):
     ],
 )
 def test_an_earlier_name_is_refused_naming_the_new_one(
-    files, cli, one_line_error, command, old, new
+    files,  # noqa: F811
+    cli,
+    one_line_error,
+    command,
+    old,
+    new,
 ):
     inputs = {
         "decompose": [files / "in.png", "--fg", "a", "--bg", "b", "-o", files / "out"],
@@ -94,7 +89,7 @@ def test_inpaints_restarts_are_its_own_warm_restarts(cli):
     assert "--restarts" not in cli("decompose", "--help").output
 
 
-def test_ctrl_c_exits_130(files, cli, monkeypatch):
+def test_ctrl_c_exits_130(files, cli, monkeypatch):  # noqa: F811
     import layerdecomp.io
 
     def interrupted(*args, **kwargs):
