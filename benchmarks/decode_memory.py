@@ -21,10 +21,12 @@ import torch
 from diffusers import AutoencoderKL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _config_args import add_config_arguments, parse_placement  # noqa: E402
 from _gpu_report import print_table  # noqa: E402
 from _memory import describe, peak_bytes  # noqa: E402
 
 from layerdecomp.models.base import DECODE_PIXELS, LatentBackend  # noqa: E402
+from layerdecomp.models.options import ModelOptions  # noqa: E402
 
 VAE = {  # SD 1.x/2.x and SDXL share the decoder's architecture
     "down_block_types": ("DownEncoderBlock2D",) * 4,
@@ -98,14 +100,21 @@ def rows(codec: VaeCodec, batch: int, side: int, budgets: list[int]) -> list[lis
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    placing = add_config_arguments(
+        parser,
+        ModelOptions,
+        only=("device", "dtype"),
+        defaults={
+            "device": ("cpu", "runs anywhere; --device cuda for a GPU's table"),
+            "dtype": ("float32", "one precision on every device unless asked"),
+        },
+    )
     parser.add_argument("--side", type=int, default=256)
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--budgets", default=f"0,{DECODE_PIXELS},{1 << 18},{1 << 16}")
     parser.add_argument("--tiny", action="store_true", help="a miniature VAE (tests)")
     args = parser.parse_args(argv)
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    device, dtype = parse_placement(parser, args, placing)
     torch.manual_seed(0)
     with device:
         vae = AutoencoderKL(**(TINY if args.tiny else VAE)).eval()
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     codec = VaeCodec(vae, device)
     budgets = [int(b) for b in args.budgets.split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"# {name}, {args.dtype}, torch {torch.__version__}, {args.batch} × {args.side}², "
+    precision = str(dtype).removeprefix("torch.")
+    print(f"# {name}, {precision}, torch {torch.__version__}, {args.batch} × {args.side}², "
           f"memory: {describe(device)}")  # fmt: skip
     head = ["pixels per call", "images per call", "peak MiB", "B / pixel", "s", "memory ratio",
             "time ratio"]  # fmt: skip

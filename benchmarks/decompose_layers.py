@@ -46,6 +46,9 @@ from _common import (  # noqa: E402
     model_list,
     quiet_libraries,
 )
+from _config_args import add_config_arguments, parse_config  # noqa: E402
+
+from layerdecomp.models.options import ModelOptions  # noqa: E402
 
 NAMES = ("front", "back", "background")
 
@@ -107,13 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=12, help="the first N held-out pairs")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel"])
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--device", default=None)
+    placing = add_config_arguments(parser, ModelOptions, only=("device",))
     args = parser.parse_args(argv)
+    device = parse_config(parser, ModelOptions, args, placing).device
     quiet_libraries()
     models = model_list(args.model)
     lines = []
     for model in models:
-        line = evaluate(load_model(model, device=args.device), model, args)
+        line = evaluate(load_model(model, device=device), model, args)
         lines.append((f"model={Path(model).name} " if len(models) > 1 else "") + line)
     if len(models) > 1:
         print()

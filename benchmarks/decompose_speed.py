@@ -9,6 +9,8 @@ batch) in one denoiser batch; the sequential variant draws them one per layer at
     python benchmarks/decompose_speed.py --config mini
     python benchmarks/decompose_speed.py --config sd15 --device cuda
 
+``--device`` and ``--dtype`` are the model options' (:class:`ModelOptions`).
+
 Last line: ``seconds=<s> batched_samples_per_s=<x> sequential_samples_per_s=<y> speedup=<r>``.
 """
 
@@ -24,11 +26,13 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _config_args import add_config_arguments, parse_placement  # noqa: E402
 from inpaint_speed import CONFIGS, build  # noqa: E402
 
 from layerdecomp.io import image_to_tensor  # noqa: E402
 from layerdecomp.layers.engine import _Sampler  # noqa: E402
-from layerdecomp.models import load_model, select_device, select_dtype  # noqa: E402
+from layerdecomp.models import load_model  # noqa: E402
+from layerdecomp.models.options import ModelOptions  # noqa: E402
 from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,16 +71,13 @@ def throughput(backend, image: Image.Image, config: DecomposeConfig, repeats: in
     return timings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=["mini", *sorted(CONFIGS)], default="mini")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float16", "float32"])
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-
-    device = select_device(args.device)
-    dtype = select_dtype(args.dtype, device)
+    placing = add_config_arguments(parser, ModelOptions, only=("device", "dtype"))
+    args = parser.parse_args(argv)
+    device, dtype = parse_placement(parser, args, placing)
     if args.config == "mini":
         backend = load_model("mini", device=device, dtype=dtype)
         image, fg, bg = _example()

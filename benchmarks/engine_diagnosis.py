@@ -25,7 +25,9 @@ index) the engine runs with the defaults, and its stages are scored against the 
 
     python benchmarks/engine_diagnosis.py --model mini,PATH/TO/mini-gpu-wide --n 20
 
-Engine options go as in ``decompose_quality.py`` (``--noise-level 0.5``). The last line is
+Engine options go as in ``decompose_quality.py``: generated from :class:`DecomposeConfig`
+(``--noise-level 0.5``; ``--help`` lists them; matting is off, the engine's own layers are
+scored), and ``--device`` from :class:`ModelOptions`. The last line is
 ``<model>: iou=… oracle=… evidence_auc=… errors_auc=…`` for each model.
 """
 
@@ -53,7 +55,10 @@ from _common import (  # noqa: E402
     quiet_libraries,
     to_tensor,
 )
-from decompose_quality import ENGINE_FLAGS, iou  # noqa: E402
+from _config_args import add_config_arguments, config_overrides, parse_config  # noqa: E402
+from decompose_quality import iou  # noqa: E402
+
+from layerdecomp.models.options import ModelOptions  # noqa: E402
 
 
 def auc(score: np.ndarray, truth: np.ndarray) -> float:
@@ -189,19 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", type=int, default=0, help="the first composite's index")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--device", default=None)
     parser.add_argument("--truth", action="store_true", help="also start from the true mask")
-    for name, (kind, aliases) in ENGINE_FLAGS.items():
-        flag = f"--{name.replace('_', '-')}"
-        parser.add_argument(flag, *aliases, dest=name, type=kind, default=None)
+    placing = add_config_arguments(parser, ModelOptions, only=("device",))
+    engine_options = add_config_arguments(parser, DecomposeConfig, ("matting",))
     args = parser.parse_args(argv)
+    overrides = config_overrides(args, engine_options)
+    # the stages are scored on the engine's own layers: no matting
+    config = parse_config(parser, DecomposeConfig, args, engine_options, {"matting": False})
+    device = parse_config(parser, ModelOptions, args, placing).device
     quiet_libraries()
-    overrides = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k) is not None}
-    config = configure(DecomposeConfig, None, {**overrides, "matting": False})
     models = model_list(args.model)
     table: dict[str, list[dict]] = {}
     for spec in models:
-        backend = load_model(spec, device=args.device)
+        backend = load_model(spec, device=device)
         rows = []
         for index in range(args.start, args.start + args.n):
             row = diagnose(backend, index, args.split, args.size, config, args.truth)

@@ -8,6 +8,10 @@ a miniature of them that runs on a CPU. Goal on an H100 (sd15, fp16): ≤ 1.5 s,
     python benchmarks/inpaint_speed.py --config tiny
     python benchmarks/inpaint_speed.py --config sd15 --device cuda --dtype float16
 
+``--device``, ``--dtype`` and ``--compile`` (a torch.compile mode, ``--compile reduce-overhead``)
+are the model options' (:class:`ModelOptions`); ``--steps``, ``--iters`` and ``--direction`` the
+task's (:class:`InpaintConfig`), each with its declared help, choices and bounds.
+
 Prints a table, then ``seconds=<s> nfe=<n> floor_ratio=<r>`` as the last line.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +29,14 @@ from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNe
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from layerdecomp.models import from_pipeline, select_device, select_dtype
-from layerdecomp.tasks.inpaint import inpaint
+from layerdecomp.models import from_pipeline
+from layerdecomp.models.compiled import compile_backend
+from layerdecomp.models.options import ModelOptions
+from layerdecomp.options import configure
+from layerdecomp.tasks.inpaint import InpaintConfig, inpaint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _config_args import add_config_arguments, parse_config, parse_placement  # noqa: E402
 
 CONFIGS = {
     "sd15": {
@@ -160,36 +171,31 @@ def _inputs(size: int) -> tuple[Image.Image, Image.Image]:
     return Image.fromarray(pixels.numpy()), mask
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"]
-    )
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--direction", default="newton", choices=["newton", "gradient"])
     parser.add_argument("--repeats", type=int, default=10, help="forwards timed for the floor")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
-    args = parser.parse_args()
+    model_options = add_config_arguments(parser, ModelOptions, only=("device", "dtype", "compile"))
+    task_options = add_config_arguments(parser, InpaintConfig, only=("steps", "iters", "direction"))
+    args = parser.parse_args(argv)
+    config = parse_config(parser, InpaintConfig, args, task_options)
+    device, dtype = parse_placement(parser, args, model_options)
+    compile_mode = parse_config(parser, ModelOptions, args, model_options).compile
 
-    device = select_device(args.device)
-    dtype = select_dtype(args.dtype, device)
     size = CONFIGS[args.config]["size"]
     backend = build(args.config, device, dtype)
-    if args.compile:
-        backend.unet.forward = torch.compile(backend.unet.forward, fullgraph=False)
+    compile_backend(backend, compile_mode)
     image, mask = _inputs(size)
-    kwargs = {"direction": args.direction, "seed": 0, "disable_progress": True}
-    inpaint(backend, image, mask, steps=2, iters=1, **kwargs)  # warm-up: kernels, VAE
+    kwargs = {"seed": 0, "disable_progress": True}
+    warm_up = configure(InpaintConfig, config, {"steps": 2, "iters": 1})
+    inpaint(backend, image, mask, config=warm_up, **kwargs)  # warm-up: kernels, VAE
 
     per_forward = forward_seconds(backend, size, args.repeats)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)
     start = time.perf_counter()
-    out = inpaint(backend, image, mask, steps=args.steps, iters=args.iters, **kwargs)
+    out = inpaint(backend, image, mask, config=config, **kwargs)
     _sync(device)
     seconds = time.perf_counter() - start
     floor = out.nfe * per_forward
@@ -200,10 +206,11 @@ def main() -> None:
         if device.type == "cuda"
         else "n/a"
     )
+    sampling, direction = config.sampling, config.sampling.refine.direction
     rows = [
         ("config", f"{args.config} ({size}x{size}, random weights)"),
         ("device / dtype", f"{device} / {str(dtype).removeprefix('torch.')}"),
-        ("steps x iterations", f"{args.steps} x {args.iters} ({args.direction})"),
+        ("steps x iterations", f"{sampling.steps} x {sampling.refine.iters} ({direction})"),
         ("total seconds", f"{seconds:.3f}"),
         ("  sample / decode", f"{out.timings['sample']:.3f} / {out.timings['decode']:.3f}"),
         ("NFE", f"{out.nfe}"),

@@ -18,6 +18,10 @@ The measurement and both figures are ``layerdecomp.analysis``'s, the same that
 ``layerdecomp analyze jacobian`` writes for any model; this script adds the held-out composite,
 the random-weight UNets and the printed comparison with the published values.
 
+``--model`` is the benchmark's: ``mini`` or one of the random-weight architectures.
+``--device`` is the model options' (:class:`ModelOptions`), ``--guidance`` the tasks' CFG weight w
+(:class:`ConstraintConfig`), each with its declared help and bounds.
+
 The last line is ``asymmetry=<mean over t> top_eig=<|λ|max of J at t=500>``.
 """
 
@@ -36,8 +40,18 @@ from layerdecomp.analysis import PUBLISHED, TIMESTEPS, save_figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402
+from _config_args import add_config_arguments, parse_config, parse_placement  # noqa: E402
+
+from layerdecomp.models.options import ModelOptions  # noqa: E402
+from layerdecomp.tasks import ConstraintConfig  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+OWN_DEFAULTS = {
+    "device": ("cpu", "the figures in docs/ are this default run, on the CPU"),
+    "guidance": (2.0, "the figures' w; mini only, with the composite's caption as prompt"),
+}
+"""The benchmark's defaults where they differ from the model's and the tasks' (``auto``, w = 0)."""
 
 
 def setup(model: str, device: str, guidance: float, index: int = 0, size: int = 64):
@@ -77,18 +91,31 @@ def setup(model: str, device: str, guidance: float, index: int = 0, size: int = 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("mini", "tiny", "sd15"), default="mini")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--model",
+        choices=("mini", "tiny", "sd15"),
+        default="mini",
+        help="mini, or a random-weight UNet of that architecture (no guidance)",
+    )
     parser.add_argument("--t", type=int, nargs="+", default=list(TIMESTEPS))
     parser.add_argument("--krylov", type=int, default=30, help="Krylov size per operator")
     parser.add_argument("--probes", type=int, default=16, help="Hutchinson probes")
-    parser.add_argument("--guidance", type=float, default=2.0, help="mini only")
     parser.add_argument("--index", type=int, default=0, help="held-out composite (mini)")
     parser.add_argument("--exact", action="store_true", help="also the dense J (small latents)")
     parser.add_argument("--cell-t", type=int, default=500, help="t of the column/row picture")
     parser.add_argument("--out", type=Path, default=DOCS / "jacobian_spectrum.png")
     parser.add_argument("--column-row", type=Path, default=DOCS / "jacobian_column_row.png")
+    placing = add_config_arguments(
+        parser, ModelOptions, only=("device",), defaults={"device": OWN_DEFAULTS["device"]}
+    )
+    task_options = add_config_arguments(
+        parser,
+        ConstraintConfig,
+        only=("guidance",),
+        defaults={"guidance": OWN_DEFAULTS["guidance"]},
+    )
     args = parser.parse_args(argv)
+    guidance = parse_config(parser, ConstraintConfig, args, task_options).guidance
     if any(not 0 <= t < 1000 for t in [*args.t, args.cell_t]):
         parser.error("--t and --cell-t: timesteps in [0, 999]")
     if args.krylov < 1 or args.probes < 2:
@@ -100,17 +127,16 @@ def main(argv: list[str] | None = None) -> None:
         import matplotlib  # noqa: F401  (the figures are drawn by layerdecomp.analysis.plots)
     except ImportError:
         parser.error("matplotlib is needed for the plots: pip install 'layerdecomp[analyze]'")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available")
+    device = str(parse_placement(parser, args, placing)[0])
 
-    denoiser, latent, what = setup(args.model, args.device, args.guidance, args.index)
+    denoiser, latent, what = setup(args.model, device, guidance, args.index)
     if args.exact and latent.numel() > analysis.MAX_EXACT:
         parser.error(
             f"--exact: the latent has {latent.numel()} entries (at most {analysis.MAX_EXACT})"
         )
     print(
-        f"model={args.model} device={args.device} latent={tuple(latent.shape)} {what} "
-        f"guidance={args.guidance if args.model == 'mini' else 0} krylov={args.krylov} "
+        f"model={args.model} device={device} latent={tuple(latent.shape)} {what} "
+        f"guidance={guidance if args.model == 'mini' else 0} krylov={args.krylov} "
         f"probes={args.probes} delta0=1e-3 central threads={torch.get_num_threads()}"
     )
     header = f"{'t':>4} {'|λ|max J':>9} {'(J+Jᵀ)/2':>9} {'(J−Jᵀ)/2':>9} {'asymmetry':>15}"

@@ -8,7 +8,12 @@ compares what it sees with what the caption asked for. With ``--breakdown`` the 
 the foreground caption alone ("a cat face": emoji only) and the background caption alone
 ("blue stripes": texture and colour only).
 
-    python benchmarks/judge_generations.py --model mini --n 64 --steps 20 --guidance 5
+    python benchmarks/judge_generations.py --model mini --n 64 --steps 20 --guidance-scale 5
+
+``--guidance-scale`` is diffusers' ``guidance_scale`` s, ``s·ε_c − (s − 1)·ε_u``: the tasks'
+CFG weight ``--guidance`` w is s − 1 (``--guidance-scale 5`` is ``--guidance 4``); ``--guidance``
+is refused here, naming it. ``--steps`` is the sampler's (:class:`ConstraintConfig`'s help and
+bounds).
 
 Several models (``--model A --model B`` or ``--model A,B``) are judged one after another on the
 same captions and seeds, and their judge lines repeated at the end, each starting ``model=``.
@@ -38,6 +43,9 @@ from _common import (  # noqa: E402
     model_list,
     quiet_libraries,
 )
+from _config_args import add_config_arguments, add_refused, parse_config  # noqa: E402
+
+from layerdecomp.tasks import ConstraintConfig  # noqa: E402
 
 CAPTIONS = {
     "both": ("caption", ATTRIBUTES),
@@ -47,7 +55,7 @@ CAPTIONS = {
 """Caption kind → the composite's caption field and the attributes it asks for."""
 
 
-def generate(pipe, prompts, seeds, steps, guidance, size, batch):
+def generate(pipe, prompts, seeds, steps, guidance_scale, size, batch):
     """uint8 ``(N, H, W, 3)`` images, one per prompt, generator ``seeds[i]`` for prompt ``i``."""
     images = []
     for first in range(0, len(prompts), batch):
@@ -55,7 +63,7 @@ def generate(pipe, prompts, seeds, steps, guidance, size, batch):
         out = pipe(
             prompt=prompts[rows],
             num_inference_steps=steps,
-            guidance_scale=guidance,
+            guidance_scale=guidance_scale,
             generator=[torch.Generator().manual_seed(s) for s in seeds[rows]],
             height=size,
             width=size,
@@ -89,17 +97,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser, "each judged on the same captions and seeds")
     parser.add_argument("--n", type=int, default=64, help="the first N held-out captions")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=5.0,
+        help="diffusers' guidance_scale s = 1 + the tasks' CFG weight w (default 5.0)",
+    )
+    add_refused(
+        parser,
+        "guidance",
+        "the tasks' CFG weight w; this benchmark takes diffusers' --guidance-scale (w + 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="image i uses generator seed + i")
     parser.add_argument("--size", type=int, default=64, help="generated side in pixels")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--ceiling-n", type=int, default=512, help="held-out composites")
     parser.add_argument("--judge", default=None, help="a judge folder (default: the shipped one)")
     parser.add_argument("--breakdown", action="store_true", help="also fg-only, bg-only captions")
+    sampler_options = add_config_arguments(parser, ConstraintConfig, only=("steps",))
     args = parser.parse_args(argv)
-    if min(args.n, args.steps, args.batch, args.ceiling_n) < 1:
-        parser.error("--n, --steps, --batch and --ceiling-n must be >= 1")
+    args.steps = parse_config(parser, ConstraintConfig, args, sampler_options).sampling.steps
+    if min(args.n, args.batch, args.ceiling_n) < 1:
+        parser.error("--n, --batch and --ceiling-n must be >= 1")
     try:
         run(args)
     except (LayerdecompError, FileNotFoundError) as exc:
@@ -142,12 +161,14 @@ def judge_model(model: str, args: argparse.Namespace, judge, images, labels) -> 
     for kind in kinds:
         field, attributes = CAPTIONS[kind]
         prompts = [getattr(s, field) for s in samples]
-        generated = generate(pipe, prompts, seeds, args.steps, args.guidance, args.size, args.batch)
+        generated = generate(
+            pipe, prompts, seeds, args.steps, args.guidance_scale, args.size, args.batch
+        )
         wanted = {k: [getattr(s, k) for s in samples] for k in attributes}
         results[kind] = judge.accuracy(generated, wanted)
     seconds = time.perf_counter() - started
     print(
-        f"model={model} n={args.n} steps={args.steps} guidance={args.guidance} "
+        f"model={model} n={args.n} steps={args.steps} guidance_scale={args.guidance_scale} "
         f"seed={args.seed} size={args.size} threads={torch.get_num_threads()} "
         f"({seconds:.0f} s incl. load)"
     )

@@ -13,6 +13,9 @@ One table over the first N held-out composites (ground truth known), run in batc
 
     python benchmarks/mini_quality.py --n 200
 
+``--steps``, ``--iters`` and ``--guidance`` (the CFG weight w) are the task's
+(:class:`InpaintConfig`: help and bounds); the guidance defaults to 2 here (see ``--help``).
+
 The last line is ``newton_psnr=<dB> gradient_psnr=<dB> replace_psnr=<dB> prompt_gap_db=<dB>``;
 with several models (``--model A --model B`` or ``--model A,B``: a table each, the same
 composites) these lines are repeated at the end, each starting ``model=<name>``.
@@ -34,6 +37,8 @@ import solvers
 from layerdecomp.constraints import Mask
 from layerdecomp.data.composites import make_composite
 from layerdecomp.models import load_model
+from layerdecomp.options import configure
+from layerdecomp.tasks import InpaintConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -41,6 +46,10 @@ from _common import (  # noqa: E402
     model_list,
     to_tensor,
 )
+from _config_args import add_config_arguments, parse_config  # noqa: E402
+
+GUIDANCE = (2.0, "the true-against-wrong prompt row needs the prompt to weigh")
+"""The benchmark's CFG weight w and why (the inpainting task's default is 0)."""
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
@@ -77,22 +86,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_option(parser, "one table each, on the same composites")
     parser.add_argument("--n", type=int, default=200, help="the first N held-out composites")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=25, help="composites per batched run")
+    task_options = add_config_arguments(
+        parser, InpaintConfig, only=("steps", "iters", "guidance"), defaults={"guidance": GUIDANCE}
+    )
     args = parser.parse_args(argv)
+    config = parse_config(parser, InpaintConfig, args, task_options)
     models = model_list(args.model)
-    lines = [evaluate(model, args) for model in models]
+    lines = [evaluate(model, args, config) for model in models]
     if len(models) > 1:
         print()
         for model, line in zip(models, lines, strict=True):
             print(f"model={Path(model).name} {line}")
 
 
-def evaluate(model: str, args) -> str:
-    """One model's table over the composites; returns its summary line."""
+def evaluate(model: str, args, config: InpaintConfig) -> str:
+    """One model's table over the composites (``config``: steps, K and w); returns its summary
+    line."""
+    steps, iters = config.sampling.steps, config.sampling.refine.iters
     backend = load_model(model, device="cpu")
     rows: list[dict] = []
     for first in range(0, args.n, args.batch):
@@ -123,26 +135,23 @@ def evaluate(model: str, args) -> str:
             ("gradient", "gradient", true),
             ("wrong", "newton", wrong),
         ):
-            denoiser = backend.denoiser(prompts, "", args.guidance)
+            denoiser = backend.denoiser(prompts, "", config.guidance)
             start = time.perf_counter()
             generator = torch.Generator().manual_seed(first)
             x_t = solvers.initial_noise(denoiser.scheduler, shape, generator=generator)
-            options = solvers.SampleOptions(
-                steps=args.steps,
-                refine=solvers.RefineOptions(iters=args.iters, direction=direction),
-            )
+            options = configure(InpaintConfig, config, {"direction": direction}).sampling
             out = solvers.sample(denoiser, constraint, x_t, options, generator=generator)
             with torch.no_grad():
                 result = backend.decode(out.sample).clamp(-1, 1)
             results[name] = (result, time.perf_counter() - start, out.nfe)
-        denoiser = backend.denoiser(true, "", args.guidance)
+        denoiser = backend.denoiser(true, "", config.guidance)
         start = time.perf_counter()
         latent, nfe = replacement(
             denoiser,
             constraint.y,
             constraint.mask,
             shape,
-            args.steps,
+            steps,
             torch.Generator().manual_seed(first),
         )
         with torch.no_grad():
@@ -163,8 +172,8 @@ def evaluate(model: str, args) -> str:
         return statistics.mean(values) if values else float("nan")
 
     print(
-        f"model={model} n={args.n} size={args.size} steps={args.steps} K={args.iters} "
-        f"guidance={args.guidance} batch={args.batch} threads={torch.get_num_threads()}"
+        f"model={model} n={args.n} size={args.size} steps={steps} K={iters} "
+        f"guidance={config.guidance} batch={args.batch} threads={torch.get_num_threads()}"
     )
     print(f"VAE reconstruction PSNR {mean('vae_psnr'):.2f} dB")
     print(f"{'bbox inpainting':<22} {'PSNR dB':>8} {'SSIM':>6} {'seconds':>8} {'NFE':>5}")

@@ -19,6 +19,9 @@ the collateral change of the content the constraint does not fix, per unit of fi
 
     python benchmarks/newton_gap.py --n 12
 
+``--model`` is the model options' (:class:`ModelOptions`; loaded on the CPU in float32),
+``--steps`` the task's (:class:`InpaintConfig`); the ablated settings are the benchmark's own.
+
 The last line is ``gap_db=<gradient − newton, default settings> cos=<mean cos(J·e, Jᵀe) over t>
 asymmetry=<mean over t>``.
 """
@@ -37,8 +40,12 @@ import solvers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries  # noqa: E402
+from _config_args import add_config_arguments, parse_config  # noqa: E402
 from mini_quality import psnr  # noqa: E402
 from step_size import heldout_batch  # noqa: E402
+
+from layerdecomp.models.options import ModelOptions  # noqa: E402
+from layerdecomp.tasks import InpaintConfig  # noqa: E402
 
 DEFAULT = dict(iters=5, lam="linear", delta0=0.005, guidance=2.0)
 ABLATIONS = {  # name: (changes from DEFAULT, run the gradient too)
@@ -177,27 +184,28 @@ def part_noise_levels(backend, batch, levels, probes: int) -> tuple[float, float
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
     parser.add_argument("--n", type=int, default=12, help="held-out composites (one batch)")
-    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--only", nargs="*", choices=sorted(ABLATIONS), default=list(ABLATIONS))
     parser.add_argument("--levels", type=int, nargs="*", default=list(NOISE_LEVELS))
     parser.add_argument("--probes", type=int, default=8, help="Hutchinson probes per level")
+    model_options = add_config_arguments(parser, ModelOptions, only=("model",))
+    task_options = add_config_arguments(parser, InpaintConfig, only=("steps",))
     args = parser.parse_args(argv)
-    if args.n < 1 or args.steps < 1 or args.probes < 2:
-        parser.error("--n and --steps must be positive, --probes ≥ 2")
+    steps = parse_config(parser, InpaintConfig, args, task_options).sampling.steps
+    cpu = {"device": "cpu", "dtype": "float32"}
+    model = parse_config(parser, ModelOptions, args, model_options, cpu)
+    if args.n < 1 or args.probes < 2:
+        parser.error("--n must be positive, --probes ≥ 2")
     if any(not 0 <= t < 1000 for t in args.levels):
         parser.error("--levels: timesteps in [0, 999]")
     quiet_libraries()
-    from layerdecomp.models import load_model
-
-    backend = load_model(args.model, device="cpu", dtype="float32")
+    backend = model.load()
     batch = heldout_batch(backend, 0, args.n)
     print(
-        f"model={args.model} n={args.n} steps={args.steps} default={DEFAULT} "
+        f"model={model.model} n={args.n} steps={steps} default={DEFAULT} "
         f"threads={torch.get_num_threads()}"
     )
-    gap = part_sampler(backend, batch, args.only, args.steps) if args.only else float("nan")
+    gap = part_sampler(backend, batch, args.only, steps) if args.only else float("nan")
     cos, asym = float("nan"), float("nan")
     if args.levels:
         cos, asym = part_noise_levels(backend, batch, args.levels, args.probes)

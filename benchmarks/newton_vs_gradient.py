@@ -8,6 +8,9 @@ The paper reports 2× less compute and 2.5× less memory for Newton.
     python benchmarks/newton_vs_gradient.py --config tiny          # seconds on a 2-core CPU
     python benchmarks/newton_vs_gradient.py --config sd15          # SD 1.5 UNet, fp16 on GPU
 
+``--device`` and ``--dtype`` are the model options' (:class:`ModelOptions`: ``auto`` is a GPU
+when there is one, in float16, else the CPU in float32).
+
 The last line is ``time_ratio=<gradient/newton> memory_ratio=<gradient/newton>``.
 """
 
@@ -24,8 +27,10 @@ from diffusers import DDIMScheduler, UNet2DConditionModel
 from diffusers.utils import logging as diffusers_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _config_args import add_config_arguments, parse_placement  # noqa: E402
 from _memory import cpu_peak_supported, describe, peak_bytes  # noqa: E402
 
+from layerdecomp.models.options import ModelOptions  # noqa: E402
 from solvers import Denoiser, gradient, newton  # noqa: E402
 
 CONFIGS = {
@@ -73,18 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None)
+    placing = add_config_arguments(parser, ModelOptions, only=("device", "dtype"))
     args = parser.parse_args(argv)
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
-
-    device = torch.device(args.device)
-    dtype = (
-        getattr(torch, args.dtype)
-        if args.dtype
-        else (torch.float16 if device.type == "cuda" else torch.float32)
-    )
+    device, dtype = parse_placement(parser, args, placing)
     if device.type == "cpu" and not cpu_peak_supported():
         parser.error("peak memory on the CPU needs a writable /proc/self/clear_refs (Linux)")
     config = CONFIGS[args.config]

@@ -18,6 +18,9 @@ that diverged: its final MSE above its first). Plot:
 
     python benchmarks/step_size.py --n 8
 
+``--model`` is the model options' (:class:`ModelOptions`; loaded on the CPU in float32),
+``--steps``, ``--iters`` and ``--guidance`` (w, 2 here) the task's (:class:`InpaintConfig`).
+
 The last line is ``best=<rule> final_mse=<its final masked MSE> linear_mse=<the default's>``.
 """
 
@@ -35,7 +38,11 @@ import solvers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402
-from mini_quality import psnr  # noqa: E402
+from _config_args import add_config_arguments, parse_config  # noqa: E402
+from mini_quality import GUIDANCE, psnr  # noqa: E402
+
+from layerdecomp.models.options import ModelOptions  # noqa: E402
+from layerdecomp.tasks import InpaintConfig  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -112,17 +119,24 @@ def sample_with_rule(denoiser, constraint, shape, *, steps, iters, rule, mu, dir
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
     parser.add_argument("--n", type=int, default=8, help="held-out composites (one batch)")
     parser.add_argument("--first", type=int, default=0, help="index of the first composite")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--krylov", type=int, default=10, help="Arnoldi size for μ(t)")
     parser.add_argument("--out", type=Path, default=DOCS / "step_size.png")
+    model_options = add_config_arguments(parser, ModelOptions, only=("model",))
+    task_options = add_config_arguments(
+        parser,
+        InpaintConfig,
+        only=("steps", "iters", "guidance"),
+        defaults={"guidance": (GUIDANCE[0], "as mini_quality.py, whose setting this varies")},
+    )
     args = parser.parse_args(argv)
-    if args.n < 1 or args.steps < 1 or args.iters < 1 or args.krylov < 1 or args.first < 0:
-        parser.error("--n, --steps, --iters and --krylov must be positive, --first ≥ 0")
+    config = parse_config(parser, InpaintConfig, args, task_options)
+    cpu = {"device": "cpu", "dtype": "float32"}
+    model = parse_config(parser, ModelOptions, args, model_options, cpu)
+    steps, iters = config.sampling.steps, config.sampling.refine.iters
+    if args.n < 1 or iters < 1 or args.krylov < 1 or args.first < 0:
+        parser.error("--n, --iters and --krylov must be positive, --first ≥ 0")
     if not args.out.parent.is_dir():
         parser.error(f"--out: directory {args.out.parent} does not exist")
     try:
@@ -133,22 +147,20 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         parser.error("matplotlib is needed for the plot: pip install matplotlib")
     quiet_libraries()
-    from layerdecomp.models import load_model
-
-    backend = load_model(args.model, device="cpu", dtype="float32")
+    backend = model.load()
     image, hole, constraint, captions = heldout_batch(backend, args.first, args.n)
-    denoiser = backend.denoiser(captions, "", args.guidance)
+    denoiser = backend.denoiser(captions, "", config.guidance)
     shape = backend.latent_shape(args.n, 64, 64)
     start = time.perf_counter()
-    first = backend.denoiser(captions[0], "", args.guidance)
+    first = backend.denoiser(captions[0], "", config.guidance)
     with torch.no_grad():
         latent = backend.encode(image[:1])
-    first.scheduler.set_timesteps(args.steps)
+    first.scheduler.set_timesteps(steps)
     mu = top_eigenvalues(first, latent, first.scheduler.timesteps, args.krylov)
     print(
-        f"model={args.model} composites {args.first}–{args.first + args.n - 1} "
-        f"steps={args.steps} K={args.iters} "
-        f"guidance={args.guidance} krylov={args.krylov} threads={torch.get_num_threads()}"
+        f"model={model.model} composites {args.first}–{args.first + args.n - 1} "
+        f"steps={steps} K={iters} "
+        f"guidance={config.guidance} krylov={args.krylov} threads={torch.get_num_threads()}"
     )
     print(
         "μ(t) = "
@@ -169,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
             denoiser,
             constraint,
             shape,
-            steps=args.steps,
-            iters=args.iters,
+            steps=steps,
+            iters=iters,
             rule=rule,
             mu=mu,
             direction=direction,
@@ -207,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     ax.set(
         xlabel="t",
         ylabel="known-region MSE of x̂0 (model space)",
-        title=f"Step sizes, {args.model}: {args.n} held-out composites, K={args.iters}",
+        title=f"Step sizes, {model.model}: {args.n} held-out composites, K={iters}",
     )
     ax.invert_xaxis()
     ax.legend(fontsize=8)

@@ -11,6 +11,10 @@ gives the distance of unrelated content for scale.
     python benchmarks/style_quality.py --model mini --n 50 --clip openai
     python benchmarks/style_quality.py --model mini --n 5 --random-clip   # no weights: smoke test
 
+``--model`` and ``--device`` are the model options' (:class:`ModelOptions`); ``--clip``,
+``--clip-model``, ``--block``, ``--steps``, ``--iters`` and ``--guidance`` the style task's
+(:class:`StyleConfig`: help and bounds, its defaults).
+
 The last line is ``unconstrained_gram=<d> constrained_gram=<d> ratio=<constrained/unconstrained>``.
 """
 
@@ -28,14 +32,18 @@ import torch
 from layerdecomp.constraints.clip_style import ClipStyle, load_clip
 from layerdecomp.data.composites import make_composite
 from layerdecomp.io import image_to_tensor
-from layerdecomp.models import load_model
 from layerdecomp.models.base import native_size
+from layerdecomp.models.options import ModelOptions
 from layerdecomp.options import configure
-from layerdecomp.tasks.config import SamplingConfig
 from layerdecomp.tasks.generate import generate
+from layerdecomp.tasks.style import StyleConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402
+from _config_args import add_config_arguments, parse_config  # noqa: E402
+
+TAKEN = ("clip", "clip_model", "block", "steps", "iters", "guidance")
+"""The style task's options the benchmark varies (the prompt and K = 0 / K are its own)."""
 
 
 def random_clip(model_name: str, device) -> torch.nn.Module:
@@ -54,23 +62,24 @@ def random_clip(model_name: str, device) -> torch.nn.Module:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
     parser.add_argument("--n", type=int, default=50, help="the first N held-out composites")
-    parser.add_argument("--clip", default="openai", help="open_clip tag, checkpoint or folder")
-    parser.add_argument("--clip-model", default="ViT-B-16")
     parser.add_argument("--random-clip", action="store_true", help="random CLIP weights (smoke)")
-    parser.add_argument("--block", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--guidance", type=float, default=2.0)
-    parser.add_argument("--device", default="cpu")
+    model_options = add_config_arguments(
+        parser,
+        ModelOptions,
+        only=("model", "device"),
+        defaults={"device": ("cpu", "the documented runs are mini on the CPU")},
+    )
+    task_options = add_config_arguments(parser, StyleConfig, only=TAKEN)
     args = parser.parse_args(argv)
+    task = parse_config(parser, StyleConfig, args, task_options)
+    placed = parse_config(parser, ModelOptions, args, model_options)
     quiet_libraries()
-    backend = load_model(args.model, device=args.device)
+    backend = placed.load()
     if args.random_clip:
-        visual, clip_label = random_clip(args.clip_model, backend.device), "random"
+        visual, clip_label = random_clip(task.clip_model, backend.device), "random"
     else:
-        visual, clip_label = load_clip(args.clip, args.clip_model, device=backend.device), args.clip
+        visual, clip_label = load_clip(task.clip, task.clip_model, device=backend.device), task.clip
     width, height = native_size(backend)
     rows = []
     for index in range(args.n):
@@ -79,25 +88,15 @@ def main(argv: list[str] | None = None) -> None:
         constraint = ClipStyle(
             to_tensor(reference.image).to(backend.device),
             clip=visual,
-            block=args.block,
+            block=task.block,
             codec=backend,
         )
         row = {}
         with torch.no_grad():
             other = constraint.gram(to_tensor(content.image).to(backend.device))
             row["content_gram"] = (other - constraint.reference_gram).flatten(1).norm().item()
-        for name, iters in (("unconstrained", 0), ("constrained", args.iters)):
-            config = configure(
-                SamplingConfig,
-                None,
-                {
-                    "prompt": content.caption,
-                    "guidance": args.guidance,
-                    "steps": args.steps,
-                    "iters": iters,
-                    "lam": "linear:0.5:0.1",
-                },
-            )
+        for name, iters in (("unconstrained", 0), ("constrained", task.sampling.refine.iters)):
+            config = configure(StyleConfig, task, {"prompt": content.caption, "iters": iters})
             start = time.perf_counter()
             out = generate(
                 backend,
@@ -121,8 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.mean(values) if values else float("nan")
 
     print(
-        f"model={args.model} n={args.n} size={width}x{height} clip={args.clip_model}:{clip_label} "
-        f"block={args.block} steps={args.steps} K={args.iters} w={args.guidance} "
+        f"model={placed.model} n={args.n} size={width}x{height} "
+        f"clip={task.clip_model}:{clip_label} block={task.block} steps={task.sampling.steps} "
+        f"K={task.sampling.refine.iters} w={task.guidance} "
         f"threads={torch.get_num_threads()}"
     )
     print(f"{'image':<28} {'Gram dist':>10} {'relative':>9} {'seconds':>8} {'NFE':>5}")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     for key, label in (
         ("content", "other composite (no gen.)"),
         ("unconstrained", "prompt only (K=0)"),
-        ("constrained", f"prompt + clip_style (K={args.iters})"),
+        ("constrained", f"prompt + clip_style (K={task.sampling.refine.iters})"),
     ):
         seconds = mean(f"{key}_seconds") if key != "content" else 0.0
         nfe = mean(f"{key}_nfe") if key != "content" else 0

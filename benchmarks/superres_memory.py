@@ -4,12 +4,16 @@
 VAE decoder. ``vae_newton``: ``e ≈ (E(D(x̂0) + δ·Downᵀr) − E(D(x̂0)))/δ``, one decode and one
 encode of a doubled batch, no graph. Both are interleaved in one run; the table shows the median
 of ``--repeats`` timings of one ``constraint(x0)`` call and its peak working memory. With
-``--steps`` > 0 a whole ×scale super-resolution run (Newton direction, K = ``--iters``) is timed
+``--steps`` a whole ×scale super-resolution run (Newton direction, K = ``--iters``) is timed
 for each method too, with a random-weight UNet of the same config.
 
     python benchmarks/superres_memory.py --config tiny            # seconds on a 2-core CPU
     python benchmarks/superres_memory.py --config sd15 --size 512 # SD 1.5's VAE, fp16 on GPU
     python benchmarks/superres_memory.py --model mini --size 64   # a real model's VAE
+
+``--model``, ``--device`` and ``--dtype`` are the model options' (:class:`ModelOptions`; no
+``--model``: a random-weight VAE of ``--config``), ``--scale``, ``--steps`` and ``--iters`` the
+task's (:class:`SuperresConfig`: help and bounds).
 
 The last line is ``time_ratio=<backprop/vae_newton> memory_ratio=<backprop/vae_newton>``.
 """
@@ -27,9 +31,19 @@ from diffusers import AutoencoderKL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries  # noqa: E402
+from _config_args import add_config_arguments, parse_config, parse_placement  # noqa: E402
 from _memory import cpu_peak_supported, describe, peak_bytes  # noqa: E402
 
 from layerdecomp.constraints.downsample import Downsample, measure  # noqa: E402
+from layerdecomp.models.options import ModelOptions  # noqa: E402
+from layerdecomp.options import configure  # noqa: E402
+from layerdecomp.tasks.superres import SuperresConfig  # noqa: E402
+
+OWN_DEFAULTS = {
+    "model": (None, "a random-weight VAE of --config"),
+    "steps": (None, "no whole runs, only the error direction's calls"),
+}
+"""The benchmark's defaults where they differ from the model's and the task's."""
 
 CONFIGS = {
     "tiny": dict(
@@ -74,36 +88,38 @@ def sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
-    parser.add_argument("--model", default=None, help="use this model's VAE (e.g. mini)")
     parser.add_argument("--size", type=int, default=64, help="high-resolution side in pixels")
-    parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=0, help="also time whole SR runs (--model)")
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None)
+    model_options = add_config_arguments(
+        parser,
+        ModelOptions,
+        only=("model", "device", "dtype"),
+        defaults={"model": OWN_DEFAULTS["model"]},
+    )
+    task_options = add_config_arguments(
+        parser,
+        SuperresConfig,
+        only=("scale", "steps", "iters"),
+        defaults={"steps": OWN_DEFAULTS["steps"]},
+    )
     args = parser.parse_args(argv)
     quiet_libraries()
     if args.repeats < 5:
         parser.error("--repeats must be at least 5")
-    if args.steps and not args.model:
+    if args.steps is not None and args.model is None:
         parser.error("--steps needs --model (a whole run needs a denoiser)")
-    device = torch.device(args.device)
-    dtype = (
-        getattr(torch, args.dtype)
-        if args.dtype
-        else (torch.float16 if device.type == "cuda" else torch.float32)
-    )
+    task = parse_config(parser, SuperresConfig, args, task_options)
+    device, dtype = parse_placement(parser, args, model_options)
+    scale = task.scale
     if device.type == "cpu" and not cpu_peak_supported():
         parser.error("peak memory on the CPU needs a writable /proc/self/clear_refs (Linux)")
     torch.manual_seed(0)
     backend = None
-    if args.model:
-        from layerdecomp.models import load_model
-
-        backend = load_model(args.model, device=device, dtype=dtype)
-        codec, label = backend, f"model={args.model}"
+    if args.model is not None:  # placed as device and dtype say (auto: as parse_placement)
+        model = parse_config(parser, ModelOptions, args, model_options)
+        backend = model.load()
+        codec, label = backend, f"model={model.model}"
     else:
         vae = AutoencoderKL(latent_channels=4, **CONFIGS[args.config])
         codec = VaeCodec(vae.to(device, dtype).eval().requires_grad_(False))
@@ -111,12 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     g = torch.Generator().manual_seed(0)
     side = args.size
     truth = torch.rand(args.batch, 3, side, side, generator=g) * 2 - 1
-    y = measure(truth, args.scale, 0.05, g).to(device)
+    y = measure(truth, scale, 0.05, g).to(device)
     latent = side // codec.factor
     x0 = torch.randn(args.batch, 4, latent, latent, generator=g).to(device)
     constraints = {
-        "backprop": Downsample(y, args.scale, codec=codec, method="backprop"),
-        "vae_newton": Downsample(y, args.scale, codec=codec, method="vae_newton"),
+        "backprop": Downsample(y, scale, codec=codec, method="backprop"),
+        "vae_newton": Downsample(y, scale, codec=codec, method="vae_newton"),
     }
     runs = {name: (lambda c=c: c(x0)) for name, c in constraints.items()}
     for fn in runs.values():  # warm-up
@@ -139,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     name_dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"{label} device={name_dev} dtype={str(dtype).removeprefix('torch.')} "
-        f"batch={args.batch} size={side} scale={args.scale} latent={tuple(x0.shape)} "
+        f"batch={args.batch} size={side} scale={scale} latent={tuple(x0.shape)} "
         f"threads={torch.get_num_threads()} repeats={args.repeats}"
     )
     print(f"memory: {describe(device)}")
@@ -154,24 +170,17 @@ def main(argv: list[str] | None = None) -> None:
             f"{memory[name] / 2**20:>10.1f}"
         )
     print(f"cosine(e_backprop, e_vae_newton) = {cosine:.3f}")
-    if args.steps and backend is not None:
+    if args.steps is not None and backend is not None:
         from layerdecomp.io import tensor_to_image
         from layerdecomp.tasks.superres import superres
 
         low = tensor_to_image(y[:1].clamp(-1, 1))
-        print(f"whole runs: {args.steps} steps, K={args.iters}, λ=0.1 constant")
+        steps, iters = task.sampling.steps, task.sampling.refine.iters
+        print(f"whole runs: {steps} steps, K={iters}, λ={task.sampling.refine.lam}")
         for method in constraints:
             start = time.perf_counter()
-            out = superres(
-                backend,
-                low,
-                scale=args.scale,
-                method=method,
-                steps=args.steps,
-                iters=args.iters,
-                seed=0,
-                disable_progress=True,
-            )
+            config = configure(SuperresConfig, task, {"method": method})
+            out = superres(backend, low, config=config, seed=0, disable_progress=True)
             print(
                 f"  {method:<11} {time.perf_counter() - start:8.2f} s  nfe={out.nfe} "
                 f"final residual={out.residuals[-1, -1, 0]:.4f}"

@@ -9,6 +9,11 @@ PSNR/SSIM against the ground truth, the measurement RMSE ‖Down_s(x̂) − y‖
 
     python benchmarks/superres_quality.py --model mini --n 100
 
+``--model`` and ``--device`` are the model options' (:class:`ModelOptions`); ``--scale``,
+``--steps``, ``--iters``, ``--lam`` and ``--perturbation`` the task's (:class:`SuperresConfig`:
+help, bounds and the authors' defaults). ``--prompt-source`` (``empty`` or each composite's
+``caption``) is the benchmark's: the task's ``--prompt`` is one text, refused here.
+
 The last line is ``bicubic_psnr=<dB> backprop_psnr=<dB> vae_newton_psnr=<dB>`` (+ SSIMs).
 """
 
@@ -28,14 +33,17 @@ from kornia.geometry.transform import resize
 from layerdecomp.constraints.downsample import Downsample, downsample, measure
 from layerdecomp.data.composites import make_composite
 from layerdecomp.io import image_to_tensor
-from layerdecomp.models import load_model
+from layerdecomp.models.options import ModelOptions
 from layerdecomp.options import configure
-from layerdecomp.tasks.config import SamplingConfig
 from layerdecomp.tasks.generate import generate
-from solvers import Schedule
+from layerdecomp.tasks.superres import SuperresConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import quiet_libraries, to_tensor  # noqa: E402
+from _config_args import add_config_arguments, add_refused, parse_config  # noqa: E402
+
+TAKEN = ("scale", "steps", "iters", "lam", "perturbation")
+"""The super-resolution task's options the benchmark varies (method and direction are its rows)."""
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,21 +59,30 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="mini")
     parser.add_argument("--n", type=int, default=100, help="the first N held-out composites")
-    parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--noise", type=float, default=0.05, help="σ_y of the measurement noise")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--lam", type=float, default=0.1)
-    parser.add_argument("--perturbation", type=float, default=0.0)
-    parser.add_argument("--prompt", choices=["empty", "caption"], default="empty")
+    parser.add_argument(
+        "--prompt-source",
+        choices=["empty", "caption"],
+        default="empty",
+        help="each run's prompt: none, or the composite's caption (default empty)",
+    )
+    add_refused(parser, "prompt", "one text for every image; here use --prompt-source caption")
     parser.add_argument("--gradient", action="store_true", help="add the DPS direction")
     parser.add_argument("--size", type=int, default=None, help="default: the model's native")
-    parser.add_argument("--device", default="cpu")
+    model_options = add_config_arguments(
+        parser,
+        ModelOptions,
+        only=("model", "device"),
+        defaults={"device": ("cpu", "the documented runs are mini on the CPU")},
+    )
+    task_options = add_config_arguments(parser, SuperresConfig, only=TAKEN)
     args = parser.parse_args(argv)
+    task = parse_config(parser, SuperresConfig, args, task_options)
+    placed = parse_config(parser, ModelOptions, args, model_options)
+    scale, sampling = task.scale, task.sampling
     quiet_libraries()
-    backend = load_model(args.model, device=args.device)
+    backend = placed.load()
     if args.size is None:
         from layerdecomp.models.base import native_size
 
@@ -77,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     for index in range(args.n):
         sample = make_composite(index, "heldout", size=args.size)
         truth = to_tensor(sample.image)
-        y = measure(truth, args.scale, args.noise, torch.Generator().manual_seed(index))
+        y = measure(truth, scale, args.noise, torch.Generator().manual_seed(index))
         start = time.perf_counter()
         bicubic = resize(y, (args.size, args.size), interpolation="bicubic").clamp(-1, 1)
         row = {
@@ -85,23 +102,13 @@ def main(argv: list[str] | None = None) -> None:
             "bicubic_nfe": 0,
             "bicubic_psnr": psnr(bicubic, truth),
             "bicubic_ssim": ssim(bicubic, truth),
-            "bicubic_yrmse": (downsample(bicubic, args.scale) - y).pow(2).mean().sqrt().item(),
+            "bicubic_yrmse": (downsample(bicubic, scale) - y).pow(2).mean().sqrt().item(),
         }
-        prompt = sample.caption if args.prompt == "caption" else ""
+        prompt = sample.caption if args.prompt_source == "caption" else ""
         for name, (method, direction) in methods.items():
-            constraint = Downsample(y.to(backend.device), args.scale, codec=backend, method=method)
-            config = configure(
-                SamplingConfig,
-                None,
-                {
-                    "prompt": prompt,
-                    "steps": args.steps,
-                    "iters": args.iters,
-                    "direction": direction,
-                    "lam": Schedule("constant", args.lam),
-                    "perturbation": args.perturbation,
-                },
-            )
+            constraint = Downsample(y.to(backend.device), scale, codec=backend, method=method)
+            changes = {"prompt": prompt, "method": method, "direction": direction}
+            config = configure(SuperresConfig, task, changes)
             start = time.perf_counter()
             out = generate(
                 backend,
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             row[f"{name}_nfe"] = out.nfe
             row[f"{name}_psnr"] = psnr(result, truth)
             row[f"{name}_ssim"] = ssim(result, truth)
-            row[f"{name}_yrmse"] = (downsample(result, args.scale) - y).pow(2).mean().sqrt().item()
+            row[f"{name}_yrmse"] = (downsample(result, scale) - y).pow(2).mean().sqrt().item()
         rows.append(row)
         if (index + 1) % 10 == 0:
             print(f"  {index + 1}/{args.n}", flush=True)
@@ -126,9 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.mean(values) if values else float("nan")
 
     print(
-        f"model={args.model} n={args.n} size={args.size} scale=×{args.scale} σ_y={args.noise} "
-        f"steps={args.steps} K={args.iters} λ={args.lam} perturbation={args.perturbation} "
-        f"prompt={args.prompt} threads={torch.get_num_threads()}"
+        f"model={placed.model} n={args.n} size={args.size} scale=×{scale} σ_y={args.noise} "
+        f"steps={sampling.steps} K={sampling.refine.iters} λ={sampling.refine.lam} "
+        f"perturbation={sampling.refine.perturbation} prompt={args.prompt_source} "
+        f"threads={torch.get_num_threads()}"
     )
     print(f"{'method':<22} {'PSNR dB':>8} {'SSIM':>6} {'y-RMSE':>7} {'seconds':>8} {'NFE':>5}")
     labels = {

@@ -27,12 +27,18 @@ from diffusers import AutoencoderKL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _gpu_calls as calls  # noqa: E402
+from _config_args import (  # noqa: E402
+    add_config_arguments,
+    add_refused,
+    config_overrides,
+    parse_config,
+)
 from _gpu_report import print_table  # noqa: E402
 from decode_memory import VAE  # noqa: E402
 from direction_flops import META, MODELS, flops  # noqa: E402
 from inpaint_speed import _inputs, build  # noqa: E402
 
-from layerdecomp.tasks.decompose import decompose_image  # noqa: E402
+from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image  # noqa: E402
 
 PEAK_HALF, PEAK_TF32 = 989e12, 495e12
 """Dense tensor-core FLOPS of an H100 SXM (and H200) in float16/bfloat16 and in TF32."""
@@ -113,14 +119,16 @@ RUNS = [("inpaint", "sd15", False), ("decompose", "sd15", False), ("decompose", 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="", help="task:model[:fp32],... (default: the suite's)")
-    parser.add_argument("--select-after", type=int, default=None, help="decomposition option")
+    parser.add_argument("--rows", default="", help="task:model[:fp32],... (default: the suite's)")
+    add_refused(parser, "runs", "the decomposition's runs; the table's rows are --rows")
+    engine_options = add_config_arguments(parser, DecomposeConfig, only=("select_after",))
     args = parser.parse_args(argv)
-    overrides = {} if args.select_after is None else {"select_after": args.select_after}
+    parse_config(parser, DecomposeConfig, args, engine_options)  # its bounds
+    overrides = config_overrides(args, engine_options)
     runs = RUNS
-    if args.runs:
+    if args.rows:
         runs = [
-            (p[0], p[1], p[2:] == ["fp32"]) for p in (r.split(":") for r in args.runs.split(","))
+            (p[0], p[1], p[2:] == ["fp32"]) for p in (r.split(":") for r in args.rows.split(","))
         ]
     head = ["run", "model", "NFE", "UNet samples", "VAE images (decoded / encoded)",
             "UNet TFLOP", "VAE TFLOP", "s at peak", "s at half peak"]  # fmt: skip
