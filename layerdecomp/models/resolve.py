@@ -40,7 +40,8 @@ class ModelSource:
     config: str | None = None
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (at most 200 characters), for one-line errors."""
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
     return line if len(line) <= 200 else line[:197] + "..."
@@ -56,7 +57,10 @@ def resolve_spec(
             a diffusers pipeline, an invalid hub id, or ``mini`` absent from this build.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ModelSpecError(f"model {spec!r}: expected a hub id, a folder or a checkpoint file")
+        raise ModelSpecError(
+            f"model {spec!r}: expected a hub id, a folder, a checkpoint file or a diffusers "
+            "pipeline object"
+        )
     if spec == "mini":
         if not (MINI_DIR / "model_index.json").is_file():
             raise ModelSpecError(
@@ -130,14 +134,14 @@ def _check_folder(spec: str, folder: Path, allow_pickle: bool) -> None:
 def _not_loaded(source: ModelSource, exc: BaseException) -> ModelSpecError:
     """The one-line error for a spec diffusers could not load (hub, cache, or local files)."""
     if source.kind != "hub":
-        return ModelSpecError(f"model {source.spec!r}: cannot be loaded ({_short(exc)})")
+        return ModelSpecError(f"model {source.spec!r}: cannot be loaded ({short_error(exc)})")
     why = hub.unavailable()
     if why is not None:
         return _not_cached(source, why)
     return ModelSpecError(
         f"model {source.spec!r}: could not be loaded from the Hugging Face hub nor the local "
-        f"cache ({_short(exc)}); check the id and the network, or pass a local diffusers folder "
-        "or .safetensors file"
+        f"cache ({short_error(exc)}); check the id and the network, or pass a local diffusers "
+        "folder or .safetensors file"
     )
 
 
@@ -220,7 +224,7 @@ def _load_single_file(source: ModelSource, dtype: torch.dtype):
             )
         )
         raise ModelSpecError(
-            f"model {source.spec!r}: cannot load the checkpoint ({_short(exc)}); {hint}"
+            f"model {source.spec!r}: cannot load the checkpoint ({short_error(exc)}); {hint}"
         ) from None
 
 
@@ -245,8 +249,8 @@ def _network_from_single_file(source: ModelSource, cls: type, family, dtype: tor
         )
     except Exception as exc:
         raise ModelSpecError(
-            f"model {source.spec!r}: cannot load the checkpoint ({_short(exc)}); it holds only "
-            f"some components, the others are read from the config folder: is it a {name} "
+            f"model {source.spec!r}: cannot load the checkpoint ({short_error(exc)}); it holds "
+            f"only some components, the others are read from the config folder: is it a {name} "
             "checkpoint of the config's architecture, with the config's other weights present?"
         ) from None
 
@@ -265,7 +269,7 @@ def _single_file_class(source: ModelSource) -> type:
                 keys = list(handle.keys())
         except Exception as exc:
             raise ModelSpecError(
-                f"model {source.spec!r}: not a readable safetensors file ({_short(exc)})"
+                f"model {source.spec!r}: not a readable safetensors file ({short_error(exc)})"
             ) from None
     if any(k.startswith("conditioner.embedders.1.") for k in keys):
         return diffusers.StableDiffusionXLPipeline
@@ -276,4 +280,4 @@ def _single_file_class(source: ModelSource) -> type:
     return diffusers.StableDiffusionPipeline
 
 
-__all__ = ["MINI_DIR", "ModelSource", "load_pipeline", "offline", "resolve_spec"]
+__all__ = ["MINI_DIR", "ModelSource", "load_pipeline", "offline", "resolve_spec", "short_error"]
