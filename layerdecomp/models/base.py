@@ -18,6 +18,7 @@ from diffusers import DDIMScheduler
 from solvers import Denoiser, scheduler_prediction_type
 
 from ..errors import ModelSpecError
+from .memory import MemoryPlan, condition_rows, module_bytes, run_chunks
 
 _DTYPES = {
     "float16": torch.float16,
@@ -100,6 +101,10 @@ class Backend:
             ``flow``).
         device, dtype: where and in which precision the networks run. The solver works in
             float32; backends cast at the network boundary.
+        max_memory: the memory budget in GiB (``ModelOptions.max_memory``;
+            :meth:`set_memory_budget`): the network's batches and the decodes run in chunks
+            that fit it (:class:`~layerdecomp.models.memory.MemoryPlan`); ``None``: the free
+            memory on a GPU, no limit elsewhere.
     """
 
     spec: str
@@ -112,6 +117,8 @@ class Backend:
     prediction_type: str
     device: torch.device
     dtype: torch.dtype
+    max_memory: float | None = None
+    _memory: MemoryPlan | None = None
 
     def __init__(self, spec: str, pipeline: Any, device: torch.device, dtype: torch.dtype):
         self.spec, self.pipeline, self.device, self.dtype = spec, pipeline, device, dtype
@@ -127,6 +134,28 @@ class Backend:
         """
         return DDIMScheduler.from_config(config or self.scheduler.config)
 
+    def set_memory_budget(self, gib: float | None) -> None:
+        """Run the network's batches and the decodes in chunks that fit ``gib`` GiB on the device
+        (``None``: the default, see :attr:`max_memory`). The results do not change.
+
+        Raises:
+            ModelSpecError: ``gib`` is not positive.
+        """
+        costs = None if self._memory is None else self._memory.costs
+        self._memory = MemoryPlan(self.device, gib, self._resident_bytes, costs)
+        self.max_memory = gib
+
+    @property
+    def memory(self) -> MemoryPlan:
+        """The chunk sizes under :attr:`max_memory` (made again when it changes)."""
+        if self._memory is None or self._memory.max_memory != self.max_memory:
+            self.set_memory_budget(self.max_memory)
+        assert self._memory is not None
+        return self._memory
+
+    def _resident_bytes(self) -> int:
+        return module_bytes(getattr(self.pipeline, "components", {}).values(), self.device)
+
     def denoiser(
         self,
         prompt: str | list[str] = "",
@@ -141,10 +170,37 @@ class Backend:
         timesteps depend on the image size (SD3, Flux) read it; the others ignore it.
         """
         return Denoiser(
-            self.model_fn(self.encode_prompt(prompt, negative_prompt, guidance), guidance),
+            self.chunked_model_fn(self.encode_prompt(prompt, negative_prompt, guidance), guidance),
             self.new_scheduler(),
             self.prediction_type,
         )
+
+    def chunked_model_fn(self, cond: Any, guidance: float) -> Callable[..., torch.Tensor]:
+        """:meth:`model_fn` run in chunks of rows that fit :attr:`memory` (each chunk with its
+        rows' conditioning, :func:`~layerdecomp.models.memory.condition_rows`); one call when
+        the batch fits, as without a budget."""
+        full = self.model_fn(cond, guidance)
+        parts: dict[tuple[int, int, int], Callable[..., torch.Tensor]] = {}
+
+        def call(x_t: torch.Tensor, t: Any) -> torch.Tensor:
+            batch = x_t.shape[0]
+            if not self.memory.limited or batch <= 1:
+                return full(x_t, t)
+
+            def rows(start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
+                if stop - start == batch:
+                    return full(x, t)
+                if (batch, start, stop) not in parts:
+                    part = condition_rows(cond, batch, start, stop)
+                    if part is None:  # rows that do not match the prompts: the network says so
+                        return full(x, t)
+                    parts[(batch, start, stop)] = self.model_fn(part, guidance)
+                batched = isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == batch
+                return parts[(batch, start, stop)](x, t[start:stop] if batched else t)
+
+            return run_chunks(rows, x_t, self.memory.rows("network", x_t, rows))
+
+        return call
 
     def encode_prompt(self, prompt="", negative_prompt="", guidance=0.0) -> Any:
         """The conditioning of ``prompt`` (and, with guidance, ``negative_prompt``)."""
@@ -232,15 +288,20 @@ class LatentBackend(Backend):
 
         A batch is decoded in slices of at most :attr:`decode_pixels` output pixels (at least one
         image a call), joined in order: what diffusers' ``vae.enable_slicing()`` does one image
-        at a time, but sized so that small images still go through in one call.
+        at a time, but sized so that small images still go through in one call; and in slices
+        that fit :attr:`memory` (checkpointed under autograd).
         """
         z = latent / self.scaling_factor + self.shift_factor
         z = z.to(device=self.device, dtype=self.vae.dtype)
         per_image = z.shape[-2] * z.shape[-1] * self.factor**2
         step = max(1, self.decode_pixels // per_image) if self.decode_pixels else z.shape[0]
-        parts = [self.vae.decode(part).sample for part in z.split(step)]
-        image = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return image.to(latent.dtype)
+
+        def rows(start: int, stop: int, part: torch.Tensor) -> torch.Tensor:
+            return self.vae.decode(part).sample
+
+        fits = self.memory.rows("decode", z, rows) if self.memory.limited else step
+        # the graph of every slice is kept unless the budget needs checkpoints
+        return run_chunks(rows, z, min(step, fits), checkpoint=fits < step).to(latent.dtype)
 
     def denoiser(self, prompt="", negative_prompt="", guidance=0.0, *, shape=None) -> Denoiser:
         """A denoiser conditioned on ``prompt``; ``guidance`` w > 0 adds batched CFG.
