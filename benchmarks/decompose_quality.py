@@ -220,6 +220,8 @@ def evaluate(
                 "recomposition_psnr": psnr(to_u8(layers.recomposition), sample.image),
                 "background_psnr": psnr(to_u8(layers.background), sample.bg, hidden),
                 "seconds": seconds,
+                "swapped": layers.swapped,
+                **{f"confidence_{k}": v for k, v in layers.trace["confidence"].items()},
             }
         )
         if args.gallery and rows[-1]["iou"] < report.FAILURE:

@@ -36,15 +36,18 @@ from .recompose import exact_layers
 from .result import Layers
 from .stats import (
     anchor_to_kept,
+    assignment_scores,
     border_shares,
+    cell_fit,
+    confidence,
     keep_masks,
     layer_stats,
     log_likelihood,
     log_prior,
+    orientation_margin,
     pool_evidence,
     residual_variance,
-    select_fit,
-    select_run,
+    run_agreement,
 )
 
 MAX_LAYERS = 8
@@ -167,8 +170,7 @@ def check_prompts(fg: Sequence[str], bg: str) -> list[str]:
         raise InputError("fg: give the foreground layer's prompt")
     if len(fg) > MAX_LAYERS - 1:
         raise InputError(
-            f"fg: {len(fg)} foreground layers given; at most {MAX_LAYERS - 1} (with the "
-            "background)"
+            f"fg: {len(fg)} foreground layers given; at most {MAX_LAYERS - 1} (with the background)"
         )
     for name, prompt in [*(("fg", p) for p in fg), ("bg", bg)]:
         if not isinstance(prompt, str) or not prompt.strip():
@@ -320,13 +322,14 @@ def decompose(
         if iteration + 1 == config.select_after and masks.shape[0] > 1:
             # only the run that fits the prompts best goes on (its orientation is checked again
             # at the end, on its final partition)
-            kept, _ = _choose(sampler, image, masks, config)
+            kept, _, _ = _choose(sampler, image, masks, config)
             masks, first = masks[kept : kept + 1], kept
 
     sampler.guard.raise_if_bad()
-    order, chosen = list(range(count)), 0
+    order, chosen, margin = list(range(count)), 0, None
     if config.orient or masks.shape[0] > 1:
-        chosen, order = _choose(sampler, image, masks, config)
+        chosen, order, margin = _choose(sampler, image, masks, config)
+    agreement = run_agreement(masks, chosen)
     masks = masks[chosen]
     chosen = first if first is not None else chosen
     if order != list(range(count)):
@@ -349,23 +352,31 @@ def decompose(
         nfe=sampler.nfe,
         seconds=time.perf_counter() - start,
         config=as_dict(config),
-        trace={"timestep": sampler.t, "layers": count},
+        trace={
+            "timestep": sampler.t,
+            "layers": count,
+            "confidence": confidence(agreement, margin),
+        },
     )
 
 
-def _choose(sampler: _Sampler, image, masks, config: DecomposeConfig) -> tuple[int, list[int]]:
+def _choose(sampler: _Sampler, image, masks, config: DecomposeConfig):
     """The run of ``masks`` (R, L, H, W) whose partition agrees best with the prompts (and with a
-    background that holds the image's border), and which prompt each of its components gets:
-    the prompt that denoises it best (EM alone can settle on a permuted partition). The
-    denoising errors are the image's alone: computed once, kept on the sampler."""
+    background that holds the image's border), which prompt each of its components gets (the
+    prompt that denoises it best: EM alone can settle on a permuted partition), and how clearly
+    (:func:`~.stats.orientation_margin`). The denoising errors are the image's alone: computed
+    once, kept on the sampler."""
     border = border_shares(masks)
     cells = _cells(masks, sampler.factor)
     if config.orient_by == "inpainting":
         fit = sampler.held_out_fit(image, cells, config.orient_draws)
-        return select_fit(fit, config.orient, border, config.orient_border)
-    if sampler.errors is None:
-        sampler.errors = sampler.prompt_errors(config.orient_levels)
-    return select_run(sampler.errors, cells, config.orient, border, config.orient_border)
+    else:
+        if sampler.errors is None:
+            sampler.errors = sampler.prompt_errors(config.orient_levels)
+        fit = cell_fit(sampler.errors, cells)
+    scores, perms = assignment_scores(fit, config.orient, border, config.orient_border)
+    run, choice = divmod(int(scores.flatten().argmax()), perms.shape[0])
+    return run, perms[choice].tolist(), orientation_margin(scores, run)
 
 
 def _initial(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torch.Tensor:

@@ -135,9 +135,13 @@ def select_run(
     and the assignment ``order`` (``order[c]`` = prompt of component c) with the highest score;
     ``border`` and ``weight``: the background prior of :func:`select_fit`.
     """
-    # fit[r, c, l] = −Σ m_{r,c} · err_l
-    fit = -torch.einsum("rchw,lhw->rcl", cells, errors[:, 0])
-    return select_fit(fit, orient, border, weight)
+    return select_fit(cell_fit(errors, cells), orient, border, weight)
+
+
+def cell_fit(errors: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """``fit[r, c, l] = −Σ m_{r,c} · err_l`` (R, L, L): how well prompt l explains component c of
+    run r, from each prompt's per-cell errors (L, 1, h, w) and the partitions (R, L, h, w)."""
+    return -torch.einsum("rchw,lhw->rcl", cells, errors[:, 0])
 
 
 def select_fit(
@@ -153,6 +157,17 @@ def select_fit(
     background usually surrounds what is in front of it; where the prompts' errors barely tell
     the layers apart (a texture that either prompt denoises alike), the frame decides.
     """
+    scores, perms = assignment_scores(fit, orient, border, weight)
+    best = int(scores.flatten().argmax())
+    run, choice = divmod(best, perms.shape[0])
+    return run, perms[choice].tolist()
+
+
+def assignment_scores(
+    fit: torch.Tensor, orient: bool, border: torch.Tensor | None = None, weight: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The total fit (R, P) of every run and assignment tried, and the assignments (P, L), for
+    :func:`select_fit` (which keeps the highest) and :func:`orientation_margin`."""
     if border is not None and weight > 0:
         # Σ over all (c, l) is L × an assignment's total (each entry is in (L − 1)! of L!)
         scale = fit.sum().abs().clamp_min(1e-12) / (fit.shape[0] * fit.shape[1])
@@ -164,10 +179,32 @@ def select_fit(
     scores = torch.gather(
         fit.unsqueeze(1).expand(-1, perms.shape[0], -1, -1), 3, index.unsqueeze(-1)
     )
-    scores = scores.squeeze(-1).sum(-1)  # (R, P)
-    best = int(scores.flatten().argmax())
-    run, choice = divmod(best, perms.shape[0])
-    return run, perms[choice].tolist()
+    return scores.squeeze(-1).sum(-1), perms  # (R, P)
+
+
+def orientation_margin(scores: torch.Tensor, run: int) -> torch.Tensor:
+    """How clearly the best assignment of ``run`` beats its next best, ``(s₁ − s₂) / (|s₁| +
+    |s₂|)`` of its scores (R, P) from :func:`assignment_scores`: 0 when a swap fits as well, 1
+    with one assignment tried (a tensor; no host read)."""
+    row = scores[run]
+    if row.numel() < 2:
+        return torch.ones((), device=row.device)
+    top = row.topk(2).values
+    return (top[0] - top[1]) / (top[0].abs() + top[1].abs()).clamp_min(1e-12)
+
+
+def run_agreement(masks: torch.Tensor, run: int) -> torch.Tensor | None:
+    """How much the other runs agree with ``run``'s partition, shares (R, L, H, W): 1 minus the
+    mean total-variation distance, ``½ Σ_c |m_c − m'_π(c)|`` averaged over the pixels, each other
+    run matched by the assignment of its components that fits best (every one for up to 4
+    layers, else as they are); ``None`` with one run."""
+    count = masks.shape[1]
+    if masks.shape[0] < 2:
+        return None
+    perms = orderings(count, count <= 4).to(masks.device)  # (P, L)
+    others = torch.cat([masks[:run], masks[run + 1 :]])  # (R − 1, L, H, W)
+    distance = 0.5 * (others[:, perms] - masks[run]).abs().sum(2).mean((-2, -1))  # (R − 1, P)
+    return 1 - distance.min(1).values.mean()
 
 
 def pool_evidence(scores: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -186,3 +223,14 @@ def pool_evidence(scores: torch.Tensor, sigma: float) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(
         relative, (size, size), (float(sigma), float(sigma)), border_type="replicate"
     )
+
+
+def confidence(agreement: torch.Tensor | None, margin: torch.Tensor | None) -> dict:
+    """How sure a run is (``Layers.trace["confidence"]``): how much its runs agree
+    (:func:`run_agreement`) and how clearly the prompts chose the orientation
+    (:func:`orientation_margin`), as numbers (one host read, at the end of a run)."""
+
+    def number(value):
+        return None if value is None else round(float(value), 4)
+
+    return {"agreement": number(agreement), "margin": number(margin)}
