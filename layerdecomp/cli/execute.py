@@ -99,7 +99,7 @@ def write(request, ran, backend, opened, *, stamp, recipe, timings: dict[str, fl
         output=output,
         result=ran.result.record(),
         model=backend.describe(),
-        options={**request.model.record(), **_settings(request)},
+        options={**request.model.record(), **_settings(request), "threads": _threads()},
         timings=timings,
         fingerprint=stamp,
         recipe=recipe,
@@ -110,6 +110,12 @@ def write(request, ran, backend, opened, *, stamp, recipe, timings: dict[str, fl
         save_decomposition(output, opened["rgb"], ran.result, record)
     else:
         write_outputs(ran.result.image, output, record)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _settings(request) -> dict[str, Any]:

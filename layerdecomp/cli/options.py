@@ -180,10 +180,35 @@ MINI_NOTICE = (
 """Said once per run when the embedded model runs (``-q`` hides it)."""
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables by which a user sets the CPU threads; then the command leaves them."""
+
+
+def pick_threads() -> int:
+    """torch's CPU threads for a run: at most torch's default (the cores), less the cores other
+    work keeps busy (the load average of the last minute), at least 1; unchanged when
+    ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set. On 2 cores the README job took 19-21 s
+    with 2 threads and 25 s with 1 when idle, but 58-69 s with 2 and 40 s with 1 beside two
+    busy processes (``docs/results.md``): threads that wait for busy cores cost more than they
+    give. Returns the threads set."""
+    import os
+
+    import torch
+
+    if any(os.environ.get(name) for name in THREAD_VARIABLES) or not hasattr(os, "getloadavg"):
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    free = (cores or 1) - round(os.getloadavg()[0])
+    threads = max(1, min(torch.get_num_threads(), free))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def load_backend(model, quiet: bool = False):
-    """Quiet the libraries and load the model the options name
-    (:meth:`~layerdecomp.models.options.ModelOptions.load`)."""
+    """Quiet the libraries, choose the CPU threads (:func:`pick_threads`) and load the model the
+    options name (:meth:`~layerdecomp.models.options.ModelOptions.load`)."""
     quiet_libraries()
+    pick_threads()
     if model.model == "mini" and not quiet:
         click.echo(MINI_NOTICE, err=True)
     return model.load()
@@ -223,6 +248,7 @@ __all__ = [
     "with_options",
     "literal",
     "load_backend",
+    "pick_threads",
     "quiet_libraries",
     "warn_if_large",
 ]
