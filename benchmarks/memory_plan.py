@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 from diffusers import (
@@ -42,25 +44,13 @@ from diffusers import (
 
 from layerdecomp.models.memory import GIB, MARGIN, measure_rows
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gpu_models import SD3, SDXL  # noqa: E402
+
 SAMPLES = 30  # L·R·S of DecomposeConfig's defaults: 2 layers × 3 runs × 5 samples
 
-SDXL_UNET = {
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "block_out_channels": (320, 640, 1280),
-    "attention_head_dim": (5, 10, 20),
-    "transformer_layers_per_block": (1, 2, 10),
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-}
-SD3_NET = {  # SD3-medium
-    "patch_size": 2, "in_channels": 16, "out_channels": 16, "num_layers": 24,
-    "attention_head_dim": 64, "num_attention_heads": 24, "joint_attention_dim": 4096,
-    "caption_projection_dim": 1536, "pooled_projection_dim": 2048, "pos_embed_max_size": 192,
-}  # fmt: skip
+SDXL_UNET = SDXL["unet"]  # stabilityai/stable-diffusion-xl-base-1.0, as the GPU suite builds it
+SD3_NET = SD3["transformer"]  # the SD3-medium MMDiT
 VAE = {
     "down_block_types": ("DownEncoderBlock2D",) * 4,
     "up_block_types": ("UpDecoderBlock2D",) * 4,
