@@ -76,6 +76,7 @@ def tail_report(name: str, rows: list[dict]) -> list[str]:
         lines.append(
             f"{label:<24}{cells}{values[0]:>8.3f}{p10:>8.3f}{statistics.median(values):>8.3f}"
         )
+    lines += confidence_report(rows)
     worst = sorted(rows, key=lambda row: (row["iou"], row["index"]))[:WORST]
     lines.append(f"worst {len(worst)} by engine IoU:")
     lines += [
@@ -83,6 +84,41 @@ def tail_report(name: str, rows: list[dict]) -> list[str]:
         for row in worst
     ]
     return lines
+
+
+CONFIDENCE = ("confidence_agreement", "confidence_margin")
+"""The engine's confidence figures a row may carry (``Layers.trace["confidence"]``)."""
+
+
+def flags_failures(scores: list[float], failed: list[bool]) -> float | None:
+    """The AUC of ``scores`` as a detector of the failures: the chance that a failed image scores
+    lower than a good one (ties count half; scipy's Mann-Whitney U over the two groups), or
+    ``None`` without both kinds."""
+    from scipy.stats import mannwhitneyu
+
+    bad = [s for s, f in zip(scores, failed, strict=True) if f]
+    good = [s for s, f in zip(scores, failed, strict=True) if not f]
+    if not bad or not good:
+        return None
+    return float(mannwhitneyu(good, bad).statistic / (len(good) * len(bad)))
+
+
+def confidence_report(rows: list[dict]) -> list[str]:
+    """How well the engine's confidence flags the failures (engine IoU below 0.5): the AUC of
+    each figure and of their minimum, over the rows that carry them."""
+    kept = [r for r in rows if all(r.get(k) is not None for k in CONFIDENCE)]
+    if not kept:
+        return []
+    failed = [r["iou"] < FAILURE for r in kept]
+    scores = {k.removeprefix("confidence_"): [r[k] for r in kept] for k in CONFIDENCE}
+    scores["min of both"] = [min(r[k] for k in CONFIDENCE) for r in kept]
+    cells = []
+    for name, values in scores.items():
+        auc = flags_failures(values, failed)
+        cells.append(f"{name} {'n/a' if auc is None else f'{auc:.3f}'}")
+    return [
+        f"confidence AUC for IoU < {FAILURE} ({sum(failed)} of {len(kept)}): " + ", ".join(cells)
+    ]
 
 
 def tail_figures(rows: list[dict]) -> str:

@@ -93,3 +93,20 @@ def test_a_tiny_run_reports_the_tail_and_the_fields_metrics_and_draws_each_failu
         assert float(matted) == pytest.approx(row["matted_iou"], abs=6e-4)
     failing = {f"{row['index']}.png" for row in rows if row["iou"] < 0.5}
     assert failing and {p.name for p in gallery.iterdir()} == failing
+
+
+def test_the_confidence_auc_by_hand():
+    from _layer_report import confidence_report, flags_failures
+
+    # good images score 0.9 and 0.8, failed ones 0.1 and 0.85: 3 of the 4 pairs rank right
+    assert flags_failures([0.9, 0.8, 0.1, 0.85], [False, False, True, True]) == 0.75
+    assert flags_failures([0.5, 0.5], [False, True]) == 0.5  # a tie counts half
+    assert flags_failures([0.9], [False]) is None  # no failure: nothing to flag
+    rows = [
+        {"iou": 0.9, "confidence_agreement": 0.9, "confidence_margin": 0.6},
+        {"iou": 0.2, "confidence_agreement": 0.3, "confidence_margin": 0.7},
+    ]
+    (line,) = confidence_report(rows)
+    assert line == (
+        "confidence AUC for IoU < 0.5 (1 of 2): agreement 1.000, margin 0.000, min of both 1.000"
+    )
