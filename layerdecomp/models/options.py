@@ -13,6 +13,7 @@ from typing import Literal
 
 from solvers.options import check_fields, option
 
+from ..errors import ModelSpecError
 from .compiled import CompileMode
 
 Precision = Literal["auto", "float16", "bfloat16", "float32"]
@@ -73,7 +74,13 @@ class ModelOptions:
             compile=self.compile,
             lora=self.lora,
         )
-        backend.set_memory_budget(self.max_memory)
+        if self.max_memory is not None:  # else the backend's default (a GPU's free memory)
+            budget = getattr(backend, "set_memory_budget", None)
+            if budget is None:
+                raise ModelSpecError(
+                    f"max_memory: the {type(backend).__name__} backend cannot run under a budget"
+                )
+            budget(self.max_memory)
         return backend
 
     def record(self) -> dict[str, object]:

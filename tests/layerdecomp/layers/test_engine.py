@@ -386,37 +386,3 @@ def test_the_options_and_the_trace_are_kept_apart():
     assert set(layers.trace) == {"timestep", "layers", "confidence"} and layers.trace["layers"] == 2
     record = layers.record()
     assert record["parameters"] == layers.config and record["timestep"] == layers.trace["timestep"]
-
-
-def test_run_agreement_matches_runs_up_to_their_labels():
-    from layerdecomp.layers.stats import run_agreement
-
-    fg = torch.zeros(4, 4)
-    fg[:, :2] = 1  # the left half
-    shifted = torch.zeros(4, 4)
-    shifted[:, :3] = 1  # a quarter of the pixels more
-    two = lambda f: torch.stack([f, 1 - f])  # noqa: E731
-    runs = torch.stack([two(fg), two(1 - fg), two(shifted)])  # run 1: run 0 with labels swapped
-    # run 0 against run 1: the same partition (swapped); against run 2: 1/4 of the pixels differ
-    assert float(run_agreement(runs, 0)) == pytest.approx(1 - (0 + 0.25) / 2)
-    assert float(run_agreement(runs[:2], 1)) == 1.0
-    assert run_agreement(runs[:1], 0) is None  # one run: nothing to agree with
-
-
-def test_orientation_margin_is_how_clearly_the_best_assignment_wins():
-    from layerdecomp.layers.stats import assignment_scores, orientation_margin
-
-    scores = torch.tensor([[-1.0, -3.0], [-2.0, -2.0]])
-    assert float(orientation_margin(scores, 0)) == pytest.approx(0.5)  # (−1 + 3) / (1 + 3)
-    assert float(orientation_margin(scores, 1)) == 0.0  # a swap fits as well
-    fit = torch.tensor([[[-1.0, -2.0], [-3.0, -1.0]]])  # one run, two components, two prompts
-    scores, perms = assignment_scores(fit, orient=True)
-    assert perms.tolist() == [[0, 1], [1, 0]] and scores.tolist() == [[-2.0, -5.0]]
-    assert float(orientation_margin(assignment_scores(fit, orient=False)[0], 0)) == 1.0
-
-
-def test_a_run_records_how_sure_it_is():
-    image, _ = disk_image()
-    confidence = toy_decompose(image, updates=2, runs=2).trace["confidence"]
-    assert 0 <= confidence["agreement"] <= 1 and 0 <= confidence["margin"] <= 1
-    assert toy_decompose(image, updates=1, runs=1).trace["confidence"]["agreement"] is None

@@ -49,6 +49,7 @@ def test_what_a_fingerprint_holds(tmp_path):
         "model": "mini",
         "model_config": "cfg",
         "compile": "none",
+        "lora": [],
         "seed": 7,
         "dtype": "float16",
         "layerdecomp": package_version(),
