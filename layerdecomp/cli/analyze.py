@@ -131,8 +131,19 @@ def analyze() -> None:
     click_options(RunOptions, exclude=("overwrite",)),
 )
 def jacobian(
-    output, timesteps, krylov, probes, prompt, negative_prompt, guidance, image, size, cell_t,
-    delta0, exact, **params
+    output,
+    timesteps,
+    krylov,
+    probes,
+    prompt,
+    negative_prompt,
+    guidance,
+    image,
+    size,
+    cell_t,
+    delta0,
+    exact,
+    **params,
 ):
     """Spectrum and asymmetry of the denoiser Jacobian J = ∂x̂0/∂x_t, and one column of J
     against one row, at each timestep; write the table and the plots into OUTPUT.
