@@ -69,9 +69,7 @@ def test_tiled_inpainting_skips_tiles_with_nothing_to_fill_and_keeps_known_pixel
     image = _image(24, 8)
     mask = Image.new("L", (24, 8), 0)
     mask.paste(255, (2, 2, 5, 6))  # only the first tile touches the hole
-    out = inpaint(
-        backend, image, mask, tile=8, steps=1, iters=1, seed=0, disable_progress=True
-    )
+    out = inpaint(backend, image, mask, tile=8, steps=1, iters=1, seed=0, disable_progress=True)
     assert out.parameters["tiles"] == 1 and out.image.size == (24, 8)
     keep = np.asarray(mask) == 0
     assert (np.asarray(out.image)[keep] == np.asarray(image)[keep]).all()
