@@ -136,6 +136,8 @@ def _say_written(request, ran, timings: dict[str, float], compiles: bool = False
         if compiles:
             parts += ", with pymatting compiling its kernels: once per environment"
         message = f"wrote {request.output} in {whole:.1f}s ({parts}; nfe={result.nfe})"
+        if result.unsure:
+            message += f"\nwarning: {result.unsure}"
     else:
         width, height = result.size
         message = f"wrote {request.output} ({width}x{height}, nfe={result.nfe}, {whole:.1f}s)"

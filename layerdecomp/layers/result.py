@@ -126,6 +126,13 @@ class Layers:
         return self.order != list(range(self.count))
 
     @property
+    def unsure(self) -> str | None:
+        """Why these layers may be wrong (a low confidence of the run), or ``None``."""
+        from .stats import doubt
+
+        return doubt(self.trace.get("confidence", {}))
+
+    @property
     def alphas(self) -> torch.Tensor:
         """Stacking alphas (L, 1, H, W) for editors; the background's is 1."""
         return alphas_from_shares(self.masks)
@@ -187,6 +194,7 @@ class Layers:
             "prompts": prompts,
             "parameters": dict(self.config),
             **self.trace,
+            "unsure": self.unsure,
             "nfe": self.nfe,
             "mask_change": [round(c, 6) for c in self.history],
             "updates_run": len(self.history),

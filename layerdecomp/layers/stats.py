@@ -234,3 +234,20 @@ def confidence(agreement: torch.Tensor | None, margin: torch.Tensor | None) -> d
         return None if value is None else round(float(value), 4)
 
     return {"agreement": number(agreement), "margin": number(margin)}
+
+
+UNSURE_MARGIN = 0.3
+"""An orientation margin below which a decomposition is flagged as unsure
+(``benchmarks/decompose_quality.py`` reports how well the margin flags the failures)."""
+
+
+def doubt(confidence: dict) -> str | None:
+    """What to tell a user of a decomposition whose ``confidence`` (:func:`confidence`) is low,
+    or ``None``: the prompts barely chose which part is which layer."""
+    margin = confidence.get("margin")
+    if margin is None or margin >= UNSURE_MARGIN:
+        return None
+    return (
+        f"the layers may be wrong: the prompts barely tell them apart (orientation margin "
+        f"{margin:.2f}, below {UNSURE_MARGIN}); rerun with another seed or reword the prompts"
+    )

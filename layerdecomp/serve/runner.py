@@ -169,6 +169,7 @@ def run_order(
         "work_size": layers.trace.get("work_size"),
         "updates_run": len(layers.history),
         "timings": metadata["timings"],
+        "warning": layers.unsure,
     }
     job.progress = {**job.progress, "phase": "done"}
 

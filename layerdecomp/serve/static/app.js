@@ -187,8 +187,9 @@ async function showResults(job, started) {
   const seconds = (performance.now() - started) / 1000;
   const t = job.summary.timings;
   $("status").dataset.elapsed = seconds.toFixed(3);
+  const warning = job.summary.warning ? ` Warning: ${job.summary.warning}.` : "";
   setStatus(`done in ${seconds.toFixed(1)} s (decomposition ${t.decompose.toFixed(1)} s, ` +
-    `queued ${t.queued.toFixed(1)} s; seed ${job.summary.seed})`, 1, 1);
+    `queued ${t.queued.toFixed(1)} s; seed ${job.summary.seed})${warning}`, 1, 1);
   $("status").dataset.state = "done";
 }
 

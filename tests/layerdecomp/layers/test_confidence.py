@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.layerdecomp.cli.test_decompose import FAST, save_disk, toy  # noqa: F401 (a fixture)
 from tests.layerdecomp.toy_backend import disk_image, toy_decompose
 
 
@@ -41,3 +42,33 @@ def test_a_run_records_how_sure_it_is():
     confidence = toy_decompose(image, updates=2, runs=2).trace["confidence"]
     assert 0 <= confidence["agreement"] <= 1 and 0 <= confidence["margin"] <= 1
     assert toy_decompose(image, updates=1, runs=1).trace["confidence"]["agreement"] is None
+
+
+def test_a_low_margin_is_a_doubt_in_words():
+    from layerdecomp.layers.stats import UNSURE_MARGIN, doubt
+
+    assert doubt({"agreement": 0.9, "margin": UNSURE_MARGIN}) is None
+    assert doubt({"agreement": None, "margin": None}) is None
+    said = doubt({"agreement": 0.9, "margin": 0.12})
+    assert said.startswith("the layers may be wrong") and "0.12" in said and "seed" in said
+
+
+def test_the_command_warns_and_run_json_says_why(tmp_path, cli, monkeypatch, toy):  # noqa: F811
+    """A run whose margin is below the threshold warns on stderr and records why in run.json; a
+    sure one records ``unsure: null``."""
+    import json
+
+    from layerdecomp.layers import stats
+
+    save_disk(tmp_path / "disk.png")
+    args = ["decompose", tmp_path / "disk.png", "--fg", "red", "--bg", "blue", *FAST[:-1]]
+    sure = cli(*args, "-o", tmp_path / "sure")
+    assert sure.exit_code == 0 and "warning:" not in sure.stderr, sure.output
+    assert json.loads((tmp_path / "sure" / "run.json").read_text())["unsure"] is None
+    monkeypatch.setattr(stats, "UNSURE_MARGIN", 2.0)  # every margin is below it now
+    unsure = cli(*args, "-o", tmp_path / "unsure")
+    assert unsure.exit_code == 0
+    assert "warning: the layers may be wrong" in unsure.stderr
+    assert json.loads((tmp_path / "unsure" / "run.json").read_text())["unsure"].startswith(
+        "the layers may be wrong"
+    )
