@@ -187,14 +187,16 @@ async function showResults(job, started) {
   const seconds = (performance.now() - started) / 1000;
   const t = job.summary.timings;
   $("status").dataset.elapsed = seconds.toFixed(3);
-  const warning = job.summary.warning ? ` Warning: ${job.summary.warning}.` : "";
   setStatus(`done in ${seconds.toFixed(1)} s (decomposition ${t.decompose.toFixed(1)} s, ` +
-    `queued ${t.queued.toFixed(1)} s; seed ${job.summary.seed})${warning}`, 1, 1);
+    `queued ${t.queued.toFixed(1)} s; seed ${job.summary.seed})`, 1, 1);
+  $("warning").textContent = job.summary.warning ? `Warning: ${job.summary.warning}.` : "";
+  $("warning").hidden = !job.summary.warning;
   $("status").dataset.state = "done";
 }
 
 async function run(event) {
   event.preventDefault();
+  $("warning").hidden = true;
   const file = $("image").files[0];
   if (!file) return setStatus("choose an image first", 0, 1, true);
   const data = new FormData();

@@ -155,6 +155,14 @@ def test_the_page_decomposes_an_upload_and_the_zip_downloads(server, page, tmp_p
                         status), status  # fmt: skip
 
     job = page.get_attribute("#results", "data-job")
+    # an unsure run says so beside its result, as the API's summary does (and nothing otherwise)
+    warning = page.request.get(f"{server}/api/jobs/{job}").json()["summary"]["warning"]
+    if warning:
+        assert page.text_content("#warning") == f"Warning: {warning}." and page.is_visible(
+            "#warning"
+        )
+    else:
+        assert not page.is_visible("#warning")
     sizes = page.eval_on_selector_all(
         "#results img", "els => els.map(e => [e.id, e.naturalWidth, e.naturalHeight])"
     )
