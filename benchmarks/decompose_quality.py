@@ -73,7 +73,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _layer_report as report  # noqa: E402
 from _common import add_model_option, model_list  # noqa: E402
-from _config_args import add_config_arguments, config_flags, config_overrides  # noqa: E402
+from _config_args import add_config_arguments, config_overrides  # noqa: E402
 
 from layerdecomp.data.composites import make_composite  # noqa: E402
 from layerdecomp.errors import InputError  # noqa: E402
@@ -85,12 +85,6 @@ from layerdecomp.tasks.decompose import DecomposeConfig, decompose_image  # noqa
 
 SET_HERE = ("matting",)
 """Engine options the benchmark sets itself: it scores the engine's own layers and matted ones."""
-
-ENGINE_FLAGS = {
-    name: (parse, []) for name, parse in config_flags(DecomposeConfig, SET_HERE).items()
-}
-"""Every other engine option → (its parser, no further flags), from :class:`DecomposeConfig`: the
-shape ``engine_diagnosis.py`` reads (it may call ``_config_args.add_config_arguments`` instead)."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:

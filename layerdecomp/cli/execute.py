@@ -251,10 +251,12 @@ def _many(request, files: list[Path], started: float, recipe) -> None:
         if "backend" not in state:
             state["backend"] = load_backend(model, quiet)
             state["load"] = time.perf_counter() - started
-            _note_large(one(batch[0]), state["backend"], task.prepare(one(batch[0])))
         backend, begin = state["backend"], time.perf_counter()
         requests = [one(item) for item in batch]
         opened = [task.prepare(r) for r in requests]
+        if not state.get("noted"):  # said once, before the first image's work
+            _note_large(requests[0], backend, opened[0])
+            state["noted"] = True
         disable = True if quiet else None
         if len(batch) > 1:
             results = task.run_batch(backend, requests, opened, seed, disable)

@@ -16,7 +16,11 @@ bench = runpy.run_path(str(SCRIPT), run_name="decompose_quality")
 
 
 def test_every_engine_option_but_matting_is_an_option_of_the_benchmark():
-    assert set(bench["ENGINE_FLAGS"]) == set(option_fields(DecomposeConfig)) - {"matting"}
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    names = bench["add_config_arguments"](parser, DecomposeConfig, bench["SET_HERE"])
+    assert set(names) == set(option_fields(DecomposeConfig)) - {"matting"}
 
 
 def test_engine_options_are_parsed_by_their_fields_type_and_checked(capsys):
