@@ -202,12 +202,14 @@ def _fingerprint(request, seed: int, dtype: str) -> dict[str, Any]:
 def _many(request, files: list[Path], started: float, recipe) -> None:
     """A folder or glob: this process's shard, resumable (:mod:`layerdecomp.runs`)."""
     from ..runs import Item, Ranks, Task, masks_for, outputs_by_stem, run_folder
+    from ..runs.fingerprint import lora_fingerprint
     from ..runs.shards import dtype_name, place
 
     task, folder = request.task, request.output
     from ..io import check_output_folder
 
     check_output_folder(folder)  # a place that cannot be written fails before the model loads
+    loras = lora_fingerprint(request.model.lora, request.model.allow_pickle)  # once, not per image
     size = request.settings.batch_images if request.settings is not None else 1
     config = request.config
     if size > 1 and (config.sampling.restarts or config.tile):
@@ -268,7 +270,7 @@ def _many(request, files: list[Path], started: float, recipe) -> None:
             _say_written(r, ran, timings)
 
     runner = Task(
-        fingerprint=lambda item, seed: fingerprint_of(one(item), seed, dtype, item),
+        fingerprint=lambda item, seed: fingerprint_of(one(item), seed, dtype, item, loras),
         complete=lambda item: _complete(task, item.output),
         validate=validate,
         work=work,
@@ -292,10 +294,10 @@ def _many(request, files: list[Path], started: float, recipe) -> None:
     )
 
 
-def fingerprint_of(request, seed: int, dtype: str, item) -> dict[str, Any]:
+def fingerprint_of(request, seed: int, dtype: str, item, loras=None) -> dict[str, Any]:
     from ..runs import fingerprint
 
-    return fingerprint(request, item.inputs, seed=seed, dtype=dtype)
+    return fingerprint(request, item.inputs, seed=seed, dtype=dtype, lora=loras)
 
 
 __all__ = ["execute", "write"]

@@ -208,6 +208,19 @@ def from_pipe(
     return backend
 
 
+def free_model_hooks(backend) -> None:
+    """End a task's run on a backend made from a pipeline object (:func:`from_pipe`) as a
+    diffusers pipeline ends its ``__call__``: ``pipe.maybe_free_model_hooks()`` moves the models
+    of ``enable_model_cpu_offload()`` back to the CPU (the last one run would stay on the
+    accelerator) and arms their hooks again, and resets the components' stateful caches. Nothing
+    for other backends (the pipelines loaded here have neither)."""
+    if getattr(backend, "source", {}).get("source") != "pipeline object":
+        return
+    free = getattr(backend.pipeline, "maybe_free_model_hooks", None)
+    if callable(free):
+        free()
+
+
 def _offloaded(pipe) -> bool:
     """Whether something other than ``.to()`` places ``pipe``'s weights: accelerate's hooks
     (model or sequential CPU offload), a device map, or diffusers' group offloading."""
@@ -267,6 +280,7 @@ __all__ = [
     "StableDiffusionBackend",
     "TextConditioning",
     "families",
+    "free_model_hooks",
     "from_pipe",
     "from_pipeline",
     "load_lora",

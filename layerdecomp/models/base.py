@@ -184,7 +184,7 @@ class Backend:
 
         def call(x_t: torch.Tensor, t: Any) -> torch.Tensor:
             batch = x_t.shape[0]
-            if not self.memory.limited or batch <= 1:
+            if not self.memory.limited:
                 return full(x_t, t)
 
             def rows(start: int, stop: int, x: torch.Tensor) -> torch.Tensor:

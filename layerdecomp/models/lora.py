@@ -85,6 +85,20 @@ def _weights(lora: Lora, allow_pickle: bool) -> Path:
     return path
 
 
+def weight_files(lora: Lora, allow_pickle: bool = False) -> list[Path]:
+    """The files ``lora`` is loaded from, sorted by name: its file, or every weights file of its
+    folder (those diffusers picks one among).
+
+    Raises:
+        ModelSpecError: as :func:`load_lora` for a missing path or a pickle file.
+    """
+    path = _weights(lora, allow_pickle)
+    if path.is_file():
+        return [path]
+    suffixes = (".safetensors", *(PICKLE_SUFFIXES if allow_pickle else ()))
+    return sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(suffixes))
+
+
 def loaded_adapters(pipeline: Any) -> set[str]:
     """The names of the adapters loaded in any component of ``pipeline`` (none without PEFT)."""
     try:
@@ -154,4 +168,4 @@ def load_lora(
     return loras
 
 
-__all__ = ["Lora", "load_lora", "loaded_adapters"]
+__all__ = ["Lora", "load_lora", "loaded_adapters", "weight_files"]

@@ -127,19 +127,22 @@ def measure_rows(
         fake: see :func:`counted_peak`.
     """
 
-    def run(rows: int) -> Callable[[], None]:
-        def go() -> None:
-            x = sample[:rows].detach().requires_grad_(grad)
-            with torch.set_grad_enabled(grad):
-                out = call(0, rows, x)
-                if grad:
-                    torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out))
-
-        return go
-
-    one, two = counted_peak(run(1), fake=fake), counted_peak(run(2), fake=fake)
+    one, two = (_peak(call, sample, rows, grad=grad, fake=fake) for rows in (1, 2))
     per_row = max(1, two - one)
     return RowCost(fixed=max(0, one - per_row), per_row=per_row)
+
+
+def _peak(call, sample: torch.Tensor, rows: int, *, grad: bool, fake: bool = False) -> int:
+    """The counted peak of ``call(0, rows, sample[:rows])`` (with ``grad``: and its backward)."""
+
+    def go() -> None:
+        x = sample[:rows].detach().requires_grad_(grad)
+        with torch.set_grad_enabled(grad):
+            out = call(0, rows, x)
+            if grad:
+                torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out))
+
+    return counted_peak(go, fake=fake)
 
 
 def module_bytes(modules: Any, device: torch.device) -> int:
@@ -205,22 +208,24 @@ class MemoryPlan:
         """The most rows of ``sample``'s batch one ``what`` call takes (the whole batch when
         unlimited): ``call`` (as :func:`run_chunks` makes it) is measured by
         :func:`measure_rows` once per call, row shape and grad mode; the answer is kept per batch
-        size (a compiled network sees the same shapes every time).
+        size (a compiled network sees the same shapes every time). A batch of one row has nothing
+        to split but is checked all the same (by the row cost measured on a larger batch, else by
+        one counted call).
 
         Raises:
             ModelSpecError: the budget does not fit one row; the message names the smallest
                 ``max_memory`` that does.
         """
         batch = sample.shape[0]
-        if not self.limited or batch <= 1:
+        if not self.limited or batch < 1:
             return batch
         grad = torch.is_grad_enabled() and sample.requires_grad
         shape = (what, tuple(sample.shape[1:]), sample.dtype, grad)
         if (shape, batch) in self._rows:
             return self._rows[(shape, batch)]
-        if shape not in self.costs:
+        if shape not in self.costs and batch > 1:
             self.costs[shape] = measure_rows(call, sample, grad=grad)
-        cost = self.costs[shape]
+        cost = self.costs.get(shape) or RowCost(0, max(1, _peak(call, sample, 1, grad=grad)))
         in_use, headroom = self.headroom()
         rows = cost.rows_within(headroom * MARGIN)
         if rows < 1:

@@ -7,8 +7,13 @@ under its one name, the model options that shape the result (``model``, ``model_
 ``compile``; ``dtype`` as resolved: ``auto`` becomes ``float32`` or ``float16``), the seed and
 the ``layerdecomp`` version. What only says where or how loudly a run happens (the output,
 ``device``, ``quiet``, ``overwrite``, ``batch_images``, ``allow_pickle``) is left out, and an
-earlier name of an option can never appear (it is refused before). The weights at a path are not
-hashed (a checkpoint replaced in place is not noticed).
+earlier name of an option can never appear (it is refused before).
+
+LoRA adapters enter by their content (:func:`lora_fingerprint`: ``SHA256:SCALE`` each, the
+sha256 of the weights' bytes): a LoRA retrained into the same file makes another run, the same
+file copied elsewhere the same one; their paths are in ``run.json``'s ``parameters`` and
+``model``. The model's own weights at a path are not hashed (a checkpoint replaced in place is
+not noticed).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 SEED = "seed"
+LORA = "lora"
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -44,6 +50,29 @@ def versions(*extra: str) -> dict[str, str]:
     return out
 
 
+def lora_fingerprint(entries: Iterable[str], allow_pickle: bool = False) -> list[str]:
+    """What decides each LoRA entry's effect, ``SHA256:SCALE``: the sha256 of its file's bytes
+    (of a folder: of its weights files' names and hashes, in order) and its scale as a number
+    (``a:0.80`` and ``b:0.8`` holding the same bytes are the same). The path does not enter.
+
+    Raises:
+        ModelSpecError: a malformed entry, a missing path or a pickle file (as loading says).
+    """
+    from ..models.lora import Lora, weight_files
+
+    out = []
+    for entry in entries:
+        lora = Lora.parse(entry)
+        files = weight_files(lora, allow_pickle)
+        if len(files) == 1:
+            digest = file_sha256(files[0])
+        else:
+            lines = "".join(f"{f.name}\t{file_sha256(f)}\n" for f in files)
+            digest = hashlib.sha256(lines.encode()).hexdigest()
+        out.append(f"{digest}:{lora.scale!r}")
+    return out
+
+
 def package_version() -> str:
     try:
         return version("layerdecomp")
@@ -63,6 +92,7 @@ def fingerprint(
     seed: int,
     dtype: str,
     hashes: Mapping[str, str] | None = None,
+    lora: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The fingerprint of one output of the task ``request`` asks for, made from ``inputs``.
 
@@ -72,6 +102,8 @@ def fingerprint(
             ``hashes`` already holds it.
         seed: the seed the output is made with (given or drawn).
         dtype: the precision the model runs in, resolved.
+        lora: :func:`lora_fingerprint` of the request's LoRA entries, when already made (a
+            folder run hashes them once); else they are hashed here.
     """
     from ..models.options import DECIDING
     from ..options import as_dict
@@ -84,7 +116,9 @@ def fingerprint(
         if not spec.is_file and spec.name in request.inputs:
             out[spec.name] = request.inputs[spec.name]
     out.update(as_dict(request.config))
-    out.update({name: getattr(request.model, name) for name in DECIDING if name != "dtype"})
+    model = request.model
+    out.update({name: getattr(model, name) for name in DECIDING if name not in ("dtype", LORA)})
+    out[LORA] = list(lora_fingerprint(model.lora, model.allow_pickle) if lora is None else lora)
     out[SEED] = int(seed)
     out["dtype"] = dtype
     out["layerdecomp"] = package_version()
@@ -94,6 +128,17 @@ def fingerprint(
 def _show(value: Any) -> str:
     """A recorded value as a user would type it (a repeated option: its values in turn)."""
     return " ".join(map(repr, value)) if isinstance(value, list) else repr(value)
+
+
+def _loras(value: Any) -> str:
+    """Recorded LoRA entries in short: ``sha256 0123456789ab…:0.8`` each (``none``)."""
+    items = value if isinstance(value, list) else [value]
+    shown = []
+    for item in items:
+        digest, _, scale = str(item).rpartition(":")
+        short = len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
+        shown.append(f"sha256 {digest[:12]}…:{scale}" if short else repr(item))
+    return " ".join(shown) or "none"
 
 
 def difference(
@@ -113,6 +158,8 @@ def difference(
         if key.endswith(" sha256"):
             what = key.removesuffix(" sha256")
             return f"made from another {what} (sha256 {str(old)[:12]}…, now {str(value)[:12]}…)"
+        if key == LORA:
+            return f"made with other LoRA adapters ({_loras(old)}, now {_loras(value)})"
         if key == "layerdecomp":
             return f"made by layerdecomp {old}, not {value}"
         return f"made with {key} {_show(old)}, not {_show(value)}"
@@ -124,6 +171,7 @@ __all__ = [
     "difference",
     "file_sha256",
     "fingerprint",
+    "lora_fingerprint",
     "package_version",
     "versions",
 ]

@@ -17,6 +17,7 @@ from PIL import Image
 from ..codecs import Backend
 from ..io import check_image_size, image_to_tensor
 from ..layers import DecomposeConfig, Layers, decompose, exact_layers, matte
+from ..models import free_model_hooks
 from ..models.base import native_size
 from ..options import configure
 from ..worksize import resolve_side
@@ -46,6 +47,9 @@ def decompose_image(
     ``matting`` (the default) the edges are then matted at the image's size
     (:func:`layerdecomp.layers.matte`: closed-form alpha in a band around each boundary, the
     layers' own colours there), still recomposing it exactly.
+
+    When the layer engine is done, the pipeline's offloaded models go back to the CPU, as at the
+    end of a diffusers pipeline call (:func:`~layerdecomp.models.free_model_hooks`).
     """
     config = configure(DecomposeConfig, config, overrides)
     width, height = image.size
@@ -56,15 +60,18 @@ def decompose_image(
     original = image_to_tensor(image)
     pixels = original if work == (height, width) else _resize(original, work)
     generator = torch.Generator(device=backend.device).manual_seed(seed)
-    layers = decompose(
-        backend,
-        pixels,
-        *prompts,
-        config=config,
-        generator=generator,
-        disable=disable,
-        callback=callback,
-    )
+    try:
+        layers = decompose(
+            backend,
+            pixels,
+            *prompts,
+            config=config,
+            generator=generator,
+            disable=disable,
+            callback=callback,
+        )
+    finally:  # the model's work is done: a user's offloaded models go back to the CPU
+        free_model_hooks(backend)
     if work != (height, width):
         masks = _resize(layers.masks, (height, width)).clamp(0, 1)
         masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-12)

@@ -23,6 +23,7 @@ import solvers
 from ..codecs import Backend
 from ..constraints.base import Constraint
 from ..io import check_pixels, tensor_to_image
+from ..models import free_model_hooks
 from ..options import as_dict
 from . import tiles
 from .config import SamplingConfig
@@ -124,7 +125,8 @@ def sample_decoded(
     disable_progress: bool | None = None,
 ) -> Decoded:
     """Run :func:`solvers.sample` under ``constraint`` (from pure noise drawn with ``seed``, or
-    from ``x_t``) and decode (no resizing).
+    from ``x_t``) and decode (no resizing); then, as a diffusers pipeline call ends, its
+    pipeline's offloaded models go back to the CPU (:func:`~layerdecomp.models.free_model_hooks`).
 
     Raises:
         InputError: NaN or Inf in the decoded pixels.
@@ -147,10 +149,11 @@ def sample_decoded(
         result = solvers.sample(
             denoiser, constraint, x_t, config.sampling, generator=generator, callback=report
         )
-    finally:
+        with torch.no_grad():
+            decoded = check_pixels(backend.decode(result.sample).float(), "the decoded sample")
+    finally:  # one pipeline call's worth: a user's offloaded models go back to the CPU
         report.close()
-    with torch.no_grad():
-        decoded = check_pixels(backend.decode(result.sample).float(), "the decoded sample")
+        free_model_hooks(backend)
     return Decoded(
         pixels=decoded.clamp(-1, 1).cpu(),
         nfe=result.nfe,

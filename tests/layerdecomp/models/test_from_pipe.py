@@ -222,3 +222,47 @@ def test_a_plain_pipeline_asked_for_another_device_is_moved_by_diffusers(sd1_fol
     assert moves == []
     load_model(pipe, device="meta")
     assert moves == [(torch.device("meta"),)]
+
+
+def test_a_task_run_frees_the_offload_hooks_as_a_pipeline_call_does(sd1_folder, monkeypatch):
+    """After each task's run the pipeline's ``maybe_free_model_hooks()`` is called, as diffusers
+    ends ``__call__``: with ``enable_model_cpu_offload`` the models are moved back to the CPU and
+    fresh hooks armed (the next run gives the same result); a pipeline without hooks is not
+    moved."""
+    pytest.importorskip("accelerate")
+    moved, freed = [], []
+    to, free = DiffusionPipeline.to, DiffusionPipeline.maybe_free_model_hooks
+
+    def spy_to(self, *args, **kwargs):
+        moved.append(str(args[0]) if args else kwargs.get("device"))
+        return to(self, *args, **kwargs)
+
+    def spy_free(self):
+        freed.append(type(self).__name__)
+        return free(self)
+
+    monkeypatch.setattr(DiffusionPipeline, "to", spy_to)
+    monkeypatch.setattr(DiffusionPipeline, "maybe_free_model_hooks", spy_free)
+    pipe = StableDiffusionPipeline.from_pretrained(sd1_folder)
+    pipe.enable_model_cpu_offload(device="cpu")
+    backend = load_model(pipe)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8))
+    settings = dict(seed=2, updates=1, samples=1, runs=1, final_samples=1, matting=False)
+    settings |= dict(iters=1, disable=True, work_side=0)
+    for run in range(2):
+        hooks, moved[:], freed[:] = list(pipe._all_hooks), [], []
+        first = _inpainted(backend)
+        assert freed == ["StableDiffusionPipeline"] and moved == ["cpu"]
+        assert not {id(h) for h in hooks} & {id(h) for h in pipe._all_hooks}  # armed anew
+        layers = decompose_image(backend, image, "a cat", "a dog", **settings)
+        assert len(freed) == 2 and moved == ["cpu", "cpu"]
+        if run == 0:
+            results = (first, layers.images)
+    assert np.array_equal(first, results[0]) and torch.equal(layers.images, results[1])
+    plain = load_model(StableDiffusionPipeline.from_pretrained(sd1_folder))
+    moved[:], freed[:] = [], []
+    assert np.array_equal(_inpainted(plain), first)
+    assert freed == ["StableDiffusionPipeline"] and moved == []  # no hooks: nothing moved
+    freed.clear()
+    _inpainted(load_model(str(sd1_folder), device="cpu"))
+    assert freed == []  # a pipeline loaded here has no hooks of the user's: left alone

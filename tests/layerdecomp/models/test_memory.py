@@ -1,6 +1,7 @@
 """The memory budget's parts: the counted peak, the row cost, the chunks, the per-row conditioning,
 the plan's error, and checkpointed chunks under autograd."""
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -122,6 +123,57 @@ def test_a_budget_too_small_for_one_row_names_the_smallest_that_fits():
     )
     with pytest.raises(ModelSpecError, match="positive"):
         MemoryPlan(torch.device("cpu"), 0.0, lambda: 0)
+
+
+def test_one_row_is_checked_too_with_the_same_error():
+    """Nothing to split, but a budget below one row's need is the same one line as for a larger
+    batch; the smallest budget it names runs the row."""
+    resident = GIB // 4
+    calls = []
+
+    def call(start, stop, x):
+        calls.append(stop - start)
+        return x.expand(-1, 1 << 20).exp()  # 4 MiB a row
+
+    def plan(gib):
+        return MemoryPlan(torch.device("cpu"), gib, lambda: resident)
+
+    with pytest.raises(ModelSpecError, match=r"0\.25 GiB does not fit one sample") as one:
+        plan(0.25).rows("decode", torch.zeros(1, 1), call)
+    assert calls == [1]  # one counted call: no second row to measure a slope with
+    with pytest.raises(ModelSpecError) as six:
+        plan(0.25).rows("decode", torch.zeros(6, 1), call)
+    assert str(one.value) == str(six.value)
+    smallest = float(str(one.value).rsplit(" ", 2)[-2])
+    fits, calls[:] = plan(smallest), []
+    assert fits.rows("decode", torch.zeros(1, 1), call) == 1
+    assert fits.rows("decode", torch.zeros(1, 1), call) == 1 and calls == [1]  # kept
+    fits.rows("decode", torch.zeros(6, 1), call)
+    calls.clear()
+    again = MemoryPlan(torch.device("cpu"), smallest, lambda: resident, fits.costs)
+    assert again.rows("decode", torch.zeros(1, 1), call) == 1 and not calls  # from the slope
+    assert MemoryPlan(torch.device("cpu"), None, lambda: 0).rows("x", torch.zeros(1, 1), call) == 1
+
+
+def test_a_one_sample_network_call_and_decode_check_the_budget(sd1_folder, one_thread):
+    from layerdecomp.models import load_model
+
+    backend = load_model(str(sd1_folder), device="cpu")
+    x_t = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    denoiser = backend.denoiser("a cat")
+    whole = backend.model_fn(backend.encode_prompt("a cat"), 0.0)(x_t, 500)
+    image = backend.decode(x_t)
+    cases = {
+        "network": (lambda: denoiser.model_fn(x_t, 500), whole),
+        "decode": (lambda: backend.decode(x_t), image),
+    }
+    for what, (run, expected) in cases.items():
+        backend.set_memory_budget(1e-5)
+        with pytest.raises(ModelSpecError, match=rf"sample of the {what} call at 4×8×8 ") as err:
+            run()
+        assert re.search(r"the smallest that fits is [0-9.]+ GiB$", str(err.value))
+        backend.set_memory_budget(float(str(err.value).rsplit(" ", 2)[-2]))
+        assert torch.equal(run(), expected)
 
 
 def test_checkpointed_chunks_give_the_same_values_and_gradients():

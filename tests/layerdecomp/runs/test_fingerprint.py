@@ -97,3 +97,47 @@ def test_the_difference_in_one_phrase():
     assert difference(None, base).startswith("made without a fingerprint")
     listed = difference({"--fg": ["a"]}, {"--fg": ["a", "b"]})
     assert listed == "made with --fg 'a', not 'a' 'b'"
+
+
+def test_a_lora_enters_by_its_content_and_scale_not_its_path(tmp_path):
+    """A LoRA retrained into the same file makes another fingerprint; the same bytes at another
+    path, or in a folder of their own, the same one; the scale as a number."""
+    import re
+    import shutil
+
+    import pytest
+
+    from layerdecomp.errors import ModelSpecError
+
+    (tmp_path / "in.png").write_bytes(b"x")
+    inputs = {"image": tmp_path / "in.png", "mask": tmp_path / "in.png"}
+    lora = tmp_path / "style.safetensors"
+
+    def stamp(*entries):
+        return fingerprint(_request(lora=entries), inputs, seed=1, dtype="float32")
+
+    lora.write_bytes(b"first training")
+    first = stamp(f"{lora}:0.8")
+    assert first["lora"] == [hashlib.sha256(b"first training").hexdigest() + ":0.8"]
+    lora.write_bytes(b"second trainin")  # retrained in place, same size
+    second = stamp(f"{lora}:0.8")
+    assert second["lora"] != first["lora"]
+    why = difference(first, second)
+    assert why.startswith("made with other LoRA adapters (sha256 ") and ":0.8, now sha256 " in why
+    elsewhere = tmp_path / "copies" / "renamed.safetensors"
+    elsewhere.parent.mkdir()
+    shutil.copyfile(lora, elsewhere)
+    assert stamp(f"{elsewhere}:0.80") == second  # same bytes, same scale: the same run
+    assert stamp(str(elsewhere.parent) + ":0.8") == second  # a folder holding just that file
+    assert stamp(f"{lora}:0.5")["lora"] != second["lora"]
+    assert stamp(str(lora))["lora"] == [hashlib.sha256(b"second trainin").hexdigest() + ":1.0"]
+    (elsewhere.parent / "more.safetensors").write_bytes(b"another")
+    assert stamp(str(elsewhere.parent))["lora"] != stamp(str(elsewhere))["lora"]
+    assert stamp()["lora"] == []
+    given = fingerprint(_request(lora=(str(lora),)), inputs, seed=1, dtype="f", lora=["h:1.0"])
+    assert given["lora"] == ["h:1.0"]  # made once by a folder run, not hashed again
+    gone = str(tmp_path / "gone.safetensors")
+    with pytest.raises(ModelSpecError, match=rf"^lora {re.escape(repr(gone))}: no such file or "):
+        stamp(gone)
+    old = {**second, "lora": [f"{lora}:0.8"]}  # recorded by an earlier version: by path
+    assert difference(old, second).startswith(f"made with other LoRA adapters ('{lora}:0.8', now")
