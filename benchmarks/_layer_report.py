@@ -76,7 +76,7 @@ def tail_report(name: str, rows: list[dict]) -> list[str]:
         lines.append(
             f"{label:<24}{cells}{values[0]:>8.3f}{p10:>8.3f}{statistics.median(values):>8.3f}"
         )
-    lines += confidence_report(rows)
+    lines += confidence_report(rows) + cause_report(rows)
     worst = sorted(rows, key=lambda row: (row["iou"], row["index"]))[:WORST]
     lines.append(f"worst {len(worst)} by engine IoU:")
     lines += [
@@ -84,6 +84,45 @@ def tail_report(name: str, rows: list[dict]) -> list[str]:
         for row in worst
     ]
     return lines
+
+
+CAUSES = ("orientation", "selection", "collapse", "partial", "texture")
+"""Why an image failed (engine IoU below :data:`FAILURE`), the first that holds, in this order:
+its picked partition was right with the prompts the other way round (``orientation``); another
+run found the object (``selection``: one of the R runs' components reaches IoU 0.5); the mask
+holds under a tenth of the object's area or nearly the whole image (``collapse``); the mask lies
+mostly on the object but misses most of it (``partial``: precision ≥ 0.6); else the mask lies
+mostly on the background, a partition by colour or texture (``texture``)."""
+
+
+def failure_cause(mask: np.ndarray, runs: np.ndarray, truth: np.ndarray) -> str:
+    """The :data:`CAUSES` entry of a failed image: ``mask`` (H, W) the engine's foreground share,
+    ``runs`` (R, L, H, W) every run's shares after the last update (before the choice),
+    ``truth`` (H, W) the true object (bool)."""
+    fg = mask > 0.5
+
+    def iou(a: np.ndarray) -> float:
+        union = (a | truth).sum()
+        return float((a & truth).sum() / union) if union else 1.0
+
+    if iou(~fg) >= FAILURE:
+        return "orientation"
+    if max(iou(part > 0.5) for run in runs for part in run) >= FAILURE:
+        return "selection"
+    if fg.sum() < 0.1 * truth.sum() or fg.mean() > 0.95:
+        return "collapse"
+    if (fg & truth).sum() >= 0.6 * fg.sum():
+        return "partial"
+    return "texture"
+
+
+def cause_report(rows: list[dict]) -> list[str]:
+    """One line: how many failures each of :data:`CAUSES` explains (rows with a ``cause``)."""
+    causes = [row["cause"] for row in rows if row.get("cause")]
+    if not causes:
+        return []
+    counts = ", ".join(f"{c} {causes.count(c)}" for c in CAUSES)
+    return [f"causes of the {len(causes)} failures (IoU < {FAILURE}): {counts}"]
 
 
 CONFIDENCE = ("confidence_agreement", "confidence_margin")
@@ -161,11 +200,14 @@ def gallery_path(folder: Path, model: str, several: bool, index: int) -> Path:
 
 
 __all__ = [
+    "CAUSES",
     "FAILURE",
     "IOUS",
     "TAIL",
     "WORST",
     "below",
+    "cause_report",
+    "failure_cause",
     "failure_sheet",
     "field_metrics",
     "gallery_path",

@@ -164,7 +164,7 @@ def evaluate(
     for index in range(args.first, args.first + args.n):
         sample = make_composite(index, args.split, size=args.size)
         truth = sample.alpha > 0.5
-        start = time.perf_counter()
+        start, last = time.perf_counter(), {}
         layers = decompose_image(
             backend,
             Image.fromarray(sample.image),
@@ -174,6 +174,7 @@ def evaluate(
             config=config,
             disable=True,
             matting=False,  # the engine's own layers; --matting mattes them below
+            callback=lambda state, last=last: last.update(runs=state["mask"]),
         )
         seconds = time.perf_counter() - start
         mask = layers.mask[0, 0].cpu().numpy()
@@ -218,6 +219,10 @@ def evaluate(
                 **{f"confidence_{k}": v for k, v in layers.trace["confidence"].items()},
             }
         )
+        if rows[-1]["iou"] < report.FAILURE:
+            runs = torch.nn.functional.interpolate(last["runs"], size=mask.shape, mode="nearest")
+            runs = runs.cpu().numpy()
+            rows[-1]["cause"] = report.failure_cause(mask, runs, truth)
         if args.gallery and rows[-1]["iou"] < report.FAILURE:
             sheet = report.failure_sheet(
                 sample,

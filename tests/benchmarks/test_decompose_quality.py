@@ -97,6 +97,10 @@ def test_a_tiny_run_reports_the_tail_and_the_fields_metrics_and_draws_each_failu
         assert float(matted) == pytest.approx(row["matted_iou"], abs=6e-4)
     failing = {f"{row['index']}.png" for row in rows if row["iou"] < 0.5}
     assert failing and {p.name for p in gallery.iterdir()} == failing
+    causes = {row["cause"] for row in rows if row["iou"] < 0.5}
+    assert causes and causes <= {"orientation", "selection", "collapse", "partial", "texture"}
+    assert all("cause" not in row for row in rows if row["iou"] >= 0.5)
+    assert f"causes of the {len(failing)} failures" in out
 
 
 def test_the_confidence_auc_by_hand():
@@ -114,3 +118,36 @@ def test_the_confidence_auc_by_hand():
     assert line == (
         "confidence AUC for IoU < 0.5 (1 of 2): agreement 1.000, margin 0.000, min of both 1.000"
     )
+
+
+def test_each_failure_gets_the_first_cause_that_holds():
+    import numpy as np
+    from _layer_report import cause_report, failure_cause
+
+    truth = np.zeros((10, 10), bool)
+    truth[2:6, 2:6] = True  # a 16-pixel object
+    object_, background = truth.astype(float), 1 - truth.astype(float)
+    elsewhere = np.zeros((10, 10))
+    elsewhere[7:, 7:] = 1  # a patch of background
+
+    def runs(*fgs):
+        return np.stack([np.stack([fg, 1 - fg]) for fg in fgs])
+
+    # the partition is the object's, the prompts the other way round
+    assert failure_cause(background, runs(background), truth) == "orientation"
+    # the picked run missed; another run's component holds the object
+    assert failure_cause(elsewhere, runs(elsewhere, object_), truth) == "selection"
+    tiny = np.zeros((10, 10))
+    tiny[3, 3] = 1  # 1 pixel: under a tenth of the object
+    assert failure_cause(tiny, runs(tiny), truth) == "collapse"
+    part = np.zeros((10, 10))
+    part[2:6, 2] = 1  # 4 of its 16 pixels, none outside
+    assert failure_cause(part, runs(part), truth) == "partial"
+    spread = elsewhere.copy()
+    spread[2, 2] = 1  # mostly background
+    assert failure_cause(spread, runs(spread), truth) == "texture"
+    rows = [{"cause": "texture"}, {"cause": "selection"}, {"cause": "texture"}, {"iou": 1.0}]
+    assert cause_report(rows) == [
+        "causes of the 3 failures (IoU < 0.5): orientation 0, selection 1, collapse 0, "
+        "partial 0, texture 2"
+    ]
