@@ -161,7 +161,7 @@ def evaluate(
     from PIL import Image
 
     rows = []
-    for index in range(args.first, args.first + args.n):
+    for index in args.indices or range(args.first, args.first + args.n):
         sample = make_composite(index, args.split, size=args.size)
         truth = sample.alpha > 0.5
         start, last = time.perf_counter(), {}
@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     add_model_option(parser, "side by side")
     parser.add_argument("--n", type=int, default=100, help="how many composites (from --first)")
     parser.add_argument("--first", type=int, default=0, help="start at this composite's index")
+    parser.add_argument("--indices", type=int, nargs="+", help="these composites instead")
     parser.add_argument("--rows", type=Path, help="write every composite's figures to this JSON")
     parser.add_argument("--split", default="heldout", choices=["heldout", "novel", "train"])
     parser.add_argument("--size", type=int, default=64)
@@ -279,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=2, choices=[2, 3])
     engine = add_config_arguments(parser, DecomposeConfig, SET_HERE)
     args = parser.parse_args(argv)
+    args.n = len(args.indices) if args.indices else args.n
     models = model_list(args.model)
     if args.layers == 3:
         import decompose_layers

@@ -151,3 +151,14 @@ def test_each_failure_gets_the_first_cause_that_holds():
         "causes of the 3 failures (IoU < 0.5): orientation 0, selection 1, collapse 0, "
         "partial 0, texture 2"
     ]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_indices_pick_the_composites(tmp_path, capsys):
+    rows_file = tmp_path / "rows.json"
+    tiny = ["--updates", "1", "--samples", "1", "--runs", "1", "--final-samples", "1"]
+    tiny += ["--orient-levels", "1", "--no-baselines", "--rows", str(rows_file)]
+    bench["main"](["--indices", "4", "2", *tiny])
+    rows = json.loads(rows_file.read_text())["mini"]
+    assert [row["index"] for row in rows] == [4, 2]
+    assert "n=2 " in capsys.readouterr().out
