@@ -30,3 +30,17 @@ def test_a_decomposition_batches_every_layer_run_and_sample():
     assert counts["nfe"] == per_draw * (c.em.updates + 1) + c.orient_levels
     assert counts["decode"] == draws + c.orient_levels * layers + layers * c.final_samples
     assert counts["encode"] == 1
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_fast_recipe_does_a_third_of_the_defaults_work():
+    """``decompose-fast``: ≤ 864 UNet sample-forwards and ≤ 128 decodes per image (#41's
+    targets), against 2,592 and 384 at the defaults."""
+    from layerdecomp.recipes import load_recipe
+
+    recipe = load_recipe("decompose-fast")
+    options = {k: v for k, v in recipe.values.items() if k != "model"}
+    fast = bench["call_counts"]("decompose", **options)
+    default = bench["call_counts"]("decompose")
+    assert (default["forward"], default["decode"]) == (2592, 384)
+    assert (fast["forward"], fast["decode"]) == (744, 120)  # the recipe's comment says so
