@@ -16,7 +16,7 @@ made by ``decompose_quality.py`` with the same flags, composites and ``--updates
 there by hand. Prints a markdown table; ``--plot FILE`` draws IoU and the failure share against
 UNet sample-forwards (matplotlib).
 
-    python benchmarks/anytime_curve.py --engine "before=--runs 3 --samples 5" --engine after= \\
+    python benchmarks/anytime_curve.py --engine default= --engine "fast=--runs 2 --samples 2" \\
         --model mini --model PATH/TO/mini-gpu-wide --n 30 --updates 3 6 12 \\
         --cache rows/ --plot docs/anytime.png
 """
@@ -82,15 +82,15 @@ def plot(table: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in sorted({(p["model"], p["engine"]) for p in table}):
-        line = sorted(
-            (p for p in table if (p["model"], p["engine"]) == key), key=lambda p: p["forward"]
-        )
-        x = [p["forward"] for p in line]
+    keys = sorted({(p["model"], p["engine"]) for p in table})
+    for colour, key in enumerate(keys):
+        line = [p for p in table if (p["model"], p["engine"]) == key]
+        line.sort(key=lambda p: p["forward"])
+        x, c = [p["forward"] for p in line], f"C{colour}"
         label = f"{key[1]}, {key[0]}"
-        left.plot(x, [p["matted_iou"] for p in line], "o-", label=f"{label}: output")
-        left.plot(x, [p["iou"] for p in line], "x--", label=f"{label}: engine")
-        right.plot(x, [p["below"] for p in line], "o-", label=label)
+        left.plot(x, [p["matted_iou"] for p in line], "o-", color=c, label=f"{label}: output")
+        left.plot(x, [p["iou"] for p in line], "x--", color=c, label=f"{label}: engine")
+        right.plot(x, [p["below"] for p in line], "o-", color=c, label=label)
     left.set(xlabel="UNet sample-forwards per SD 1.5 512² image", ylabel="mean IoU")
     right.set(xlabel="UNet sample-forwards per SD 1.5 512² image",
               ylabel=f"share of images with engine IoU < {FAILURE}")  # fmt: skip
