@@ -12,6 +12,12 @@ Random-weight models with the real architectures, built on the device (no networ
    engine's decode batch (30 latents) in one VAE call and in slices (``_gpu_tasks.py``).
 4. One Newton / gradient iteration of the SD3-medium transformer at 1024².
 5. ``batch_images`` for mini (images per second at B images per call).
+6. The memory budget (#39; last, ``--only "budget,offload"``): decompositions of SD 1.5 512²
+   and SDXL 1024² without a budget and under ``set_memory_budget`` (6 and 3 GiB; 12 and 8.5
+   GiB; one the plan refuses runs at the smallest it names): the network's and decoder's
+   largest batches, the time ratio, the masks' difference and the peak against the budget; and
+   SD 1.5 through ``from_pipe(pipe)`` with ``enable_model_cpu_offload()`` and
+   ``enable_sequential_cpu_offload()`` (``_gpu_tasks.py``).
 
 Rows run most important first; ``--budget S`` skips rows that would not fit and stops cleanly
 at S seconds after the start of ``main`` (imports take 10–20 s more), printing what it has.
@@ -41,7 +47,7 @@ import _gpu_calls as calls  # noqa: E402
 import _gpu_report as report  # noqa: E402
 from _common import quiet_libraries  # noqa: E402
 from _gpu_models import BUILDERS  # noqa: E402
-from _gpu_tasks import batch_images, decoding, decomposition  # noqa: E402
+from _gpu_tasks import batch_images, budgeted, decoding, decomposition, offloaded  # noqa: E402
 from _gpu_timing import count_syncs, graph, graphed_denoisers, time_calls, time_once  # noqa: E402
 from _memory import cpu_peak_supported, peak_bytes  # noqa: E402
 from inpaint_speed import _inputs  # noqa: E402
@@ -282,7 +288,11 @@ def plan(suite: Suite, quick: bool) -> list[tuple[str, float, object]]:
     ]
     if not quick:
         rows.append(("iteration sd3 compiled", 150, lambda: it("sd3", "compiled", (1,))))
-    return rows
+    return rows + [  # the memory budget and offloaded pipelines (#39)
+        ("decompose sd15 budget", 90, lambda: budgeted(suite, "sd15")),
+        ("decompose sd15 offload", 70, lambda: offloaded(suite, "sd15")),
+        ("decompose sdxl budget", 130, lambda: budgeted(suite, "sdxl")),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
