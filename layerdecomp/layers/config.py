@@ -38,7 +38,7 @@ class EMOptions:
         "image (mixture, EM's update).",
     )
     min_share: float = option(
-        0.2, "The mixture prior's shares are kept in [min_share, 1 − min_share].", gt=0, le=0.5
+        0.35, "The mixture prior's shares are kept in [min_share, 1 − min_share].", gt=0, le=0.5
     )
     calibrate: bool = option(
         True, "Add each layer's mean squared prediction error over its pixels to its variance."
