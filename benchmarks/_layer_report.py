@@ -95,19 +95,20 @@ mostly on the object but misses most of it (``partial``: precision ≥ 0.6); els
 mostly on the background, a partition by colour or texture (``texture``)."""
 
 
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """The IoU of two boolean masks (1 when both are empty)."""
+    union = (pred | truth).sum()
+    return float((pred & truth).sum() / union) if union else 1.0
+
+
 def failure_cause(mask: np.ndarray, runs: np.ndarray, truth: np.ndarray) -> str:
     """The :data:`CAUSES` entry of a failed image: ``mask`` (H, W) the engine's foreground share,
     ``runs`` (R, L, H, W) every run's shares after the last update (before the choice),
     ``truth`` (H, W) the true object (bool)."""
     fg = mask > 0.5
-
-    def iou(a: np.ndarray) -> float:
-        union = (a | truth).sum()
-        return float((a & truth).sum() / union) if union else 1.0
-
-    if iou(~fg) >= FAILURE:
+    if iou(~fg, truth) >= FAILURE:
         return "orientation"
-    if max(iou(part > 0.5) for run in runs for part in run) >= FAILURE:
+    if max(iou(part > 0.5, truth) for run in runs for part in run) >= FAILURE:
         return "selection"
     if fg.sum() < 0.1 * truth.sum() or fg.mean() > 0.95:
         return "collapse"
@@ -125,7 +126,12 @@ def cause_report(rows: list[dict]) -> list[str]:
     return [f"causes of the {len(causes)} failures (IoU < {FAILURE}): {counts}"]
 
 
-CONFIDENCE = ("confidence_agreement", "confidence_margin")
+CONFIDENCE = (
+    "confidence_agreement",
+    "confidence_margin",
+    "confidence_connected",
+    "confidence_score",
+)
 """The engine's confidence figures a row may carry (``Layers.trace["confidence"]``)."""
 
 
@@ -144,13 +150,12 @@ def flags_failures(scores: list[float], failed: list[bool]) -> float | None:
 
 def confidence_report(rows: list[dict]) -> list[str]:
     """How well the engine's confidence flags the failures (engine IoU below 0.5): the AUC of
-    each figure and of their minimum, over the rows that carry them."""
+    each figure, over the rows that carry them all."""
     kept = [r for r in rows if all(r.get(k) is not None for k in CONFIDENCE)]
     if not kept:
         return []
     failed = [r["iou"] < FAILURE for r in kept]
     scores = {k.removeprefix("confidence_"): [r[k] for r in kept] for k in CONFIDENCE}
-    scores["min of both"] = [min(r[k] for k in CONFIDENCE) for r in kept]
     cells = []
     for name, values in scores.items():
         auc = flags_failures(values, failed)

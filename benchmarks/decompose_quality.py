@@ -74,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _layer_report as report  # noqa: E402
 from _common import add_model_option, model_list  # noqa: E402
 from _config_args import add_config_arguments, config_overrides  # noqa: E402
+from _layer_report import iou  # noqa: E402
 
 from layerdecomp.data.composites import make_composite  # noqa: E402
 from layerdecomp.errors import InputError  # noqa: E402
@@ -96,11 +97,6 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
         diff = diff[where]
     mse = diff.mean()
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = (pred | truth).sum()
-    return float((pred & truth).sum() / union) if union else 1.0
 
 
 def alpha_errors(alpha: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -24,6 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _layer_report import iou  # noqa: E402
 
 
 def truth_alphas(record: dict) -> np.ndarray:
@@ -37,19 +38,13 @@ def truth_alphas(record: dict) -> np.ndarray:
     return np.stack(shares)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    p, q = a > 0.5, b > 0.5
-    union = (p | q).sum()
-    return float((p & q).sum() / union) if union else 1.0
-
-
 def score(layers, record: dict) -> tuple[float, float]:
     """(IoU, soft IoU) averaged over the foreground layers."""
     from layerdecomp.layers.metrics import soft_iou
 
     truth = truth_alphas(record)
     masks = layers.masks[:-1, 0].double().cpu().numpy()
-    hard = [iou(m, t) for m, t in zip(masks, truth, strict=True)]
+    hard = [iou(m > 0.5, t > 0.5) for m, t in zip(masks, truth, strict=True)]
     soft = [
         float(soft_iou(torch.from_numpy(m), torch.from_numpy(t)))
         for m, t in zip(masks, truth, strict=True)

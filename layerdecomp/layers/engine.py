@@ -355,7 +355,7 @@ def decompose(
         trace={
             "timestep": sampler.t,
             "layers": count,
-            "confidence": confidence(agreement, margin),
+            "confidence": confidence(agreement, margin, masks[:-1]),
         },
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import kornia
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -225,29 +226,59 @@ def pool_evidence(scores: torch.Tensor, sigma: float) -> torch.Tensor:
     )
 
 
-def confidence(agreement: torch.Tensor | None, margin: torch.Tensor | None) -> dict:
+def connected_share(masks: torch.Tensor) -> float:
+    """How much of each front layer's mask (L − 1, 1, H, W; shares above ½) lies in its largest
+    4-connected piece, the smallest over the front layers (0 for an empty mask): an object is
+    mostly one piece, where a texture partition or an outline with its inside lost falls apart
+    (scipy's ``ndimage.label``; one host read)."""
+    from scipy import ndimage
+
+    shares = []
+    for mask in (masks[:, 0] > 0.5).cpu().numpy():
+        labels, count = ndimage.label(mask)
+        sizes = np.bincount(labels.ravel())[1:]
+        shares.append(float(sizes.max() / sizes.sum()) if count else 0.0)
+    return min(shares)
+
+
+def confidence(
+    agreement: torch.Tensor | None, margin: torch.Tensor | None, masks: torch.Tensor
+) -> dict:
     """How sure a run is (``Layers.trace["confidence"]``): how much its runs agree
-    (:func:`run_agreement`) and how clearly the prompts chose the orientation
-    (:func:`orientation_margin`), as numbers (one host read, at the end of a run)."""
+    (:func:`run_agreement`), how clearly the prompts chose the orientation
+    (:func:`orientation_margin`), how much of each front layer is one piece
+    (:func:`connected_share`, of the final masks ``masks`` (L − 1, 1, H, W)), and the score that
+    flags a doubtful run, ``margin × connected`` (:func:`doubt`); numbers (one host read, at the
+    end of a run)."""
 
     def number(value):
         return None if value is None else round(float(value), 4)
 
-    return {"agreement": number(agreement), "margin": number(margin)}
+    connected = connected_share(masks)
+    score = None if margin is None else float(margin) * connected
+    return {
+        "agreement": number(agreement),
+        "margin": number(margin),
+        "connected": number(connected),
+        "score": number(score),
+    }
 
 
-UNSURE_MARGIN = 0.3
-"""An orientation margin below which a decomposition is flagged as unsure
-(``benchmarks/decompose_quality.py`` reports how well the margin flags the failures)."""
+UNSURE_SCORE = 0.25
+"""A confidence score (orientation margin × connected share) below which a decomposition is
+flagged as unsure (``benchmarks/decompose_quality.py`` reports how well each figure flags the
+failures)."""
 
 
 def doubt(confidence: dict) -> str | None:
     """What to tell a user of a decomposition whose ``confidence`` (:func:`confidence`) is low,
-    or ``None``: the prompts barely chose which part is which layer."""
-    margin = confidence.get("margin")
-    if margin is None or margin >= UNSURE_MARGIN:
+    or ``None``: the prompts barely chose which part is which layer, or a layer falls apart."""
+    score = confidence.get("score")
+    if score is None or score >= UNSURE_SCORE:
         return None
     return (
-        f"the layers may be wrong: the prompts barely tell them apart (orientation margin "
-        f"{margin:.2f}, below {UNSURE_MARGIN}); rerun with another seed or reword the prompts"
+        f"the layers may be wrong (confidence {score:.2f}, below {UNSURE_SCORE}: the prompts "
+        f"tell the layers apart by a margin of {confidence['margin']:.2f}, and "
+        f"{confidence['connected']:.0%} of the foreground is one piece); rerun with another "
+        "seed or reword the prompts"
     )

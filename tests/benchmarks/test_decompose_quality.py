@@ -110,13 +110,20 @@ def test_the_confidence_auc_by_hand():
     assert flags_failures([0.9, 0.8, 0.1, 0.85], [False, False, True, True]) == 0.75
     assert flags_failures([0.5, 0.5], [False, True]) == 0.5  # a tie counts half
     assert flags_failures([0.9], [False]) is None  # no failure: nothing to flag
+
+    def row(iou, agreement, margin, connected, score):
+        figures = dict(agreement=agreement, margin=margin, connected=connected, score=score)
+        return {"iou": iou, **{f"confidence_{k}": v for k, v in figures.items()}}
+
     rows = [
-        {"iou": 0.9, "confidence_agreement": 0.9, "confidence_margin": 0.6},
-        {"iou": 0.2, "confidence_agreement": 0.3, "confidence_margin": 0.7},
+        row(0.9, 0.9, 0.6, 1.0, 0.6),
+        row(0.2, 0.3, 0.7, 0.5, 0.35),
+        {"iou": 0.1, "confidence_margin": 0.1},  # without every figure: left out
     ]
     (line,) = confidence_report(rows)
     assert line == (
-        "confidence AUC for IoU < 0.5 (1 of 2): agreement 1.000, margin 0.000, min of both 1.000"
+        "confidence AUC for IoU < 0.5 (1 of 2): agreement 1.000, margin 0.000, "
+        "connected 1.000, score 1.000"
     )
 
 
