@@ -123,10 +123,12 @@ def sample_decoded(
     x_t: torch.Tensor | None = None,
     callback: Callable[[dict], None] | None = None,
     disable_progress: bool | None = None,
+    free_hooks: bool = True,
 ) -> Decoded:
     """Run :func:`solvers.sample` under ``constraint`` (from pure noise drawn with ``seed``, or
     from ``x_t``) and decode (no resizing); then, as a diffusers pipeline call ends, its
-    pipeline's offloaded models go back to the CPU (:func:`~layerdecomp.models.free_model_hooks`).
+    pipeline's offloaded models go back to the CPU (:func:`~layerdecomp.models.free_model_hooks`;
+    ``free_hooks=False`` leaves that to a caller that runs several batches, once at its end).
 
     Raises:
         InputError: NaN or Inf in the decoded pixels.
@@ -153,7 +155,8 @@ def sample_decoded(
             decoded = check_pixels(backend.decode(result.sample).float(), "the decoded sample")
     finally:  # one pipeline call's worth: a user's offloaded models go back to the CPU
         report.close()
-        free_model_hooks(backend)
+        if free_hooks:
+            free_model_hooks(backend)
     return Decoded(
         pixels=decoded.clamp(-1, 1).cpu(),
         nfe=result.nfe,
@@ -281,7 +284,8 @@ def solve_tiles(
 ) -> tuple[torch.Tensor, list[Decoded]]:
     """Sample the tiles ``placed`` (work-size boxes of one size) in batches of
     ``config.tile_batch``, each batch under ``constraint_for(rows)``; the k-th batch is seeded
-    with ``seed + k``. Returns the decoded tiles (N, 3, h, w) and each batch's :class:`Decoded`."""
+    with ``seed + k``; a user's offloaded models go back to the CPU once, at the end, not after
+    every batch. Returns the decoded tiles (N, 3, h, w) and each batch's :class:`Decoded`."""
     runs: list[Decoded] = []
 
     def run(rows: slice, index: int) -> torch.Tensor:
@@ -295,11 +299,15 @@ def solve_tiles(
             seed=seed + index,
             num_samples=rows.stop - rows.start,
             disable_progress=disable,
+            free_hooks=False,
         )
         runs.append(out)
         return out.pixels
 
-    return tiles.in_batches(len(placed), config.tile_batch, run), runs
+    try:
+        return tiles.in_batches(len(placed), config.tile_batch, run), runs
+    finally:  # the whole tiled run is one pipeline call's worth: the models go back once
+        free_model_hooks(backend)
 
 
 def recorded_parameters(config, seed, num_samples, parameters) -> dict[str, Any]:

@@ -266,3 +266,34 @@ def test_a_task_run_frees_the_offload_hooks_as_a_pipeline_call_does(sd1_folder, 
     freed.clear()
     _inpainted(load_model(str(sd1_folder), device="cpu"))
     assert freed == []  # a pipeline loaded here has no hooks of the user's: left alone
+
+
+def test_a_tiled_run_frees_the_offload_hooks_once(sd1_folder, monkeypatch):
+    """A tiled inpainting solves its tiles in several batches but is one pipeline call's worth:
+    the offloaded models go back to the CPU once, at its end, not after every batch."""
+    pytest.importorskip("accelerate")
+    freed, batches = [], []
+    free = DiffusionPipeline.maybe_free_model_hooks
+    monkeypatch.setattr(
+        DiffusionPipeline, "maybe_free_model_hooks", lambda self: freed.append(1) or free(self)
+    )
+    import importlib
+
+    generate = importlib.import_module("layerdecomp.tasks.generate")  # the module, not the task
+    sample = generate.solvers.sample
+
+    def spy_sample(*args, **kwargs):
+        batches.append(1)
+        return sample(*args, **kwargs)
+
+    monkeypatch.setattr(generate.solvers, "sample", spy_sample)
+    pipe = StableDiffusionPipeline.from_pretrained(sd1_folder)
+    pipe.enable_model_cpu_offload(device="cpu")
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    out = inpaint(load_model(pipe), image, mask, prompt="a cat", steps=1, iters=1, seed=3,
+                  tile=16, tile_batch=1, disable_progress=True)  # fmt: skip
+    assert len(batches) > 1 and freed == [1], (batches, freed)
+    assert out.images[0].size == (32, 32)
