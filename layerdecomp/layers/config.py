@@ -108,6 +108,12 @@ class DecomposeConfig:
     orient_draws: int = option(
         2, "Inpaintings per prompt and component of that check (inpainting), averaged.", ge=1
     )
+    fill_holes: bool = option(
+        True,
+        "After the mask updates, give each front layer the background's regions that it "
+        "encloses (the background can paint an object's inside from its neighbours, leaving the "
+        "layer its outline); a layer holding half of the image's frame keeps its holes.",
+    )
     final_samples: int = option(4, "Samples averaged for the final layers.", ge=1)
     work_side: int | None = work_side_option()
     matting: bool = option(

@@ -15,7 +15,7 @@ the layer's own prediction error; the shares move toward the posterior responsib
 an L-component mixture, each layer's share of the image as its prior, the evidence pooled over a
 pixel's neighbours). A last check gives each component of a partition
 the prompt that denoises it best (for two layers: swap or not) and keeps the run whose partition
-agrees best with the prompts.
+agrees best with the prompts; then each front layer takes the background's regions it encloses.
 """
 
 from __future__ import annotations
@@ -34,12 +34,14 @@ from ..options import as_dict, configure
 from .config import DecomposeConfig
 from .recompose import exact_layers
 from .result import Layers
+from .shares import initial_from, initial_shares, normalised, responsibilities
 from .stats import (
     anchor_to_kept,
     assignment_scores,
     border_shares,
     cell_fit,
     confidence,
+    fill_enclosed,
     keep_masks,
     layer_stats,
     log_likelihood,
@@ -198,32 +200,6 @@ def layer_prompts(prompts: Sequence[str | Sequence[str]]) -> list[str]:
     return check_prompts(flat[:-1], flat[-1])
 
 
-def initial_shares(runs: int, count: int, size: tuple[int, int], generator, device) -> torch.Tensor:
-    """Random shares (R, L, H, W) summing to 1: two layers draw the foreground's uniformly in
-    [0.01, 0.99]; more layers draw each from the flat Dirichlet (normalised exponentials)."""
-    if count == 2:
-        fg = torch.rand((runs, 1, *size), generator=generator, device=device) * 0.98 + 0.01
-        return torch.cat([fg, 1 - fg], 1)
-    draws = torch.rand((runs, count, *size), generator=generator, device=device)
-    weights = -torch.log(draws.clamp_min(1e-6))
-    return _normalised((weights / weights.sum(1, keepdim=True)).clamp(0.01, 0.99))
-
-
-def _normalised(shares: torch.Tensor) -> torch.Tensor:
-    """Shares (R, L, H, W) scaled to sum to 1, the last layer taking the remainder exactly."""
-    front = shares[:, :-1] / shares.sum(1, keepdim=True).clamp_min(1e-12)
-    return torch.cat([front, (1 - front.sum(1, keepdim=True)).clamp_min(0)], 1)
-
-
-def responsibilities(scores: torch.Tensor) -> torch.Tensor:
-    """Categorical responsibilities (R, L, H, W) from the layers' log-evidence (R, L, H, W): the
-    softmax; two layers: the sigmoid of the log-likelihood ratio."""
-    if scores.shape[1] == 2:
-        fg = torch.sigmoid(scores[:, :1] - scores[:, 1:])
-        return torch.cat([fg, 1 - fg], 1)
-    return _normalised(torch.softmax(scores, 1))
-
-
 def decompose(
     backend: Backend,
     image: torch.Tensor,
@@ -272,7 +248,7 @@ def decompose(
     if init_mask is None:
         masks = initial_shares(runs, count, size, generator, image.device)
     else:
-        masks = _initial(init_mask, count, size).to(image.device).expand(runs, -1, -1, -1)
+        masks = initial_from(init_mask, count, size).to(image.device).expand(runs, -1, -1, -1)
     em = config.em
     min_share = min(em.min_share, 1.0 / count)
     history: list[float] = []
@@ -295,7 +271,7 @@ def decompose(
         # pool the evidence of neighbouring pixels; edges stay sharp
         pooled = pool_evidence(scores, em.smoothing)
         new_masks = (1 - em.damping) * masks + em.damping * responsibilities(pooled)
-        new_masks = _normalised(new_masks.clamp(0, 1))
+        new_masks = normalised(new_masks.clamp(0, 1))
         # The one host read of an update (≤ em.updates per image): the samples' NaN/Inf checks,
         # queued on the device (sampler.guard), and the mask change that says whether to stop.
         (change,) = sampler.guard.raise_if_bad(
@@ -334,6 +310,8 @@ def decompose(
     chosen = first if first is not None else chosen
     if order != list(range(count)):
         masks = masks[torch.tensor(order).argsort()]  # component c holds prompt order[c]'s layer
+    if config.fill_holes:  # the background's regions each front layer encloses go to it
+        masks = fill_enclosed(masks[None])[0]
     masks = masks.unsqueeze(1)  # (L, 1, H, W)
 
     # Final layers: each inpainted from the cells where it holds the largest share, averaged.
@@ -377,19 +355,6 @@ def _choose(sampler: _Sampler, image, masks, config: DecomposeConfig):
     scores, perms = assignment_scores(fit, config.orient, border, config.orient_border)
     run, choice = divmod(int(scores.flatten().argmax()), perms.shape[0])
     return run, perms[choice].tolist(), orientation_margin(scores, run)
-
-
-def _initial(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torch.Tensor:
-    if count == 2 and tuple(init_mask.shape) == (1, 1, *size):
-        fg = init_mask.float().clamp(0.01, 0.99)
-        return torch.cat([fg, 1 - fg], 1)
-    if tuple(init_mask.shape) != (1, count, *size):
-        raise ValueError(
-            f"init_mask: expected shape {(1, count, *size)}"
-            + (f" or {(1, 1, *size)}" if count == 2 else "")
-            + f", got {tuple(init_mask.shape)}"
-        )
-    return _normalised(init_mask.float().clamp(0.01, 0.99))
 
 
 __all__ = ["MAX_LAYERS", "check_prompts", "decompose", "layer_prompts"]

@@ -241,6 +241,39 @@ def connected_share(masks: torch.Tensor) -> float:
     return min(shares)
 
 
+def fill_enclosed(shares: torch.Tensor) -> torch.Tensor:
+    """Shares (R, L, H, W) in which each front layer of each run takes the background's regions
+    that it encloses (front layers in order; scipy's ``binary_fill_holes`` on the pixels each
+    layer holds the largest share of, one host read of that map).
+
+    The EM has a fixed point where the background holds an object's inside: a layer predicts the
+    pixels it keeps from their neighbours, so the background, once it keeps an object's inside,
+    paints it from itself, and the foreground keeps only the outline. A layer that holds half of
+    the image's frame or more is a frame itself (a window, or the background prompt's region when
+    the prompts were given the other way round) and keeps its holes; a background seen through a
+    hole in an object (a ring) is given to the object: the price of the rule.
+    """
+    from scipy import ndimage
+
+    runs, count = shares.shape[:2]
+    owner = shares.argmax(1).to(torch.uint8).cpu().numpy()  # (R, H, W)
+    frame = np.ones(owner.shape[1:], dtype=bool)
+    frame[1:-1, 1:-1] = False
+    moved = np.zeros((runs, count - 1, *owner.shape[1:]), dtype=bool)
+    for run in range(runs):
+        free = owner[run] == count - 1
+        for layer in range(count - 1):
+            if (owner[run][frame] == layer).mean() >= 0.5:
+                continue
+            moved[run, layer] = ndimage.binary_fill_holes(owner[run] == layer) & free
+            free &= ~moved[run, layer]
+    if not moved.any():
+        return shares
+    moved = torch.from_numpy(moved).to(shares.device)  # (R, L − 1, H, W)
+    front = shares[:, :-1] + moved * shares[:, -1:]
+    return torch.cat([front, shares[:, -1:] * ~moved.any(1, keepdim=True)], 1)
+
+
 def confidence(
     agreement: torch.Tensor | None, margin: torch.Tensor | None, masks: torch.Tensor
 ) -> dict:
