@@ -114,6 +114,12 @@ class DecomposeConfig:
         "encloses (the background can paint an object's inside from its neighbours, leaving the "
         "layer its outline); a layer holding half of the image's frame keeps its holes.",
     )
+    recheck_pieces: bool = option(
+        True,
+        "After that, give every piece of a front layer but its largest to the layer whose "
+        "prompt denoises it best (the orientation check per piece, on its per-pixel map: the "
+        "specks of a pattern go back to the background).",
+    )
     final_samples: int = option(4, "Samples averaged for the final layers.", ge=1)
     work_side: int | None = work_side_option()
     matting: bool = option(

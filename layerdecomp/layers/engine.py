@@ -15,7 +15,8 @@ the layer's own prediction error; the shares move toward the posterior responsib
 an L-component mixture, each layer's share of the image as its prior, the evidence pooled over a
 pixel's neighbours). A last check gives each component of a partition
 the prompt that denoises it best (for two layers: swap or not) and keeps the run whose partition
-agrees best with the prompts; then each front layer takes the background's regions it encloses.
+agrees best with the prompts; then each front layer takes the background's regions it encloses,
+and each of its pieces but the largest goes to the layer whose prompt denoises it best.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .stats import (
     log_prior,
     orientation_margin,
     pool_evidence,
+    recheck_pieces,
     residual_variance,
     run_agreement,
 )
@@ -108,6 +110,12 @@ class _Sampler:
             errors += error / (levels * error.mean().clamp_min(1e-12))
         self.nfe += levels
         return errors
+
+    def prompt_map(self) -> torch.Tensor:
+        """:meth:`prompt_errors` at ``orient_levels``, computed once and kept."""
+        if self.errors is None:
+            self.errors = self.prompt_errors(self.config.orient_levels)
+        return self.errors
 
     def held_out_fit(self, image: torch.Tensor, cells: torch.Tensor, draws: int) -> torch.Tensor:
         """How well each prompt inpaints each component of each run's partition (R, L, L).
@@ -312,6 +320,8 @@ def decompose(
         masks = masks[torch.tensor(order).argsort()]  # component c holds prompt order[c]'s layer
     if config.fill_holes:  # the background's regions each front layer encloses go to it
         masks = fill_enclosed(masks[None])[0]
+    if config.recheck_pieces:  # each stray piece of a front layer goes to the prompt it fits
+        masks = recheck_pieces(masks, lambda: _pixels(sampler.prompt_map(), factor)[:, 0])
     masks = masks.unsqueeze(1)  # (L, 1, H, W)
 
     # Final layers: each inpainted from the cells where it holds the largest share, averaged.
@@ -349,9 +359,7 @@ def _choose(sampler: _Sampler, image, masks, config: DecomposeConfig):
     if config.orient_by == "inpainting":
         fit = sampler.held_out_fit(image, cells, config.orient_draws)
     else:
-        if sampler.errors is None:
-            sampler.errors = sampler.prompt_errors(config.orient_levels)
-        fit = cell_fit(sampler.errors, cells)
+        fit = cell_fit(sampler.prompt_map(), cells)
     scores, perms = assignment_scores(fit, config.orient, border, config.orient_border)
     run, choice = divmod(int(scores.flatten().argmax()), perms.shape[0])
     return run, perms[choice].tolist(), orientation_margin(scores, run)

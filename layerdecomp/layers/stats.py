@@ -7,6 +7,7 @@ described with its reason in ``docs/algorithm.md`` ("The layer engine").
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import kornia
 import numpy as np
@@ -272,6 +273,48 @@ def fill_enclosed(shares: torch.Tensor) -> torch.Tensor:
     moved = torch.from_numpy(moved).to(shares.device)  # (R, L − 1, H, W)
     front = shares[:, :-1] + moved * shares[:, -1:]
     return torch.cat([front, shares[:, -1:] * ~moved.any(1, keepdim=True)], 1)
+
+
+def recheck_pieces(shares: torch.Tensor, errors: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Shares (L, H, W) in which every piece of a front layer but its largest goes to the layer
+    whose prompt denoises it best: the orientation check per piece, on the prompts' per-pixel
+    denoising errors ``errors()`` (L, H, W), asked for only when a front layer is in pieces (the
+    engine's orientation check has computed them already unless it inpaints).
+
+    A partition by colour hands a front layer the specks of a pattern beside its object (the dots
+    of a dotted background); the background's prompt denoises them better than the object's, and
+    they go back. A piece of the object itself, cut off by a thin gap, stays: its own prompt fits
+    it best. Pieces are 4-connected regions of the pixels where a layer holds the largest share
+    (scipy's ``ndimage.label``; one host read of that map and of ``errors``); a piece moves with
+    its shares.
+    """
+    from scipy import ndimage
+
+    count = shares.shape[0]
+    owner = shares.argmax(0).cpu().numpy()
+    fit = None
+    target = np.full(owner.shape, -1)
+    for layer in range(count - 1):
+        labels, pieces = ndimage.label(owner == layer)
+        if pieces < 2:
+            continue
+        if fit is None:
+            fit = errors().double().cpu().numpy()
+        sizes = np.bincount(labels.ravel())[1:]
+        index = np.arange(1, pieces + 1)
+        means = np.stack([ndimage.mean(each, labels, index) for each in fit])  # (L, P)
+        best = means.argmin(0)
+        best[sizes.argmax()] = layer  # the largest piece stays
+        moved = best != layer
+        for piece in index[moved]:
+            target[labels == piece] = best[piece - 1]
+    if (target < 0).all():
+        return shares
+    target = torch.from_numpy(target).to(shares.device)
+    layers = torch.arange(count, device=shares.device).view(-1, 1, 1)
+    moving = target >= 0
+    kept = shares * ~moving
+    return kept + (layers == target) * shares.sum(0, keepdim=True) * moving
 
 
 def confidence(
