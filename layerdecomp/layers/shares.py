@@ -34,6 +34,8 @@ def responsibilities(scores: torch.Tensor) -> torch.Tensor:
 
 
 def initial_from(init_mask: torch.Tensor, count: int, size: tuple[int, int]) -> torch.Tensor:
+    """Shares (1, L, H, W) from a given start: (1, L, H, W), or for two layers the foreground's
+    (1, 1, H, W); kept in [0.01, 0.99] and normalised."""
     if count == 2 and tuple(init_mask.shape) == (1, 1, *size):
         fg = init_mask.float().clamp(0.01, 0.99)
         return torch.cat([fg, 1 - fg], 1)

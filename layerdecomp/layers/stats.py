@@ -285,8 +285,8 @@ def recheck_pieces(shares: torch.Tensor, errors: Callable[[], torch.Tensor]) -> 
     of a dotted background); the background's prompt denoises them better than the object's, and
     they go back. A piece of the object itself, cut off by a thin gap, stays: its own prompt fits
     it best. Pieces are 4-connected regions of the pixels where a layer holds the largest share
-    (scipy's ``ndimage.label``; one host read of that map and of ``errors``); a piece moves with
-    its shares.
+    (scipy's ``ndimage.label``; one host read of that map and of ``errors``); the layer a piece
+    goes to takes its pixels' whole share.
     """
     from scipy import ndimage
 
@@ -303,11 +303,10 @@ def recheck_pieces(shares: torch.Tensor, errors: Callable[[], torch.Tensor]) -> 
         sizes = np.bincount(labels.ravel())[1:]
         index = np.arange(1, pieces + 1)
         means = np.stack([ndimage.mean(each, labels, index) for each in fit])  # (L, P)
-        best = means.argmin(0)
-        best[sizes.argmax()] = layer  # the largest piece stays
-        moved = best != layer
-        for piece in index[moved]:
-            target[labels == piece] = best[piece - 1]
+        best = np.concatenate([[-1], means.argmin(0)])  # by label; 0 is not the layer's
+        best[1 + sizes.argmax()] = layer  # the largest piece stays
+        best[best == layer] = -1
+        target = np.where(best[labels] >= 0, best[labels], target)
     if (target < 0).all():
         return shares
     target = torch.from_numpy(target).to(shares.device)
