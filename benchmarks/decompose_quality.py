@@ -180,7 +180,11 @@ def evaluate(
         # what `decompose` gives by default: the engine's layers matted at their edges
         matted = matte(tensor, layers)
         matted_mask = matted.mask[0, 0].cpu().numpy()
-        row = {"matted_iou": iou(matted_mask > 0.5, truth)}
+        row = {
+            "matted_iou": iou(matted_mask > 0.5, truth),
+            # how far matting moved the engine's mask (a matting that loses the object shows here)
+            "matted_engine_iou": iou(matted_mask > 0.5, mask > 0.5),
+        }
         true_layers = report.truth_layers(sample)
         row.update(report.field_metrics(layers, true_layers))
         row.update(report.field_metrics(matted, true_layers, "matted_"))

@@ -43,6 +43,13 @@ class EMOptions:
     calibrate: bool = option(
         True, "Add each layer's mean squared prediction error over its pixels to its variance."
     )
+    memory: float = option(
+        0.0,
+        "Weight of the previous update's held-out samples in each layer's per-pixel Gaussian, "
+        "kept as a decaying sum (0: each update's own samples alone).",
+        ge=0,
+        lt=1,
+    )
     tol: float = option(2e-3, "Stop once the mean absolute mask change falls below this.", ge=0)
 
     def __post_init__(self) -> None:

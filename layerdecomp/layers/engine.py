@@ -261,6 +261,7 @@ def decompose(
     min_share = min(em.min_share, 1.0 / count)
     history: list[float] = []
     first = None  # the run kept after config.select_after updates
+    memory: list = [None] * count  # each layer's decaying sums of held-out samples (em.memory)
     from tqdm.auto import trange
 
     for iteration in trange(em.updates, desc="layers", disable=disable, leave=False):
@@ -268,7 +269,11 @@ def decompose(
         batch = (count, len(masks), k)  # the runs still going
         samples = sampler.draw(keep).unflatten(0, batch)
         held_out = (1 - _pixels(keep, factor)).unflatten(0, batch)
-        stats = [layer_stats(samples[i], held_out[i], em.variance_floor) for i in range(count)]
+        fits = [
+            layer_stats(samples[i], held_out[i], em.variance_floor, memory[i], em.memory)
+            for i in range(count)
+        ]
+        stats, memory = [fit[:2] for fit in fits], [fit[2] for fit in fits]
         if em.calibrate:
             stats = [
                 (mean, var + residual_variance(image, mean, masks[:, i : i + 1]))
@@ -308,6 +313,7 @@ def decompose(
             # at the end, on its final partition)
             kept, _, _ = _choose(sampler, image, masks, config)
             masks, first = masks[kept : kept + 1], kept
+            memory = [tuple(part[kept : kept + 1] for part in sums) for sums in memory]
 
     sampler.guard.raise_if_bad()
     order, chosen, margin = list(range(count)), 0, None
