@@ -313,7 +313,8 @@ def decompose(
             # at the end, on its final partition)
             kept, _, _ = _choose(sampler, image, masks, config)
             masks, first = masks[kept : kept + 1], kept
-            memory = [tuple(part[kept : kept + 1] for part in sums) for sums in memory]
+            if em.memory:
+                memory = [tuple(part[kept : kept + 1] for part in sums) for sums in memory]
 
     sampler.guard.raise_if_bad()
     order, chosen, margin = list(range(count)), 0, None

@@ -66,19 +66,21 @@ def anchor_to_kept(samples, image, keep, factor):
 
 def layer_stats(samples, held_out, floor, memory=None, decay=0.0):
     """Per-pixel mean and variance (R, 3, H, W) of samples (R, S, 3, H, W), weighted toward
-    held-out pixels, and the weighted sums behind them.
+    held-out pixels, and the weighted sums behind them (None when ``decay`` is 0).
 
     With ``memory`` (the sums an earlier update returned) and ``decay`` > 0, the earlier updates'
     samples count too, each update's by ``decay`` times the one after it: a layer scored on two
     samples an update is then scored on about 2 / (1 − decay) of them, at no extra denoiser call.
     """
     weights = held_out + 1e-3
+    if decay == 0:  # the default: no sums kept, no second moment on the hot path
+        total = weights.sum(1)
+        mean = (weights * samples).sum(1) / total
+        var = (weights * (samples - mean.unsqueeze(1)) ** 2).sum(1) / total + floor
+        return mean, var, None
     sums = (weights.sum(1), (weights * samples).sum(1), (weights * samples**2).sum(1))
-    if memory is None or decay == 0:
-        mean = sums[1] / sums[0]
-        var = (weights * (samples - mean.unsqueeze(1)) ** 2).sum(1) / sums[0] + floor
-        return mean, var, sums
-    sums = tuple(decay * old + new for old, new in zip(memory, sums, strict=True))
+    if memory is not None:
+        sums = tuple(decay * old + new for old, new in zip(memory, sums, strict=True))
     total, first, second = sums
     mean = first / total
     var = (second / total - mean**2).clamp_min(0) + floor

@@ -27,7 +27,8 @@ def draws(seed):
 
 def test_one_update_weighs_held_out_pixels():
     samples, held_out = draws(0)
-    mean, var, _ = layer_stats(samples, held_out, FLOOR)
+    mean, var, sums = layer_stats(samples, held_out, FLOOR)
+    assert sums is None  # nothing kept without a decay
     expected = weighted(samples, (held_out + 1e-3).expand_as(samples))
     torch.testing.assert_close(mean, expected[0])
     torch.testing.assert_close(var, expected[1])
@@ -36,7 +37,7 @@ def test_one_update_weighs_held_out_pixels():
 @pytest.mark.parametrize("decay", [0.25, 0.5, 0.9])
 def test_memory_is_the_earlier_samples_at_a_decayed_weight(decay):
     (old, old_held), (new, new_held) = draws(1), draws(2)
-    _, _, sums = layer_stats(old, old_held, FLOOR)
+    _, _, sums = layer_stats(old, old_held, FLOOR, None, decay)
     mean, var, _ = layer_stats(new, new_held, FLOOR, sums, decay)
     weights = torch.cat([decay * (old_held + 1e-3), new_held + 1e-3], 1)
     expected = weighted(torch.cat([old, new], 1), weights.expand(-1, -1, 3, -1, -1))
